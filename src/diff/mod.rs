@@ -1,0 +1,82 @@
+//! The diff model: what changed in a pull request, file by file, line by line. Pure.
+//!
+//! Built from a unified diff (`git diff`, GitHub's diff media type) by [`parse_unified`], or from
+//! GitHub's "list pull request files" JSON by [`from_github_files`].
+
+mod github;
+mod unified;
+
+pub use github::{GithubFile, from_github_files};
+pub use unified::parse_unified;
+
+use serde::Serialize;
+
+/// Every changed file of a change set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Diff {
+    pub files: Vec<FileChange>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    Added,
+    Modified,
+    Deleted,
+    Renamed,
+    Copied,
+}
+
+/// One line of a hunk with its number in the new file (added lines) or the old file (removed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Line {
+    pub number: u32,
+    /// The line's text without its `+`/`-` prefix and line ending; non-UTF-8 bytes are replaced
+    /// with U+FFFD.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileChange {
+    pub status: FileStatus,
+    /// `None` for an added file.
+    pub old_path: Option<String>,
+    /// `None` for a deleted file.
+    pub new_path: Option<String>,
+    pub old_mode: Option<String>,
+    pub new_mode: Option<String>,
+    pub binary: bool,
+    /// False when the source had no patch for this file (GitHub leaves it out for binary and very
+    /// large files): its lines were not evaluated.
+    pub patch_available: bool,
+    pub additions: u32,
+    pub deletions: u32,
+    pub added: Vec<Line>,
+    pub removed: Vec<Line>,
+    /// The new side ends without a newline (`\ No newline at end of file` after an added or
+    /// context line of the last hunk).
+    pub new_missing_final_newline: bool,
+}
+
+impl FileChange {
+    /// The path a reader knows the file by: the new path, or the old one for a deletion.
+    pub fn path(&self) -> &str {
+        self.new_path
+            .as_deref()
+            .or(self.old_path.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// A diff that cannot be read, with the 1-based line of the input where reading stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiffError {
+    #[error("malformed diff at line {line}: {message}")]
+    Malformed { line: usize, message: String },
+    #[error("malformed patch for {path} at patch line {line}: {message}")]
+    MalformedPatch {
+        path: String,
+        line: usize,
+        message: String,
+    },
+}

@@ -1,0 +1,4 @@
+//! Tollgate scores pull requests against Rego policies and enforces the result.
+
+pub mod diff;
+pub mod domain;
