@@ -1,0 +1,301 @@
+//! The repository config, `.github/tollgate.yml`: threshold, ignored paths and per-rule tuning.
+//! Parsed strictly: an unknown key or a bad value is an error that names the key.
+
+use crate::domain::{RuleId, Threshold, Tier};
+use crate::policy::Catalog;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The file as written by the repository's maintainers.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfigFile {
+    #[serde(default)]
+    pub threshold: Threshold,
+    #[serde(default)]
+    pub ignore_paths: Vec<String>,
+    #[serde(default)]
+    pub rules: BTreeMap<RuleId, RuleSettings>,
+}
+
+/// Per-rule tuning; every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSettings {
+    pub enabled: Option<bool>,
+    pub tier: Option<Tier>,
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RepoConfigError {
+    #[error("{0}")]
+    Syntax(String),
+    #[error("rules.{rule}: unknown rule (known rules: {known})")]
+    UnknownRule { rule: RuleId, known: String },
+    #[error("rules.{rule}.params.{param}: unknown parameter (known: {known})")]
+    UnknownParam {
+        rule: RuleId,
+        param: String,
+        known: String,
+    },
+    #[error("rules.{rule}.params.{param}: expected {expected}, found {found}")]
+    ParamType {
+        rule: RuleId,
+        param: String,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("ignore_paths[{index}]: invalid glob {glob:?}: {message}")]
+    Glob {
+        index: usize,
+        glob: String,
+        message: String,
+    },
+}
+
+/// A rule's settings after the repository config is applied to the pack's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EffectiveRule {
+    pub enabled: bool,
+    pub tier: Tier,
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// The config in force for one evaluation: every rule of the catalog resolved.
+#[derive(Debug, Clone)]
+pub struct RepoConfig {
+    pub threshold: Threshold,
+    pub ignore_paths: Vec<String>,
+    ignore_set: GlobSet,
+    pub rules: BTreeMap<RuleId, EffectiveRule>,
+}
+
+impl RepoConfigFile {
+    /// Parses YAML; an empty document means all defaults.
+    pub fn parse(yaml: &str) -> Result<Self, RepoConfigError> {
+        if yaml.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml_ng::from_str(yaml).map_err(|e| RepoConfigError::Syntax(e.to_string()))
+    }
+}
+
+impl RepoConfig {
+    /// Applies the file to the catalog's defaults, checking rule ids, parameter names and types.
+    pub fn resolve(file: &RepoConfigFile, catalog: &Catalog) -> Result<Self, RepoConfigError> {
+        for rule in file.rules.keys() {
+            if catalog.get(rule).is_none() {
+                let known = catalog
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(RepoConfigError::UnknownRule {
+                    rule: rule.clone(),
+                    known,
+                });
+            }
+        }
+        let mut rules = BTreeMap::new();
+        for meta in catalog.iter() {
+            let settings = file.rules.get(&meta.id).cloned().unwrap_or_default();
+            let mut params = meta.params.clone();
+            for (name, value) in settings.params {
+                let default = params
+                    .get(&name)
+                    .ok_or_else(|| RepoConfigError::UnknownParam {
+                        rule: meta.id.clone(),
+                        param: name.clone(),
+                        known: known_names(meta.params.keys()),
+                    })?;
+                check_same_kind(&meta.id, &name, default, &value)?;
+                params.insert(name, value);
+            }
+            let effective = EffectiveRule {
+                enabled: settings.enabled.unwrap_or(true),
+                tier: settings.tier.unwrap_or(meta.tier),
+                params,
+            };
+            rules.insert(meta.id.clone(), effective);
+        }
+        let mut builder = GlobSetBuilder::new();
+        for (index, pattern) in file.ignore_paths.iter().enumerate() {
+            let glob = Glob::new(pattern).map_err(|e| RepoConfigError::Glob {
+                index,
+                glob: pattern.clone(),
+                message: e.kind().to_string(),
+            })?;
+            builder.add(glob);
+        }
+        let ignore_set = builder.build().map_err(|e| RepoConfigError::Glob {
+            index: 0,
+            glob: String::new(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            threshold: file.threshold,
+            ignore_paths: file.ignore_paths.clone(),
+            ignore_set,
+            rules,
+        })
+    }
+
+    /// All defaults for this catalog.
+    pub fn defaults(catalog: &Catalog) -> Self {
+        match Self::resolve(&RepoConfigFile::default(), catalog) {
+            Ok(config) => config,
+            Err(never) => unreachable!("the default config always resolves: {never}"),
+        }
+    }
+
+    pub fn is_ignored(&self, path: &str) -> bool {
+        self.ignore_set.is_match(path)
+    }
+
+    pub fn rule(&self, id: &RuleId) -> Option<&EffectiveRule> {
+        self.rules.get(id)
+    }
+}
+
+fn known_names<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn kind_of(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a map",
+    }
+}
+
+fn check_same_kind(
+    rule: &RuleId,
+    param: &str,
+    default: &serde_json::Value,
+    value: &serde_json::Value,
+) -> Result<(), RepoConfigError> {
+    let negative_number = value.as_f64().is_some_and(|n| n < 0.0) && default.is_number();
+    if kind_of(default) != kind_of(value) || negative_number {
+        return Err(RepoConfigError::ParamType {
+            rule: rule.clone(),
+            param: param.to_owned(),
+            expected: if default.is_number() {
+                "a non-negative number"
+            } else {
+                kind_of(default)
+            },
+            found: value.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let mut catalog = Catalog::default();
+        catalog
+            .add_yaml(
+                "test",
+                r#"
+- id: R12
+  name: New dependency
+  tier: OVERRIDE
+  category: supply-chain
+  description: d
+  remediation: r
+  override_when: o
+- id: R19
+  name: PR too large
+  tier: WARNING
+  category: hygiene
+  description: d
+  remediation: r
+  override_when: o
+  params: { max_lines: 1000, max_files: 50 }
+"#,
+                false,
+            )
+            .unwrap();
+        catalog
+    }
+
+    fn resolve(yaml: &str) -> Result<RepoConfig, RepoConfigError> {
+        RepoConfig::resolve(&RepoConfigFile::parse(yaml)?, &catalog())
+    }
+
+    #[test]
+    fn empty_file_means_defaults() {
+        let config = resolve("").unwrap();
+        assert_eq!(config.threshold, Threshold::DEFAULT);
+        assert_eq!(config.rules.len(), 2);
+        let r19 = config.rule(&"R19".parse().unwrap()).unwrap();
+        assert_eq!(r19.params["max_lines"], 1000);
+        assert!(r19.enabled);
+    }
+
+    #[test]
+    fn rules_can_be_disabled_retiered_and_tuned() {
+        let config = resolve(
+            "threshold: 80\nignore_paths: ['docs/**']\nrules:\n  R12: { tier: WARNING }\n  R19: { enabled: false, params: { max_lines: 800 } }\n",
+        )
+        .unwrap();
+        assert_eq!(config.threshold.value(), 80);
+        assert_eq!(
+            config.rule(&"R12".parse().unwrap()).unwrap().tier,
+            Tier::Warning
+        );
+        let r19 = config.rule(&"R19".parse().unwrap()).unwrap();
+        assert!(!r19.enabled);
+        assert_eq!(r19.params["max_lines"], 800);
+        assert_eq!(r19.params["max_files"], 50);
+        assert!(config.is_ignored("docs/guide/intro.md"));
+        assert!(!config.is_ignored("src/docs.rs"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("threshhold: 80", "threshhold"),
+            ("threshold: 101", "threshold"),
+            ("rules:\n  R99: { enabled: false }", "rules.R99"),
+            ("rules:\n  r12: { enabled: false }", "r12"),
+            ("rules:\n  R12: { tier: FATAL }", "FATAL"),
+            ("rules:\n  R12: { enabeld: false }", "enabeld"),
+            (
+                "rules:\n  R19: { params: { max_line: 3 } }",
+                "rules.R19.params.max_line",
+            ),
+            (
+                "rules:\n  R19: { params: { max_lines: many } }",
+                "rules.R19.params.max_lines",
+            ),
+            (
+                "rules:\n  R19: { params: { max_lines: -5 } }",
+                "rules.R19.params.max_lines",
+            ),
+            ("ignore_paths: ['src/[']", "ignore_paths[0]"),
+        ];
+        for (yaml, key) in cases {
+            let message = resolve(yaml).unwrap_err().to_string();
+            assert!(
+                message.contains(key),
+                "{yaml:?} gave {message:?}, which does not name {key}"
+            );
+        }
+    }
+}
