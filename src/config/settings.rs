@@ -1,0 +1,159 @@
+//! Process configuration from the environment (Probot-style names). A missing or invalid value
+//! stops start-up with one line naming the variable; secret values never appear in messages or
+//! `Debug` output.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// A value that must never be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration error: {variable}: {problem}")]
+pub struct SettingsError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+/// Everything `tollgate serve` needs from its environment.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    pub app_id: u64,
+    /// The GitHub App's RSA private key, PEM.
+    pub private_key: Secret,
+    /// Any of these verifies a delivery, so a secret can be rotated without downtime.
+    pub webhook_secrets: Vec<Secret>,
+    pub database_url: Secret,
+    /// Without a trailing slash.
+    pub github_api_url: String,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    pub public_url: Option<String>,
+    /// Evaluate draft pull requests too.
+    pub evaluate_drafts: bool,
+}
+
+/// Settings the database commands need (`tollgate migrate`).
+pub fn database_url(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Secret, SettingsError> {
+    required(lookup, "DATABASE_URL").map(Secret)
+}
+
+impl AppSettings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// Reads every variable through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let app_id = required(lookup, "APP_ID")?
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| invalid("APP_ID", "expected the GitHub App's numeric id"))?;
+        let private_key = private_key(lookup)?;
+        let webhook_secrets: Vec<Secret> = required(lookup, "WEBHOOK_SECRET")?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+            .collect();
+        if webhook_secrets.is_empty() {
+            return Err(invalid("WEBHOOK_SECRET", "no secret given"));
+        }
+        let database_url = database_url(lookup)?;
+        let github_api_url = optional(lookup, "GITHUB_API_URL")
+            .unwrap_or_else(|| "https://api.github.com".to_owned());
+        if !(github_api_url.starts_with("https://") || github_api_url.starts_with("http://")) {
+            return Err(invalid("GITHUB_API_URL", "expected an http(s) URL"));
+        }
+        let port = match optional(lookup, "PORT") {
+            None => 3000,
+            Some(raw) => raw
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| invalid("PORT", "expected a port number (0-65535)"))?,
+        };
+        let host = optional(lookup, "HOST").unwrap_or_else(|| "0.0.0.0".to_owned());
+        let listen = format!("{host}:{port}")
+            .parse()
+            .map_err(|_| invalid("HOST", "expected an IP address to listen on"))?;
+        let log_format = match optional(lookup, "LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(invalid("LOG_FORMAT", "expected json or pretty")),
+        };
+        let evaluate_drafts = match optional(lookup, "EVALUATE_DRAFTS").as_deref() {
+            None | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(_) => return Err(invalid("EVALUATE_DRAFTS", "expected true or false")),
+        };
+        Ok(Self {
+            app_id,
+            private_key,
+            webhook_secrets,
+            database_url,
+            github_api_url: github_api_url.trim_end_matches('/').to_owned(),
+            listen,
+            log_format,
+            public_url: optional(lookup, "PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            evaluate_drafts,
+        })
+    }
+}
+
+fn optional(lookup: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    lookup(name).filter(|v| !v.trim().is_empty())
+}
+
+fn required(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, SettingsError> {
+    optional(lookup, name).ok_or_else(|| invalid(name, "not set"))
+}
+
+fn invalid(variable: &'static str, problem: &str) -> SettingsError {
+    SettingsError { variable, problem: problem.to_owned() }
+}
+
+/// `PRIVATE_KEY` (the PEM itself, `\n` escapes allowed) wins over `PRIVATE_KEY_PATH`.
+fn private_key(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Secret, SettingsError> {
+    let (variable, pem) = match optional(lookup, "PRIVATE_KEY") {
+        Some(inline) => ("PRIVATE_KEY", inline.replace("\\n", "\n")),
+        None => {
+            let path = optional(lookup, "PRIVATE_KEY_PATH").ok_or_else(|| {
+                invalid("PRIVATE_KEY_PATH", "not set (set PRIVATE_KEY_PATH or PRIVATE_KEY)")
+            })?;
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|e| invalid("PRIVATE_KEY_PATH", &format!("cannot read {path}: {e}")))?;
+            ("PRIVATE_KEY_PATH", pem)
+        }
+    };
+    octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes())
+        .map_err(|_| invalid(variable, "not an RSA private key in PEM format"))?;
+    Ok(Secret(pem))
+}
