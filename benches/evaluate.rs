@@ -44,11 +44,19 @@ fn generate_diff(added_lines: usize) -> String {
         let count = LINES_PER_FILE.min(added_lines - written);
         let ext = ["rs", "py", "ts", "go", "java"][file % 5];
         let path = format!("src/module_{file}/service.{ext}");
-        out.push_str(&format!("diff --git a/{path} b/{path}\nnew file mode 100644\n"));
-        out.push_str(&format!("--- /dev/null\n+++ b/{path}\n@@ -0,0 +1,{count} @@\n"));
+        out.push_str(&format!(
+            "diff --git a/{path} b/{path}\nnew file mode 100644\n"
+        ));
+        out.push_str(&format!(
+            "--- /dev/null\n+++ b/{path}\n@@ -0,0 +1,{count} @@\n"
+        ));
         for i in 0..count {
             let n = written + i;
-            let line = if n % 500 == 499 { FINDINGS[(n / 500) % FINDINGS.len()] } else { CODE[n % CODE.len()] };
+            let line = if n % 500 == 499 {
+                FINDINGS[(n / 500) % FINDINGS.len()]
+            } else {
+                CODE[n % CODE.len()]
+            };
             out.push('+');
             out.push_str(line);
             out.push('\n');
@@ -71,7 +79,10 @@ fn main() {
     let engine = PolicyEngine::load(&pack).expect("default pack compiles");
     let config = RepoConfig::defaults(engine.catalog());
     let context = ChangeContext::default();
-    println!("{:>8} {:>10} {:>10} {:>10} {:>11} {:>13}", "lines", "parse", "evaluate", "total min", "total median", "peak RSS MiB");
+    println!(
+        "{:>8} {:>10} {:>10} {:>10} {:>11} {:>13}",
+        "lines", "parse", "evaluate", "total min", "total median", "peak RSS MiB"
+    );
     for (added, runs) in [(1_000, 30), (10_000, 15), (100_000, 5)] {
         let text = generate_diff(added);
         let mut totals = Vec::with_capacity(runs);
@@ -81,7 +92,9 @@ fn main() {
             let start = Instant::now();
             let diff = parse_unified(text.as_bytes()).expect("generated diff parses");
             let parsed = Instant::now();
-            let findings = engine.evaluate(&diff, &context, &config).expect("pack evaluates");
+            let findings = engine
+                .evaluate(&diff, &context, &config)
+                .expect("pack evaluates");
             let done = Instant::now();
             violations = findings.violations.len();
             parse_time = parse_time.min(parsed - start);

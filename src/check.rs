@@ -46,7 +46,10 @@ pub enum CheckError {
     #[error("{path}: {source}")]
     Diff { path: String, source: DiffError },
     #[error("config {path}: {source}")]
-    Config { path: String, source: RepoConfigError },
+    Config {
+        path: String,
+        source: RepoConfigError,
+    },
     #[error(transparent)]
     Policy(#[from] PolicyError),
 }
@@ -68,8 +71,17 @@ pub fn run(request: &CheckRequest) -> Result<CheckOutcome, CheckError> {
     context.pull_request.title = request.title.clone().unwrap_or_default();
     context.pull_request.body = request.body.clone().unwrap_or_default();
     let findings = engine.evaluate(&diff, &context, &config)?;
-    let verdict = judge(&findings.violations, &Overrides::default(), config.threshold);
-    Ok(CheckOutcome { engine, findings, verdict, context })
+    let verdict = judge(
+        &findings.violations,
+        &Overrides::default(),
+        config.threshold,
+    );
+    Ok(CheckOutcome {
+        engine,
+        findings,
+        verdict,
+        context,
+    })
 }
 
 fn load_pack(policies: Option<&Path>, mode: PackMode) -> Result<PolicyPack, PolicyError> {
@@ -84,13 +96,20 @@ fn load_pack(policies: Option<&Path>, mode: PackMode) -> Result<PolicyPack, Poli
 }
 
 fn load_config(path: Option<&Path>, engine: &PolicyEngine) -> Result<RepoConfig, CheckError> {
-    let Some(path) = path else { return Ok(RepoConfig::defaults(engine.catalog())) };
+    let Some(path) = path else {
+        return Ok(RepoConfig::defaults(engine.catalog()));
+    };
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CheckError::Read { path: shown.clone(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| CheckError::Read {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
     RepoConfigFile::parse(&text)
         .and_then(|file| RepoConfig::resolve(&file, engine.catalog()))
-        .map_err(|source| CheckError::Config { path: shown, source })
+        .map_err(|source| CheckError::Config {
+            path: shown,
+            source,
+        })
 }
 
 fn read_diff(source: &DiffSource) -> Result<Diff, CheckError> {
@@ -99,7 +118,10 @@ fn read_diff(source: &DiffSource) -> Result<Diff, CheckError> {
             let mut bytes = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut bytes)
-                .map_err(|e| CheckError::Read { path: "stdin".into(), message: e.to_string() })?;
+                .map_err(|e| CheckError::Read {
+                    path: "stdin".into(),
+                    message: e.to_string(),
+                })?;
             ("stdin".to_owned(), bytes)
         }
         DiffSource::File(path) => {
@@ -116,18 +138,31 @@ fn read_diff(source: &DiffSource) -> Result<Diff, CheckError> {
 
 /// The change a pull request from HEAD into `base` would make (three-dot: since the merge base).
 fn git_diff(base: &str) -> Result<Vec<u8>, CheckError> {
-    let git_error = |message: String| CheckError::Git { base: base.to_owned(), message };
+    let git_error = |message: String| CheckError::Git {
+        base: base.to_owned(),
+        message,
+    };
     if base.starts_with('-') {
-        return Err(git_error("the base must be a ref, not an option".to_owned()));
+        return Err(git_error(
+            "the base must be a ref, not an option".to_owned(),
+        ));
     }
     let output = Command::new("git")
-        .args(["diff", "--no-color", "--no-ext-diff", "--find-renames", "--no-textconv"])
+        .args([
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "--find-renames",
+            "--no-textconv",
+        ])
         .arg(format!("{base}...HEAD"))
         .arg("--")
         .output()
         .map_err(|e| git_error(format!("cannot run git: {e}")))?;
     if !output.status.success() {
-        return Err(git_error(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
+        return Err(git_error(
+            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        ));
     }
     Ok(output.stdout)
 }

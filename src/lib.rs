@@ -1,6 +1,14 @@
 //! Tollgate scores pull requests against Rego policies and enforces the result.
 
+pub mod app;
+pub mod check;
 pub mod config;
 pub mod diff;
 pub mod domain;
+pub mod github;
+pub mod intake;
+pub mod jobs;
 pub mod policy;
+pub mod report;
+pub mod store;
+pub mod telemetry;

@@ -4,8 +4,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tollgate::app::{Application, Role, RuntimeOptions};
 use tollgate::check::{self, CheckRequest, DiffSource, PackMode};
+use tollgate::config::{AppSettings, LogFormat};
 use tollgate::report::{self, Evaluation, ReportInput, Surface};
+use tollgate::{store, telemetry};
 
 #[derive(Parser)]
 #[command(name = "tollgate", version, about = "Scores pull requests against Rego policies")]
@@ -18,6 +21,10 @@ struct Cli {
 enum Command {
     /// Evaluate the policy pack on a local change. Exit 0 on pass, 1 on fail, 2 on error.
     Check(CheckArgs),
+    /// Run the GitHub App: webhook server and background workers.
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate,
 }
 
 #[derive(Args)]
@@ -58,11 +65,26 @@ enum Format {
     Json,
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    /// Run the web server, the workers, or both.
+    #[arg(long, value_enum, default_value_t = Role::All)]
+    role: Role,
+    /// Do not apply migrations at start-up.
+    #[arg(long)]
+    no_migrate: bool,
+    /// Concurrent jobs per process.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+}
+
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => run_check(args),
+        Command::Serve(args) => run_async(serve(args)),
+        Command::Migrate => run_async(migrate()),
     }
 }
 
@@ -115,3 +137,50 @@ fn run_check(args: CheckArgs) -> ExitCode {
     if outcome.verdict.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
+fn run_async(job: impl Future<Output = Result<(), String>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tollgate: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(job) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("tollgate: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load_dotenv() {
+    // A missing .env file is normal; the environment alone is enough.
+    let _ = dotenvy::dotenv();
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    load_dotenv();
+    let settings = AppSettings::from_env().map_err(|e| e.to_string())?;
+    telemetry::init(settings.log_format);
+    let options = RuntimeOptions {
+        role: args.role,
+        migrate: !args.no_migrate,
+        workers: args.workers,
+        ..RuntimeOptions::default()
+    };
+    let app = Application::build(&settings, options).await.map_err(|e| e.to_string())?;
+    app.run_until_stopped().await;
+    Ok(())
+}
+
+async fn migrate() -> Result<(), String> {
+    load_dotenv();
+    telemetry::init(LogFormat::Pretty);
+    let url = tollgate::config::database_url(&|name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())?;
+    let pool = store::connect(url.expose()).await.map_err(|e| format!("database: {e}"))?;
+    store::migrate(&pool).await.map_err(|e| format!("migrations: {e}"))?;
+    tracing::info!("migrations applied");
+    Ok(())
+}

@@ -137,7 +137,10 @@ fn required(
 }
 
 fn invalid(variable: &'static str, problem: &str) -> SettingsError {
-    SettingsError { variable, problem: problem.to_owned() }
+    SettingsError {
+        variable,
+        problem: problem.to_owned(),
+    }
 }
 
 /// `PRIVATE_KEY` (the PEM itself, `\n` escapes allowed) wins over `PRIVATE_KEY_PATH`.
@@ -146,7 +149,10 @@ fn private_key(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Secret, Settin
         Some(inline) => ("PRIVATE_KEY", inline.replace("\\n", "\n")),
         None => {
             let path = optional(lookup, "PRIVATE_KEY_PATH").ok_or_else(|| {
-                invalid("PRIVATE_KEY_PATH", "not set (set PRIVATE_KEY_PATH or PRIVATE_KEY)")
+                invalid(
+                    "PRIVATE_KEY_PATH",
+                    "not set (set PRIVATE_KEY_PATH or PRIVATE_KEY)",
+                )
             })?;
             let pem = std::fs::read_to_string(&path)
                 .map_err(|e| invalid("PRIVATE_KEY_PATH", &format!("cannot read {path}: {e}")))?;

@@ -2,7 +2,7 @@
 
 mod score;
 
-pub use score::{Counts, Overrides, Score, Verdict, VerdictReason, judge};
+pub use score::{ApprovedOverride, Counts, Overrides, Score, Verdict, VerdictReason, judge};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -1,0 +1,194 @@
+//! `tollgate serve`: the HTTP server and the background workers, together or apart.
+
+use crate::config::AppSettings;
+use crate::github::Pacing;
+use crate::github::client::GithubApp;
+use crate::github::events::RoutingPolicy;
+use crate::intake::{self, IntakeState, MAX_BODY_BYTES};
+use crate::jobs::{self, Evaluator, JobQueue};
+use crate::policy::{PolicyEngine, PolicyError, PolicyPack};
+use crate::store;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::{get, post};
+use serde_json::json;
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Which parts of the app this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Web,
+    Worker,
+    All,
+}
+
+/// Tunables that deployments rarely change and tests do.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    pub role: Role,
+    pub migrate: bool,
+    pub workers: usize,
+    /// How long a claimed job is held before another worker may take it over.
+    pub job_lease: Duration,
+    pub pacing: Pacing,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            role: Role::All,
+            migrate: true,
+            workers: 4,
+            job_lease: Duration::from_secs(120),
+            pacing: Pacing::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot connect to the database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot load the policy pack: {0}")]
+    Policy(#[from] PolicyError),
+    #[error("cannot set up the GitHub client: {0}")]
+    Github(String),
+    #[error("cannot listen on {address}: {message}")]
+    Listen { address: SocketAddr, message: String },
+}
+
+/// A started app: its bound address (the real port when 0 was asked) and a way to stop it.
+pub struct Application {
+    address: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Application {
+    pub async fn build(settings: &AppSettings, options: RuntimeOptions) -> Result<Self, StartError> {
+        let pool = store::connect(settings.database_url.expose()).await?;
+        if options.migrate {
+            store::migrate(&pool).await?;
+        }
+        let engine = Arc::new(PolicyEngine::load(&PolicyPack::default_pack()?)?);
+        store::sync_rule_definitions(&pool, engine.catalog(), engine.digest()).await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+
+        let listener = TcpListener::bind(settings.listen).await.map_err(|e| StartError::Listen {
+            address: settings.listen,
+            message: e.to_string(),
+        })?;
+        let address = listener.local_addr().map_err(|e| StartError::Listen {
+            address: settings.listen,
+            message: e.to_string(),
+        })?;
+        let router = router(&pool, settings, options.role);
+        let mut stop = shutdown_rx.clone();
+        tasks.spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stopped).await {
+                tracing::error!(%error, "HTTP server stopped");
+            }
+        });
+
+        if options.role != Role::Web {
+            let github = GithubApp::new(
+                &settings.github_api_url,
+                settings.app_id,
+                settings.private_key.expose(),
+                options.pacing,
+            )
+            .map_err(|e| StartError::Github(e.to_string()))?;
+            let evaluator = Arc::new(Evaluator::new(pool.clone(), github, engine, settings));
+            let worker_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+            let queue = JobQueue::new(pool.clone(), worker_id, options.job_lease);
+            tasks.spawn(jobs::run_workers(queue, evaluator, options.workers, shutdown_rx));
+        }
+        tracing::info!(%address, role = ?options.role, "tollgate started");
+        Ok(Self { address, shutdown, tasks })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Runs until Ctrl-C or SIGTERM, then stops taking work and lets running jobs end.
+    pub async fn run_until_stopped(mut self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await;
+    }
+
+    /// Stops the server and the workers and waits for them.
+    pub async fn stop(&mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Ends every task at once, as a crash would (tests use it to prove jobs survive).
+    pub fn abort(mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+fn router(pool: &PgPool, settings: &AppSettings, role: Role) -> Router {
+    let health = Router::new()
+        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/readyz", get(readyz))
+        .with_state(pool.clone());
+    if role == Role::Worker {
+        return health;
+    }
+    let intake = Arc::new(IntakeState {
+        pool: pool.clone(),
+        secrets: settings.webhook_secrets.clone(),
+        routing: RoutingPolicy { evaluate_drafts: settings.evaluate_drafts },
+    });
+    let webhooks = Router::new()
+        .route("/api/github/webhooks", post(intake::receive))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(intake);
+    health.merge(webhooks)
+}
+
+async fn readyz(State(pool): State<PgPool>) -> impl IntoResponse {
+    match store::readiness(&pool).await {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Err(problem) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "problem": problem })))
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

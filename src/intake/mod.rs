@@ -1,0 +1,149 @@
+//! `POST /api/github/webhooks`: verify, store durably, enqueue, answer at once. No GitHub call is
+//! made here; everything after the answer runs from the job queue.
+
+mod signature;
+
+pub use signature::{SignatureError, sign, verify_signature};
+
+use crate::config::Secret;
+use crate::github::events::{self, Routed, RoutingPolicy};
+use crate::jobs::{self, Enqueued};
+use crate::store::{self, DeliveryRecord, DeliveryStatus};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use sqlx::PgPool;
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// GitHub caps webhook payloads at 25 MB.
+pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+pub struct IntakeState {
+    pub pool: PgPool,
+    pub secrets: Vec<Secret>,
+    pub routing: RoutingPolicy,
+}
+
+/// Why a delivery was refused.
+#[derive(Debug, thiserror::Error)]
+enum IntakeError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("missing {0} header")]
+    MissingHeader(&'static str),
+    #[error("malformed payload: {0}")]
+    Malformed(String),
+    #[error("cannot store the delivery")]
+    Store(#[from] sqlx::Error),
+}
+
+impl IntoResponse for IntakeError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            IntakeError::Signature(_) => StatusCode::UNAUTHORIZED,
+            IntakeError::MissingHeader(_) | IntakeError::Malformed(_) => StatusCode::BAD_REQUEST,
+            // GitHub shows the failure and the delivery can be redelivered.
+            IntakeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        (status, Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+pub async fn receive(
+    State(state): State<Arc<IntakeState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let delivery_id = header_str(&headers, "x-github-delivery").unwrap_or("-").to_owned();
+    let span = tracing::info_span!("delivery", delivery_id = %delivery_id);
+    match accept(&state, &headers, &body).instrument(span).await {
+        Ok(response) => response,
+        Err(error) => {
+            match &error {
+                IntakeError::Store(e) => tracing::error!(error = %e, "delivery not stored"),
+                other => tracing::warn!(error = %other, "delivery refused"),
+            }
+            error.into_response()
+        }
+    }
+}
+
+async fn accept(state: &IntakeState, headers: &HeaderMap, body: &[u8]) -> Result<Response, IntakeError> {
+    // The signature covers the raw body: verify before parsing anything.
+    verify_signature(&state.secrets, header_str(headers, "x-hub-signature-256"), body)?;
+    let delivery_id = header_str(headers, "x-github-delivery")
+        .ok_or(IntakeError::MissingHeader("X-GitHub-Delivery"))?;
+    let event =
+        header_str(headers, "x-github-event").ok_or(IntakeError::MissingHeader("X-GitHub-Event"))?;
+    let payload = parse_payload(header_str(headers, header::CONTENT_TYPE.as_str()), body)?;
+    let routed = events::route(event, payload.clone(), state.routing)
+        .map_err(|e| IntakeError::Malformed(e.to_string()))?;
+
+    let (status, ignored_reason) = match &routed {
+        Routed::Ping | Routed::Installation(_) => (DeliveryStatus::Processed, None),
+        Routed::Evaluate(_) => (DeliveryStatus::Queued, None),
+        Routed::Ignored(reason) => (DeliveryStatus::Ignored, Some(reason.as_str())),
+    };
+    let action = events::action_of(&payload);
+    let record = DeliveryRecord {
+        delivery_id,
+        event,
+        action: action.as_deref(),
+        installation_id: events::installation_of(&payload),
+        status,
+        ignored_reason,
+        payload: &payload,
+    };
+    let mut tx = state.pool.begin().await?;
+    if !store::record_delivery(&mut tx, &record).await? {
+        tracing::info!(event, "duplicate delivery: already recorded");
+        return Ok((StatusCode::OK, Json(json!({ "status": "duplicate" }))).into_response());
+    }
+    let mut coalesced = 0;
+    match &routed {
+        Routed::Evaluate(targets) => {
+            for target in targets {
+                if jobs::enqueue_evaluation(&mut tx, target).await? == Enqueued::Coalesced {
+                    coalesced += 1;
+                }
+            }
+        }
+        Routed::Installation(change) => store::apply_installation_change(&mut tx, change).await?,
+        Routed::Ping | Routed::Ignored(_) => {}
+    }
+    tx.commit().await?;
+    tracing::info!(event, action = action.as_deref().unwrap_or("-"), ?status, coalesced, "delivery stored");
+    Ok(match routed {
+        Routed::Ping => (StatusCode::OK, Json(json!({ "status": "pong" }))).into_response(),
+        Routed::Ignored(reason) => {
+            (StatusCode::ACCEPTED, Json(json!({ "status": "ignored", "reason": reason })))
+                .into_response()
+        }
+        Routed::Evaluate(_) | Routed::Installation(_) => {
+            (StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))).into_response()
+        }
+    })
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// GitHub sends JSON either as the body or form-encoded in a `payload` field.
+fn parse_payload(content_type: Option<&str>, body: &[u8]) -> Result<serde_json::Value, IntakeError> {
+    let is_form = content_type
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    let json_text = if is_form {
+        form_urlencoded::parse(body)
+            .find(|(key, _)| key == "payload")
+            .map(|(_, value)| value.into_owned().into_bytes())
+            .ok_or_else(|| IntakeError::Malformed("form body without a payload field".to_owned()))?
+    } else {
+        body.to_vec()
+    };
+    serde_json::from_slice(&json_text).map_err(|e| IntakeError::Malformed(e.to_string()))
+}

@@ -1,0 +1,239 @@
+//! A small PostgreSQL job queue: jobs are claimed with `FOR UPDATE SKIP LOCKED` under a lease,
+//! retried with exponential backoff, and coalesced by a dedup key (one pending and one running job
+//! per key). Jobs hold ids and read fresh state when they run, so two jobs with one key do the
+//! same work and merging them loses nothing.
+
+use serde_json::Value;
+use sqlx::postgres::{PgListener, PgPool};
+use sqlx::{PgConnection, Row};
+use std::time::Duration;
+
+/// The channel `enqueue` notifies so idle workers wake at once instead of polling.
+const CHANNEL: &str = "tollgate_jobs";
+
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: &'static str,
+    pub payload: Value,
+    pub installation_id: Option<i64>,
+    pub dedup_key: String,
+    pub max_attempts: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub kind: String,
+    pub payload: Value,
+    pub installation_id: Option<i64>,
+    pub dedup_key: String,
+    /// 1 on the first run.
+    pub attempt: i32,
+    pub max_attempts: i32,
+}
+
+/// What became of an enqueue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    New,
+    /// A pending job with the same key existed; it now carries this job's payload.
+    Coalesced,
+}
+
+/// Adds a job inside the caller's transaction: it becomes visible (and wakes workers) only if
+/// that transaction commits.
+pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Enqueued, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO jobs (kind, payload, installation_id, dedup_key, max_attempts)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (dedup_key) WHERE state = 'pending'
+         DO UPDATE SET payload = EXCLUDED.payload, run_at = LEAST(jobs.run_at, now())
+         RETURNING (xmax = 0) AS inserted",
+    )
+    .bind(job.kind)
+    .bind(&job.payload)
+    .bind(job.installation_id)
+    .bind(&job.dedup_key)
+    .bind(job.max_attempts)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *conn).await?;
+    Ok(if row.get::<bool, _>("inserted") { Enqueued::New } else { Enqueued::Coalesced })
+}
+
+/// A worker's handle on the queue.
+#[derive(Clone)]
+pub struct JobQueue {
+    pool: PgPool,
+    worker_id: String,
+    lease: Duration,
+}
+
+impl JobQueue {
+    pub fn new(pool: PgPool, worker_id: String, lease: Duration) -> Self {
+        Self { pool, worker_id, lease }
+    }
+
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Listens for enqueue notifications; workers wait on it between polls.
+    pub async fn listener(&self) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(listener)
+    }
+
+    /// Claims the next ready job, first returning jobs whose worker stopped (lease expired) to
+    /// the queue.
+    pub async fn claim(&self) -> Result<Option<ClaimedJob>, sqlx::Error> {
+        self.recover_expired().await?;
+        let claimed = sqlx::query(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
+                    locked_until = now() + make_interval(secs => $2)
+             WHERE id = (
+                 SELECT j.id FROM jobs j
+                 WHERE j.state = 'pending' AND j.run_at <= now()
+                   AND NOT EXISTS (SELECT 1 FROM jobs r
+                                   WHERE r.dedup_key = j.dedup_key AND r.state = 'running')
+                 ORDER BY j.run_at, j.id
+                 FOR UPDATE SKIP LOCKED
+                 LIMIT 1)
+             RETURNING id, kind, payload, installation_id, dedup_key, attempts, max_attempts",
+        )
+        .bind(&self.worker_id)
+        .bind(self.lease.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await;
+        let row = match claimed {
+            Ok(row) => row,
+            // Another worker started a job with the same key between our check and our update.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => None,
+            Err(e) => return Err(e),
+        };
+        Ok(row.map(|row| ClaimedJob {
+            id: row.get("id"),
+            kind: row.get("kind"),
+            payload: row.get("payload"),
+            installation_id: row.get("installation_id"),
+            dedup_key: row.get("dedup_key"),
+            attempt: row.get("attempts"),
+            max_attempts: row.get("max_attempts"),
+        }))
+    }
+
+    /// Keeps a running job's lease alive.
+    pub async fn heartbeat(&self, job: &ClaimedJob) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE jobs SET locked_until = now() + make_interval(secs => $3)
+             WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+        )
+        .bind(job.id)
+        .bind(&self.worker_id)
+        .bind(self.lease.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn complete(&self, job: &ClaimedJob) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'done', finished_at = now(), locked_by = NULL,
+                    locked_until = NULL
+             WHERE id = $1",
+        )
+        .bind(job.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives up on a job for good, recording why.
+    pub async fn fail(&self, job: &ClaimedJob, error: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'failed', last_error = $2, finished_at = now(),
+                    locked_by = NULL, locked_until = NULL
+             WHERE id = $1",
+        )
+        .bind(job.id)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Schedules another attempt after `delay`, or fails the job once its attempts are spent.
+    /// If a newer job with the same key is already pending, this one merges into it.
+    pub async fn retry(&self, job: &ClaimedJob, error: &str, delay: Duration) -> Result<(), sqlx::Error> {
+        if job.attempt >= job.max_attempts {
+            let reason = format!("gave up after {} attempts: {error}", job.attempt);
+            return self.fail(job, &reason).await;
+        }
+        sqlx::query(
+            "UPDATE jobs SET
+                 state = CASE WHEN EXISTS (SELECT 1 FROM jobs p
+                                           WHERE p.dedup_key = jobs.dedup_key
+                                             AND p.state = 'pending')
+                              THEN 'done' ELSE 'pending' END,
+                 finished_at = CASE WHEN EXISTS (SELECT 1 FROM jobs p
+                                                 WHERE p.dedup_key = jobs.dedup_key
+                                                   AND p.state = 'pending')
+                                    THEN now() END,
+                 run_at = now() + make_interval(secs => $3),
+                 last_error = $2, locked_by = NULL, locked_until = NULL
+             WHERE id = $1",
+        )
+        .bind(job.id)
+        .bind(error)
+        .bind(delay.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Jobs whose lease ran out belonged to a worker that stopped mid-job: run them again (or
+    /// merge them into a pending job with the same key).
+    async fn recover_expired(&self) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE jobs SET
+                 state = CASE
+                     WHEN attempts >= max_attempts THEN 'failed'
+                     WHEN EXISTS (SELECT 1 FROM jobs p
+                                  WHERE p.dedup_key = jobs.dedup_key AND p.state = 'pending')
+                         THEN 'done'
+                     ELSE 'pending' END,
+                 last_error = 'the worker stopped before finishing (lease expired)',
+                 run_at = now(), locked_by = NULL, locked_until = NULL
+             WHERE id IN (SELECT id FROM jobs
+                          WHERE state = 'running' AND locked_until < now()
+                          FOR UPDATE SKIP LOCKED)",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Exponential backoff: 1 s, 2 s, 4 s … capped at 10 minutes, never shorter than what the
+/// remote asked for (`Retry-After`, rate-limit reset).
+pub fn backoff(attempt: i32, requested: Option<Duration>) -> Duration {
+    let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(10);
+    let computed = Duration::from_secs(1u64 << exponent).min(Duration::from_secs(600));
+    requested.map_or(computed, |asked| asked.max(computed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1, None), Duration::from_secs(1));
+        assert_eq!(backoff(2, None), Duration::from_secs(2));
+        assert_eq!(backoff(5, None), Duration::from_secs(16));
+        assert_eq!(backoff(40, None), Duration::from_secs(600));
+        assert_eq!(backoff(1, Some(Duration::from_secs(30))), Duration::from_secs(30));
+        assert_eq!(backoff(3, Some(Duration::from_millis(10))), Duration::from_secs(4));
+    }
+}

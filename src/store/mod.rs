@@ -1,0 +1,46 @@
+//! PostgreSQL access: every SQL statement of the app lives under this module.
+
+mod deliveries;
+mod evaluations;
+mod tenants;
+
+pub use deliveries::{DeliveryRecord, DeliveryStatus, record_delivery};
+pub use evaluations::{
+    CompletedEvaluation, EvaluationStart, PreviousEvaluation, comment_id, complete_evaluation,
+    fail_evaluation, previous_evaluation, recent_scores, set_check_run_id, set_comment_id,
+    start_evaluation, supersede_evaluation,
+};
+pub use tenants::{apply_installation_change, ensure_repository, sync_rule_definitions};
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::time::Duration;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub async fn connect(database_url: &str) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(database_url)
+        .await
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// Ready means: the database answers and every migration this binary knows is applied.
+pub async fn readiness(pool: &PgPool) -> Result<(), String> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+    let missing: Vec<i64> =
+        MIGRATOR.iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("migrations not applied: {missing:?} (run `tollgate migrate`)"))
+    }
+}

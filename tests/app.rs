@@ -1,0 +1,315 @@
+//! End-to-end scenarios: the real router and workers, a fresh PostgreSQL database per test, and a
+//! fake GitHub HTTP server. Tests wait on conditions, never on fixed sleeps.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use support::fake_github::{FakeGithub, PrSpec, file_entry};
+use support::test_app::{self, INSTALLATION_ID, TestApp, pull_request_event};
+use support::{TEST_APP_KEY, wait_until};
+use tollgate::app::{Role, RuntimeOptions};
+use tollgate::intake::sign;
+
+const OWNER: &str = "acme";
+const REPO: &str = "widgets";
+const WAIT: Duration = Duration::from_secs(20);
+
+const SECRET_PATCH: &str = "@@ -0,0 +1,3 @@\n+import os\n+AWS_KEY = \"AKIAZ7Q3XK2M4N5P6R7T\"\n+print(os.name)";
+const CLEAN_PATCH: &str = "@@ -0,0 +1,2 @@\n+import os\n+print(os.name)";
+
+async fn fake_github() -> FakeGithub {
+    let github = FakeGithub::start(test_app::APP_ID, TEST_APP_KEY).await;
+    github.add_installation(INSTALLATION_ID as u64);
+    github.add_repo(INSTALLATION_ID as u64, OWNER, REPO);
+    github
+}
+
+fn sha(n: u32) -> String {
+    format!("{n:040x}")
+}
+
+fn pr(number: u64, head: &str, patch: &str) -> PrSpec {
+    PrSpec {
+        number,
+        title: "feat: add settings".into(),
+        head_sha: head.to_owned(),
+        files: vec![file_entry("app/settings.py", "added", Some(patch))],
+        ..PrSpec::default()
+    }
+}
+
+/// Waits until the check run on `head` is completed and returns it.
+async fn completed_check_run(github: &FakeGithub, head: &str) -> support::fake_github::CheckRunRecord {
+    let done = wait_until(WAIT, || {
+        github
+            .check_runs(OWNER, REPO)
+            .iter()
+            .any(|c| c.head_sha == head && c.status == "completed")
+    })
+    .await;
+    assert!(done, "no completed check run on {head}: {:#?}", github.check_runs(OWNER, REPO));
+    github.check_runs(OWNER, REPO).into_iter().find(|c| c.head_sha == head && c.status == "completed").unwrap()
+}
+
+async fn settle(app: &TestApp) {
+    let mut idle = false;
+    for _ in 0..500 {
+        if app.unfinished_jobs().await == 0 {
+            idle = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(idle, "jobs left unfinished");
+}
+
+#[tokio::test]
+async fn opened_pr_with_a_secret_fails_with_annotations_and_one_comment() {
+    let github = fake_github().await;
+    github.set_pull_request(OWNER, REPO, pr(1, &sha(1), SECRET_PATCH));
+    let app = TestApp::start(&github.url()).await;
+
+    let (status, _) = app.send_webhook("pull_request", &pull_request_event("opened", OWNER, REPO, 1, &sha(1))).await;
+    assert_eq!(status, 202);
+
+    let run = completed_check_run(&github, &sha(1)).await;
+    assert_eq!(run.name, "Tollgate");
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    assert!(run.output_title.as_deref().unwrap_or_default().starts_with("Score 90/100"), "{:?}", run.output_title);
+    assert!(run.annotations.iter().any(|a| a["path"] == "app/settings.py" && a["start_line"] == 2));
+    settle(&app).await;
+    let comments = github.bot_comments(OWNER, REPO, 1);
+    assert_eq!(comments.len(), 1, "exactly one sticky comment");
+    assert!(comments[0].body.contains("R01"), "{}", comments[0].body);
+    assert_eq!(app.count("SELECT count(*) FROM evaluations WHERE status = 'completed' AND verdict = 'fail'").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM violations WHERE rule_id = 'R01'").await, 1);
+    github.assert_clean();
+}
+
+#[tokio::test]
+async fn synchronize_to_a_clean_diff_edits_the_same_comment_and_passes() {
+    let github = fake_github().await;
+    github.set_pull_request(OWNER, REPO, pr(2, &sha(1), SECRET_PATCH));
+    let app = TestApp::start(&github.url()).await;
+    app.send_webhook("pull_request", &pull_request_event("opened", OWNER, REPO, 2, &sha(1))).await;
+    completed_check_run(&github, &sha(1)).await;
+    settle(&app).await;
+
+    github.set_pull_request(OWNER, REPO, pr(2, &sha(2), CLEAN_PATCH));
+    app.send_webhook("pull_request", &pull_request_event("synchronize", OWNER, REPO, 2, &sha(2))).await;
+    let run = completed_check_run(&github, &sha(2)).await;
+    assert_eq!(run.conclusion.as_deref(), Some("success"));
+    settle(&app).await;
+
+    let comments = github.bot_comments(OWNER, REPO, 2);
+    assert_eq!(comments.len(), 1, "the sticky comment is edited, not duplicated");
+    assert!(comments[0].edits >= 1);
+    let body = &comments[0].body;
+    assert!(body.contains("90 at `0000000` → **100**"), "history line missing: {body}");
+    assert!(body.contains("~~"), "fixed violation not struck through: {body}");
+    github.assert_clean();
+}
+
+#[tokio::test]
+async fn the_same_delivery_twice_is_processed_once() {
+    let github = fake_github().await;
+    github.set_pull_request(OWNER, REPO, pr(3, &sha(1), CLEAN_PATCH));
+    let app = TestApp::start(&github.url()).await;
+    let payload = pull_request_event("opened", OWNER, REPO, 3, &sha(1));
+    let (first, _) = app.send_delivery("delivery-1", "pull_request", &payload).await;
+    let (second, body) = app.send_delivery("delivery-1", "pull_request", &payload).await;
+    assert_eq!((first, second), (202, 200));
+    assert_eq!(body["status"], "duplicate");
+    completed_check_run(&github, &sha(1)).await;
+    settle(&app).await;
+    assert_eq!(app.count("SELECT count(*) FROM webhook_deliveries").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM jobs").await, 1);
+    assert_eq!(github.check_runs(OWNER, REPO).len(), 1);
+}
+
+#[tokio::test]
+async fn bad_or_missing_signatures_are_refused_and_nothing_is_stored() {
+    let github = fake_github().await;
+    let app = TestApp::start(&github.url()).await;
+    let body = serde_json::to_vec(&pull_request_event("opened", OWNER, REPO, 4, &sha(1))).unwrap();
+    let wrong = sign("not-the-secret", &body);
+    let (status, reply) = app.post_raw("d-1", "pull_request", "application/json", body.clone(), Some(&wrong)).await;
+    assert_eq!(status, 401);
+    assert!(reply["error"].as_str().unwrap_or_default().contains("does not match"));
+    let (status, _) = app.post_raw("d-2", "pull_request", "application/json", body, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(app.count("SELECT count(*) FROM webhook_deliveries").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM jobs").await, 0);
+    assert!(github.requests().is_empty());
+}
+
+#[tokio::test]
+async fn intake_answers_ping_form_bodies_unhandled_events_bad_json_and_huge_bodies() {
+    let github = fake_github().await;
+    let app = TestApp::start(&github.url()).await;
+
+    let (status, _) = app.send_webhook("ping", &json!({ "zen": "Keep it logically awesome.", "hook_id": 1 })).await;
+    assert_eq!(status, 200);
+
+    let (status, body) = app.send_webhook("star", &json!({ "action": "created" })).await;
+    assert_eq!((status, body["status"].as_str()), (202, Some("ignored")));
+
+    let payload = serde_json::to_string(&pull_request_event("closed", OWNER, REPO, 5, &sha(1))).unwrap();
+    let form: String = form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload).finish();
+    let signature = sign(test_app::WEBHOOK_SECRET, form.as_bytes());
+    let (status, body) = app
+        .post_raw("form-1", "pull_request", "application/x-www-form-urlencoded", form.into_bytes(), Some(&signature))
+        .await;
+    assert_eq!((status, body["status"].as_str()), (202, Some("ignored")), "{body}");
+
+    let broken = b"{\"action\": ".to_vec();
+    let signature = sign(test_app::WEBHOOK_SECRET, &broken);
+    let (status, _) = app.post_raw("bad-1", "pull_request", "application/json", broken, Some(&signature)).await;
+    assert_eq!(status, 400);
+
+    let huge = vec![b' '; 25 * 1024 * 1024 + 1];
+    let signature = sign(test_app::WEBHOOK_SECRET, &huge);
+    let (status, _) = app.post_raw("huge-1", "pull_request", "application/json", huge, Some(&signature)).await;
+    assert_eq!(status, 413);
+
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'ignored'").await,
+        2,
+        "the unhandled event and the closed pull request are recorded as ignored"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM webhook_deliveries").await, 3);
+}
+
+#[tokio::test]
+async fn ten_deliveries_for_one_pr_give_one_comment_and_the_newest_result() {
+    let github = fake_github().await;
+    github.set_pull_request(OWNER, REPO, pr(6, &sha(10), CLEAN_PATCH));
+    let app = TestApp::start(&github.url()).await;
+    let mut sends = tokio::task::JoinSet::new();
+    for n in 1..=10 {
+        let request = app.signed_request("pull_request", &pull_request_event("synchronize", OWNER, REPO, 6, &sha(n)));
+        sends.spawn(async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) });
+    }
+    let statuses = sends.join_all().await;
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+    let run = completed_check_run(&github, &sha(10)).await;
+    assert_eq!(run.conclusion.as_deref(), Some("success"));
+    settle(&app).await;
+    assert_eq!(github.bot_comments(OWNER, REPO, 6).len(), 1);
+    let evaluations = app.count("SELECT count(*) FROM evaluations").await;
+    assert!(evaluations <= 2, "deliveries coalesce: {evaluations} evaluations");
+    github.assert_clean();
+}
+
+#[tokio::test]
+async fn a_github_502_is_retried_and_posts_one_comment() {
+    let github = fake_github().await;
+    github.set_pull_request(OWNER, REPO, pr(7, &sha(1), SECRET_PATCH));
+    github.fail_next("GET", &format!("/repos/{OWNER}/{REPO}/pulls/7/files"), 502, 1);
+    let app = TestApp::start(&github.url()).await;
+    app.send_webhook("pull_request", &pull_request_event("opened", OWNER, REPO, 7, &sha(1))).await;
+    let run = completed_check_run(&github, &sha(1)).await;
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    settle(&app).await;
+    assert_eq!(github.bot_comments(OWNER, REPO, 7).len(), 1);
+    assert_eq!(github.check_runs(OWNER, REPO).len(), 1, "the retry reuses the check run");
+    assert_eq!(app.count("SELECT count(*) FROM jobs WHERE state = 'done' AND attempts = 2").await, 1);
+}
+
+#[tokio::test]
+async fn many_violations_send_annotations_in_batches_of_fifty() {
+    let github = fake_github().await;
+    let lines: String = (0..120).map(|i| format!("+key_{i} = \"AKIAZ7Q3XK2M4N5P{i:04}\"\n")).collect();
+    let patch = format!("@@ -0,0 +1,120 @@\n{}", lines.trim_end());
+    github.set_pull_request(OWNER, REPO, pr(8, &sha(1), &patch));
+    let app = TestApp::start(&github.url()).await;
+    app.send_webhook("pull_request", &pull_request_event("opened", OWNER, REPO, 8, &sha(1))).await;
+    completed_check_run(&github, &sha(1)).await;
+    settle(&app).await;
+    let run = github.check_runs(OWNER, REPO).remove(0);
+    assert_eq!(run.annotations.len(), 120);
+    for request in github.requests().iter().filter(|r| r.method == "PATCH" && r.path.contains("check-runs")) {
+        let sent = request.body.as_ref().and_then(|b| b["output"]["annotations"].as_array()).map_or(0, Vec::len);
+        assert!(sent <= 50, "{sent} annotations in one request");
+    }
+    github.assert_clean();
+}
+
+#[tokio::test]
+async fn an_invalid_repository_config_gives_a_neutral_check_run() {
+    let github = fake_github().await;
+    github.set_pull_request(OWNER, REPO, pr(9, &sha(1), CLEAN_PATCH));
+    github.set_file(OWNER, REPO, &PrSpec::default().base_sha, ".github/tollgate.yml", "threshhold: 80\n");
+    let app = TestApp::start(&github.url()).await;
+    app.send_webhook("pull_request", &pull_request_event("opened", OWNER, REPO, 9, &sha(1))).await;
+    let run = completed_check_run(&github, &sha(1)).await;
+    assert_eq!(run.conclusion.as_deref(), Some("neutral"));
+    assert!(run.output_summary.unwrap_or_default().contains("threshhold"));
+    settle(&app).await;
+    assert_eq!(app.count("SELECT count(*) FROM evaluations WHERE status = 'error'").await, 1);
+}
+
+#[tokio::test]
+async fn a_job_interrupted_by_a_crash_completes_after_restart() {
+    let github = fake_github().await;
+    github.set_pull_request(OWNER, REPO, pr(10, &sha(1), CLEAN_PATCH));
+    // A web-only process takes the delivery; then a worker claims the job and dies mid-job.
+    let web_only = RuntimeOptions { role: Role::Web, ..test_app::options() };
+    let app = TestApp::start_on(test_app::fresh_database().await, &github.url(), web_only).await;
+    let database_url = app.database_url.clone();
+    app.send_webhook("pull_request", &pull_request_event("opened", OWNER, REPO, 10, &sha(1))).await;
+    let mut db = app.db().await;
+    sqlx::query(
+        "UPDATE jobs SET state = 'running', attempts = 1, locked_by = 'crashed-worker',
+                locked_until = now() + interval '1 second'",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    app.app.abort();
+
+    let restarted = TestApp::start_on(database_url, &github.url(), test_app::options()).await;
+    let run = completed_check_run(&github, &sha(1)).await;
+    assert_eq!(run.conclusion.as_deref(), Some("success"));
+    settle(&restarted).await;
+    assert_eq!(github.bot_comments(OWNER, REPO, 10).len(), 1);
+    assert_eq!(restarted.count("SELECT count(*) FROM jobs WHERE state = 'done' AND attempts = 2").await, 1);
+}
+
+#[tokio::test]
+async fn installation_events_record_and_retire_the_tenant() {
+    let github = fake_github().await;
+    let app = TestApp::start(&github.url()).await;
+    let created = json!({
+        "action": "created",
+        "installation": { "id": 91, "account": { "login": "octo-org", "type": "Organization" } },
+        "repositories": [ { "id": 5, "name": "one", "full_name": "octo-org/one" } ],
+        "sender": { "login": "admin" }
+    });
+    assert_eq!(app.send_webhook("installation", &created).await.0, 202);
+    let added = json!({
+        "action": "added",
+        "installation": { "id": 91, "account": { "login": "octo-org", "type": "Organization" } },
+        "repositories_added": [ { "id": 6, "name": "two", "full_name": "octo-org/two" } ],
+        "repositories_removed": [ { "id": 5, "name": "one", "full_name": "octo-org/one" } ]
+    });
+    assert_eq!(app.send_webhook("installation_repositories", &added).await.0, 202);
+    assert_eq!(app.count("SELECT count(*) FROM repositories WHERE active").await, 1);
+    let deleted = json!({
+        "action": "deleted",
+        "installation": { "id": 91, "account": { "login": "octo-org", "type": "Organization" } }
+    });
+    assert_eq!(app.send_webhook("installation", &deleted).await.0, 202);
+    assert_eq!(app.count("SELECT count(*) FROM installations WHERE NOT active AND retired_at IS NOT NULL").await, 1);
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let github = fake_github().await;
+    let app = TestApp::start(&github.url()).await;
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: Value = app.http.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+}
