@@ -313,3 +313,63 @@ async fn health_and_readiness() {
     let ready: Value = app.http.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready");
 }
+
+/// GitHub's own example payloads (in `../shared/fixtures/github/webhooks/<event>/`, when present)
+/// are parsed and routed: none is refused as malformed. A web-only process, so no job runs.
+#[tokio::test]
+async fn conformance_github_example_payloads_are_parsed_and_routed() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github/webhooks");
+    if !folder.is_dir() {
+        eprintln!("CONFORMANCE SKIPPED: {} not found (GitHub's example payloads)", folder.display());
+        return;
+    }
+    let github = fake_github().await;
+    let web_only = RuntimeOptions { role: Role::Web, ..test_app::options() };
+    let app = TestApp::start_on(test_app::fresh_database().await, &github.url(), web_only).await;
+    let mut seen = 0;
+    for event_dir in std::fs::read_dir(&folder).unwrap().flatten().filter(|e| e.path().is_dir()) {
+        let event = event_dir.file_name().to_string_lossy().into_owned();
+        for file in std::fs::read_dir(event_dir.path()).unwrap().flatten() {
+            if file.path().extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            // The exact bytes are signed and sent: GitHub signs the raw body.
+            let body = std::fs::read(file.path()).unwrap();
+            let signature = sign(test_app::WEBHOOK_SECRET, &body);
+            let id = format!("conformance-{event}-{}", file.file_name().to_string_lossy());
+            let (status, reply) = app.post_raw(&id, &event, "application/json", body, Some(&signature)).await;
+            assert!(matches!(status, 200 | 202), "{event}/{:?} → {status} {reply}", file.file_name());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 40, "only {seen} example payloads found");
+    let queued = app.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'queued'").await;
+    assert!(queued > 0, "no example payload was routed to an evaluation");
+    assert!(github.requests().is_empty(), "intake must not call GitHub");
+}
+
+#[tokio::test]
+async fn a_burst_of_twenty_prs_stays_within_githubs_secondary_limits() {
+    let github = fake_github().await;
+    github.set_secondary_limit(80, Duration::from_secs(60));
+    for n in 1..=20 {
+        github.set_pull_request(OWNER, REPO, pr(100 + n, &sha(n as u32), SECRET_PATCH));
+    }
+    let app = TestApp::start(&github.url()).await;
+    for n in 1..=20 {
+        let payload = pull_request_event("opened", OWNER, REPO, 100 + n, &sha(n as u32));
+        assert_eq!(app.send_webhook("pull_request", &payload).await.0, 202);
+    }
+    let all_done = wait_until(Duration::from_secs(90), || {
+        github.check_runs(OWNER, REPO).iter().filter(|c| c.status == "completed").count() == 20
+    })
+    .await;
+    assert!(all_done, "not every pull request was evaluated");
+    settle(&app).await;
+    let refused: Vec<_> = github.requests().into_iter().filter(|r| matches!(r.status, 403 | 429)).collect();
+    assert!(refused.is_empty(), "GitHub refused {} requests: {refused:#?}", refused.len());
+    for n in 1..=20 {
+        assert_eq!(github.bot_comments(OWNER, REPO, 100 + n).len(), 1);
+    }
+    github.assert_clean();
+}

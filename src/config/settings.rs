@@ -163,3 +163,73 @@ fn private_key(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Secret, Settin
         .map_err(|_| invalid(variable, "not an RSA private key in PEM format"))?;
     Ok(Secret(pem))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = include_str!("../../tests/fixtures/test-app-key.pem");
+
+    fn settings(vars: &[(&str, &str)]) -> Result<AppSettings, SettingsError> {
+        AppSettings::from_lookup(&|name| {
+            vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    fn complete() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("APP_ID", "12"),
+            ("PRIVATE_KEY", KEY),
+            ("WEBHOOK_SECRET", "new, old"),
+            ("DATABASE_URL", "postgres://localhost/tollgate"),
+        ]
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let s = settings(&complete()).unwrap();
+        assert_eq!(s.app_id, 12);
+        assert_eq!(s.webhook_secrets, vec![Secret::new("new"), Secret::new("old")]);
+        assert_eq!(s.github_api_url, "https://api.github.com");
+        assert_eq!(s.listen.port(), 3000);
+        assert_eq!(s.log_format, LogFormat::Pretty);
+        assert!(s.evaluate_drafts);
+    }
+
+    #[test]
+    fn each_missing_or_bad_value_names_its_variable() {
+        let cases: [(&str, Option<&str>); 7] = [
+            ("APP_ID", None),
+            ("APP_ID", Some("twelve")),
+            ("PRIVATE_KEY", Some("not a key")),
+            ("WEBHOOK_SECRET", Some(" , ")),
+            ("DATABASE_URL", None),
+            ("PORT", Some("70000")),
+            ("LOG_FORMAT", Some("xml")),
+        ];
+        for (variable, value) in cases {
+            let mut vars = complete();
+            vars.retain(|(k, _)| *k != variable);
+            if let Some(value) = value {
+                vars.push((variable, value));
+            }
+            let error = settings(&vars).unwrap_err();
+            assert_eq!(error.variable, variable, "{error}");
+            assert!(error.to_string().contains(variable));
+        }
+    }
+
+    #[test]
+    fn the_key_can_come_from_a_file_and_secrets_stay_hidden() {
+        let mut vars = complete();
+        vars.retain(|(k, _)| *k != "PRIVATE_KEY");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test-app-key.pem");
+        vars.push(("PRIVATE_KEY_PATH", path));
+        let s = settings(&vars).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("BEGIN RSA"), "the key leaks into Debug output");
+        assert!(!shown.contains("new"), "a webhook secret leaks into Debug output");
+        vars.retain(|(k, _)| *k != "PRIVATE_KEY_PATH");
+        assert_eq!(settings(&vars).unwrap_err().variable, "PRIVATE_KEY_PATH");
+    }
+}

@@ -364,3 +364,105 @@ fn change(
         removed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const POLICY: RoutingPolicy = RoutingPolicy { evaluate_drafts: true };
+
+    fn pull_request(action: &str, extra: serde_json::Value) -> serde_json::Value {
+        let mut payload = json!({
+            "action": action,
+            "number": 7,
+            "pull_request": { "state": "open", "draft": false },
+            "repository": { "id": 3, "name": "widgets", "owner": { "login": "acme" } },
+            "installation": { "id": 9 }
+        });
+        if let (Some(target), Some(extra)) = (payload.as_object_mut(), extra.as_object()) {
+            for (key, value) in extra {
+                target.insert(key.clone(), value.clone());
+            }
+        }
+        payload
+    }
+
+    fn target() -> PrTarget {
+        PrTarget {
+            installation_id: 9,
+            repo: RepoRef { id: 3, owner: "acme".into(), name: "widgets".into() },
+            number: 7,
+        }
+    }
+
+    #[test]
+    fn pull_request_actions_that_change_the_result_evaluate() {
+        for action in ["opened", "synchronize", "reopened", "ready_for_review"] {
+            let routed = route("pull_request", pull_request(action, json!({})), POLICY).unwrap();
+            assert_eq!(routed, Routed::Evaluate(vec![target()]), "{action}");
+        }
+    }
+
+    #[test]
+    fn edits_evaluate_only_when_title_or_body_changed() {
+        let title = pull_request("edited", json!({ "changes": { "title": { "from": "x" } } }));
+        assert!(matches!(route("pull_request", title, POLICY), Ok(Routed::Evaluate(_))));
+        let base = pull_request("edited", json!({ "changes": { "base": { "ref": {} } } }));
+        assert!(matches!(route("pull_request", base, POLICY), Ok(Routed::Ignored(_))));
+    }
+
+    #[test]
+    fn closed_labeled_and_drafts_are_ignored_as_configured() {
+        for action in ["closed", "labeled", "converted_to_draft"] {
+            let routed = route("pull_request", pull_request(action, json!({})), POLICY).unwrap();
+            assert!(matches!(routed, Routed::Ignored(_)), "{action}");
+        }
+        let draft = pull_request("opened", json!({ "pull_request": { "state": "open", "draft": true } }));
+        let no_drafts = RoutingPolicy { evaluate_drafts: false };
+        assert!(matches!(route("pull_request", draft.clone(), no_drafts), Ok(Routed::Ignored(_))));
+        assert!(matches!(route("pull_request", draft, POLICY), Ok(Routed::Evaluate(_))));
+    }
+
+    #[test]
+    fn check_reruns_evaluate_their_pull_requests() {
+        let rerun = json!({
+            "action": "rerequested",
+            "check_run": { "pull_requests": [ { "number": 7 } ] },
+            "repository": { "id": 3, "name": "widgets", "owner": { "login": "acme" } },
+            "installation": { "id": 9 }
+        });
+        assert_eq!(route("check_run", rerun, POLICY).unwrap(), Routed::Evaluate(vec![target()]));
+        let suite = json!({
+            "action": "requested",
+            "check_suite": { "pull_requests": [] },
+            "repository": { "id": 3, "name": "widgets", "owner": { "login": "acme" } },
+            "installation": { "id": 9 }
+        });
+        assert!(matches!(route("check_suite", suite, POLICY), Ok(Routed::Ignored(_))));
+    }
+
+    #[test]
+    fn malformed_and_unknown_events_are_told_apart() {
+        let missing_repo = json!({ "action": "opened", "number": 1, "pull_request": {} });
+        assert!(route("pull_request", missing_repo, POLICY).is_err());
+        assert!(matches!(route("star", json!({}), POLICY), Ok(Routed::Ignored(_))));
+        assert_eq!(route("ping", json!({ "zen": "z" }), POLICY).unwrap(), Routed::Ping);
+    }
+
+    #[test]
+    fn installation_events_add_and_remove_repositories() {
+        let payload = json!({
+            "action": "removed",
+            "installation": { "id": 9, "account": { "login": "acme", "type": "Organization" } },
+            "repositories_added": [],
+            "repositories_removed": [ { "id": 3, "full_name": "acme/widgets" } ]
+        });
+        let Routed::Installation(change) = route("installation_repositories", payload, POLICY).unwrap()
+        else {
+            panic!("not an installation change");
+        };
+        assert!(change.active);
+        assert_eq!(change.removed, vec![target().repo]);
+    }
+}
