@@ -1,0 +1,836 @@
+//! The GitHub REST client: one octocrab instance authenticated as the app, installation-scoped
+//! clients cached per installation, and the handful of calls Tollgate makes.
+//!
+//! Requests go through octocrab's raw `_get_with_headers`/`_post`/`_patch` so that we read the
+//! status and headers ourselves (rate limits, 404 as "absent") and parse bodies into our own
+//! lenient structs. octocrab's retries are off: jobs retry, with their own back-off.
+
+use super::auth::AppCredentials;
+use super::error::GithubError;
+use super::pacer::{Pacer, Pacing};
+use crate::diff::GithubFile;
+use base64::Engine as _;
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::{HeaderMap, Method, StatusCode};
+use octocrab::Octocrab;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// GitHub lists at most 3,000 files of a pull request: 30 pages of 100.
+const FILES_PER_PAGE: usize = 100;
+const MAX_FILE_PAGES: u32 = 30;
+const COMMENTS_PER_PAGE: usize = 100;
+/// 10,000 comments on one pull request means something is wrong; stop paging there.
+const MAX_COMMENT_PAGES: u32 = 100;
+/// GitHub accepts at most this many annotations in one check-run request; send more through
+/// further updates, which append.
+pub const MAX_ANNOTATIONS_PER_REQUEST: usize = 50;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Upper bound for one request, answer body included (pacing waits are not counted).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The app's connection to GitHub. Cheap to clone; clones share the installation clients, and
+/// so octocrab's installation-token cache and the per-installation pacing.
+#[derive(Clone)]
+pub struct GithubApp {
+    inner: Arc<AppInner>,
+}
+
+struct AppInner {
+    crab: Octocrab,
+    base: ApiBase,
+    pacing: Pacing,
+    credentials: AppCredentials,
+    installations: Mutex<HashMap<u64, InstallationClient>>,
+}
+
+impl std::fmt::Debug for GithubApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubApp")
+            .field("app_id", &self.inner.credentials.app_id)
+            .field("api_path", &self.inner.base.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GithubApp {
+    /// Connects as the app. `api_url` is `https://api.github.com` or, for GitHub Enterprise
+    /// Server, `https://HOST/api/v3`; every request goes below it. Must be called inside a Tokio
+    /// runtime (octocrab spawns its connection worker there) and used within that runtime.
+    pub fn new(
+        api_url: &str,
+        app_id: u64,
+        private_key_pem: &str,
+        pacing: Pacing,
+    ) -> Result<GithubApp, GithubError> {
+        let credentials = AppCredentials::from_pem(app_id, private_key_pem)?;
+        let pacing = pacing.validate()?;
+        let base = ApiBase::parse(api_url)?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(GithubError::Config {
+                message: "the GitHub client must be created inside a Tokio runtime".into(),
+            });
+        }
+        let crab = Octocrab::builder()
+            .base_uri(api_url)
+            .map_err(|error| GithubError::Config {
+                message: format!("invalid GitHub API URL {api_url:?}: {error}"),
+            })?
+            .app(octocrab::models::AppId(app_id), credentials.key.clone())
+            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+            .set_connect_timeout(Some(CONNECT_TIMEOUT))
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .add_header(http::header::ACCEPT, "application/vnd.github+json".into())
+            .build()
+            .map_err(|error| GithubError::Config {
+                message: format!("cannot build the GitHub client: {error}"),
+            })?;
+        Ok(GithubApp {
+            inner: Arc::new(AppInner {
+                crab,
+                base,
+                pacing,
+                credentials,
+                installations: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn app_id(&self) -> u64 {
+        self.inner.credentials.app_id
+    }
+
+    /// The client for one installation, created on first use and then reused, so that its
+    /// installation token and its write pacing carry over from job to job.
+    pub fn installation(&self, id: u64) -> Result<InstallationClient, GithubError> {
+        let mut installations = self
+            .inner
+            .installations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = installations.get(&id) {
+            return Ok(client.clone());
+        }
+        let crab = self
+            .inner
+            .crab
+            .installation(octocrab::models::InstallationId(id))
+            .map_err(GithubError::from_octocrab)?;
+        let client = InstallationClient {
+            inner: Arc::new(InstallationInner {
+                id,
+                crab,
+                base: self.inner.base.clone(),
+                pacer: Pacer::new(self.inner.pacing),
+            }),
+        };
+        installations.insert(id, client.clone());
+        Ok(client)
+    }
+}
+
+/// Where the REST API lives below the host: empty for api.github.com, `/api/v3` for GitHub
+/// Enterprise Server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ApiBase {
+    path: String,
+}
+
+impl ApiBase {
+    fn parse(api_url: &str) -> Result<Self, GithubError> {
+        let uri: http::Uri = api_url.parse().map_err(|_| GithubError::Config {
+            message: format!("invalid GitHub API URL {api_url:?}"),
+        })?;
+        if uri.scheme().is_none() || uri.authority().is_none() {
+            return Err(GithubError::Config {
+                message: format!(
+                    "GitHub API URL {api_url:?} needs a scheme and a host, like https://api.github.com"
+                ),
+            });
+        }
+        if uri.query().is_some() {
+            return Err(GithubError::Config {
+                message: format!("GitHub API URL {api_url:?} must not have a query"),
+            });
+        }
+        Ok(Self {
+            path: uri.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The path to send for an API route such as `/repos/o/r`. The full path is sent (octocrab
+    /// then leaves a path that already starts with its base path as it is); a relative URI keeps
+    /// octocrab adding the installation token.
+    fn route(&self, route: &str) -> String {
+        debug_assert!(route.starts_with('/'));
+        format!("{}{}", self.path, route)
+    }
+}
+
+/// An installation-scoped client. Cheap to clone.
+#[derive(Clone)]
+pub struct InstallationClient {
+    inner: Arc<InstallationInner>,
+}
+
+struct InstallationInner {
+    id: u64,
+    crab: Octocrab,
+    base: ApiBase,
+    pacer: Pacer,
+}
+
+impl std::fmt::Debug for InstallationClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstallationClient")
+            .field("installation_id", &self.inner.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A raw answer: status, headers and body.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn error(&self) -> GithubError {
+        GithubError::from_response(self.status, &self.headers, &self.body, SystemTime::now())
+    }
+
+    fn ok(self) -> Result<Answer, GithubError> {
+        if self.status.is_success() {
+            Ok(self)
+        } else {
+            Err(self.error())
+        }
+    }
+
+    fn json<T: DeserializeOwned>(self) -> Result<T, GithubError> {
+        let answer = self.ok()?;
+        serde_json::from_slice(&answer.body).map_err(|error| GithubError::Decode {
+            message: error.to_string(),
+        })
+    }
+}
+
+impl InstallationClient {
+    pub fn installation_id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Sends one request. Writes wait for the installation's pacer first.
+    async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        route: &str,
+        body: Option<&B>,
+    ) -> Result<Answer, GithubError> {
+        if method != Method::GET && method != Method::HEAD {
+            self.inner.pacer.acquire().await;
+        }
+        let path = self.inner.base.route(route);
+        let crab = &self.inner.crab;
+        let exchange = async {
+            let response = match method {
+                Method::GET => crab._get_with_headers(path.as_str(), None).await,
+                Method::POST => crab._post(path.as_str(), body).await,
+                Method::PATCH => crab._patch(path.as_str(), body).await,
+                Method::PUT => crab._put(path.as_str(), body).await,
+                Method::DELETE => crab._delete(path.as_str(), body).await,
+                _ => {
+                    return Err(GithubError::Config {
+                        message: format!("unsupported method {method}"),
+                    });
+                }
+            }
+            .map_err(GithubError::from_octocrab)?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = crab
+                .body_to_string(response)
+                .await
+                .map_err(GithubError::from_octocrab)?;
+            Ok(Answer {
+                status,
+                headers,
+                body: body.into_bytes(),
+            })
+        };
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| GithubError::Timeout)??;
+        tracing::debug!(
+            installation = self.inner.id,
+            %method,
+            route,
+            status = answer.status.as_u16(),
+            "GitHub request"
+        );
+        Ok(answer)
+    }
+
+    async fn get(&self, route: &str) -> Result<Answer, GithubError> {
+        self.send::<()>(Method::GET, route, None).await
+    }
+
+    /// `GET /repos/{owner}/{repo}/pulls/{number}`.
+    pub async fn pull_request(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: u64,
+    ) -> Result<PullRequest, GithubError> {
+        self.get(&format!("{}/pulls/{number}", repo_route(owner, repo)))
+            .await?
+            .json()
+    }
+
+    /// All files of a pull request, 100 a page. GitHub lists at most 3,000 files; when the last
+    /// allowed page is full, `complete` is false (the pull request may have more files than were
+    /// listed) and the caller must not treat the result as a clean pass.
+    pub async fn pull_request_files(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: u64,
+    ) -> Result<PullRequestFiles, GithubError> {
+        let mut files = Vec::new();
+        for page in 1..=MAX_FILE_PAGES {
+            let route = format!(
+                "{}/pulls/{number}/files?per_page={FILES_PER_PAGE}&page={page}",
+                repo_route(owner, repo)
+            );
+            let batch: Vec<GithubFile> = self.get(&route).await?.json()?;
+            let short = batch.len() < FILES_PER_PAGE;
+            files.extend(batch);
+            if short {
+                return Ok(PullRequestFiles {
+                    files,
+                    complete: true,
+                });
+            }
+        }
+        Ok(PullRequestFiles {
+            files,
+            complete: false,
+        })
+    }
+
+    /// The text of a file at a ref (branch, tag or commit), or `None` when there is no such file.
+    pub async fn file_contents(
+        &self,
+        owner: &str,
+        repo: &str,
+        path: &str,
+        git_ref: &str,
+    ) -> Result<Option<String>, GithubError> {
+        let route = format!(
+            "{}/contents/{}?ref={}",
+            repo_route(owner, repo),
+            encode_path(path.trim_start_matches('/')),
+            encode(git_ref)
+        );
+        let answer = self.get(&route).await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let value: serde_json::Value = answer.json()?;
+        let content: Content = serde_json::from_value(value).map_err(|_| GithubError::Decode {
+            message: format!("{path} is not a file (a directory or a submodule?)"),
+        })?;
+        content.decode(path).map(Some)
+    }
+
+    /// `POST /repos/{owner}/{repo}/check-runs`; returns the check run's id.
+    pub async fn create_check_run(
+        &self,
+        owner: &str,
+        repo: &str,
+        check_run: &CheckRunCreate,
+    ) -> Result<u64, GithubError> {
+        let route = format!("{}/check-runs", repo_route(owner, repo));
+        let created: Created = self
+            .send(Method::POST, &route, Some(check_run))
+            .await?
+            .json()?;
+        Ok(created.id)
+    }
+
+    /// `PATCH /repos/{owner}/{repo}/check-runs/{id}`. Annotations are appended to the ones the
+    /// check run already has.
+    pub async fn update_check_run(
+        &self,
+        owner: &str,
+        repo: &str,
+        id: u64,
+        update: &CheckRunUpdate,
+    ) -> Result<(), GithubError> {
+        let route = format!("{}/check-runs/{id}", repo_route(owner, repo));
+        self.send(Method::PATCH, &route, Some(update)).await?.ok()?;
+        Ok(())
+    }
+
+    /// Every comment on an issue or pull request, oldest first.
+    pub async fn list_issue_comments(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: u64,
+    ) -> Result<Vec<IssueComment>, GithubError> {
+        let mut comments = Vec::new();
+        for page in 1..=MAX_COMMENT_PAGES {
+            let route = format!(
+                "{}/issues/{number}/comments?per_page={COMMENTS_PER_PAGE}&page={page}",
+                repo_route(owner, repo)
+            );
+            let batch: Vec<IssueComment> = self.get(&route).await?.json()?;
+            let short = batch.len() < COMMENTS_PER_PAGE;
+            comments.extend(batch);
+            if short {
+                return Ok(comments);
+            }
+        }
+        Err(GithubError::Decode {
+            message: format!(
+                "{owner}/{repo}#{number} lists more than {} comments; refusing to page further",
+                COMMENTS_PER_PAGE * MAX_COMMENT_PAGES as usize
+            ),
+        })
+    }
+
+    /// `POST /repos/{owner}/{repo}/issues/{number}/comments`; returns the comment's id.
+    pub async fn create_issue_comment(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: u64,
+        body: &str,
+    ) -> Result<u64, GithubError> {
+        let route = format!("{}/issues/{number}/comments", repo_route(owner, repo));
+        let created: Created = self
+            .send(Method::POST, &route, Some(&CommentBody { body }))
+            .await?
+            .json()?;
+        Ok(created.id)
+    }
+
+    /// `PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}`.
+    pub async fn update_issue_comment(
+        &self,
+        owner: &str,
+        repo: &str,
+        comment_id: u64,
+        body: &str,
+    ) -> Result<(), GithubError> {
+        let route = format!("{}/issues/comments/{comment_id}", repo_route(owner, repo));
+        self.send(Method::PATCH, &route, Some(&CommentBody { body }))
+            .await?
+            .ok()?;
+        Ok(())
+    }
+}
+
+fn repo_route(owner: &str, repo: &str) -> String {
+    format!("/repos/{}/{}", encode(owner), encode(repo))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-encodes each segment of a slash-separated path, keeping the slashes.
+fn encode_path(path: &str) -> String {
+    path.split('/').map(encode).collect::<Vec<_>>().join("/")
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: u64,
+}
+
+#[derive(Serialize)]
+struct CommentBody<'a> {
+    body: &'a str,
+}
+
+/// The contents API's answer for a file.
+#[derive(Deserialize)]
+struct Content {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    encoding: Option<String>,
+    #[serde(default)]
+    content: Option<String>,
+}
+
+impl Content {
+    fn decode(self, path: &str) -> Result<String, GithubError> {
+        let decode_error = |message: String| GithubError::Decode { message };
+        if self.kind != "file" {
+            return Err(decode_error(format!(
+                "{path} is a {}, not a file",
+                self.kind
+            )));
+        }
+        match self.encoding.as_deref() {
+            Some("base64") => {}
+            // GitHub leaves files over 1 MB out of the JSON answer ("encoding": "none").
+            other => {
+                return Err(decode_error(format!(
+                    "{path}: content not included (encoding {other:?}; over 1 MB?)"
+                )));
+            }
+        }
+        let encoded: String = self
+            .content
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|error| decode_error(format!("{path}: invalid base64 content: {error}")))?;
+        String::from_utf8(bytes).map_err(|_| decode_error(format!("{path} is not UTF-8 text")))
+    }
+}
+
+/// A pull request, with the fields Tollgate reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    pub number: u64,
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub user: Account,
+    #[serde(default)]
+    pub draft: bool,
+    pub state: PullRequestState,
+    pub head: BranchRef,
+    pub base: BranchRef,
+    #[serde(default)]
+    pub labels: Vec<Label>,
+    /// GitHub's count of changed files (the file list stops at 3,000).
+    #[serde(default)]
+    pub changed_files: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullRequestState {
+    Open,
+    Closed,
+    #[serde(other)]
+    Unknown,
+}
+
+/// A user or bot as GitHub shows it on a pull request or comment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub login: String,
+    /// `User`, `Bot` or `Organization`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+}
+
+/// The head or base of a pull request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchRef {
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub sha: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    pub name: String,
+}
+
+/// A pull request's files, and whether GitHub listed all of them.
+#[derive(Debug, Clone)]
+pub struct PullRequestFiles {
+    pub files: Vec<GithubFile>,
+    /// False when GitHub's 3,000-file cap was reached: files may be missing.
+    pub complete: bool,
+}
+
+/// A comment on an issue or pull request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueComment {
+    pub id: u64,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Absent for comments of deleted accounts.
+    #[serde(default)]
+    pub user: Option<Account>,
+    #[serde(default)]
+    pub html_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Queued,
+    InProgress,
+    Completed,
+}
+
+/// A check run's conclusion, as an app may set it (`stale` is GitHub's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Conclusion {
+    ActionRequired,
+    Cancelled,
+    Failure,
+    Neutral,
+    Success,
+    Skipped,
+    TimedOut,
+}
+
+/// `POST /repos/{owner}/{repo}/check-runs`. GitHub requires a `conclusion` with
+/// `status: completed` or a `completed_at`. Absent fields are left out, never sent as null.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckRunCreate {
+    pub name: String,
+    pub head_sha: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<CheckStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conclusion: Option<Conclusion>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_time"
+    )]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_time"
+    )]
+    pub completed_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<CheckOutput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details_url: Option<String>,
+    /// Our own reference for the run, echoed back in check-run webhooks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+impl CheckRunCreate {
+    /// A check run with only its required fields.
+    pub fn new(name: impl Into<String>, head_sha: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            head_sha: head_sha.into(),
+            status: None,
+            conclusion: None,
+            started_at: None,
+            completed_at: None,
+            output: None,
+            details_url: None,
+            external_id: None,
+        }
+    }
+}
+
+/// `PATCH /repos/{owner}/{repo}/check-runs/{id}`: only the fields set are changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CheckRunUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<CheckStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conclusion: Option<Conclusion>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_time"
+    )]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_time"
+    )]
+    pub completed_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<CheckOutput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+/// A check run's output. `summary` and `text` are limited to 65,535 characters, annotations to
+/// [`MAX_ANNOTATIONS_PER_REQUEST`] per request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckOutput {
+    pub title: String,
+    pub summary: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<Annotation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Annotation {
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub annotation_level: AnnotationLevel,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_details: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnnotationLevel {
+    Notice,
+    Warning,
+    Failure,
+}
+
+/// GitHub's documented timestamp form, `YYYY-MM-DDTHH:MM:SSZ`.
+fn serialize_time<S: Serializer>(
+    time: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        None => serializer.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn routes_keep_an_enterprise_base_path() {
+        let base = ApiBase::parse("https://ghe.example.com/api/v3/").unwrap();
+        assert_eq!(base.route("/repos/o/r"), "/api/v3/repos/o/r");
+        let base = ApiBase::parse("https://api.github.com").unwrap();
+        assert_eq!(base.route("/repos/o/r"), "/repos/o/r");
+        let base = ApiBase::parse("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(base.route("/repos/o/r/pulls/1"), "/repos/o/r/pulls/1");
+    }
+
+    #[test]
+    fn api_urls_without_host_or_with_query_are_refused() {
+        assert!(ApiBase::parse("/api/v3").is_err());
+        assert!(ApiBase::parse("https://ghe.example.com/api/v3?x=1").is_err());
+        assert!(ApiBase::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(encode("refs/heads/main"), "refs%2Fheads%2Fmain");
+        assert_eq!(encode_path("docs/a b/ü.md"), "docs/a%20b/%C3%BC.md");
+        assert_eq!(repo_route("octo-org", "repo.rs"), "/repos/octo-org/repo.rs");
+    }
+
+    #[test]
+    fn check_run_never_sends_nulls() {
+        let create = CheckRunCreate::new("Tollgate", "abc");
+        assert_eq!(
+            serde_json::to_value(&create).unwrap(),
+            json!({"name": "Tollgate", "head_sha": "abc"})
+        );
+        let update = CheckRunUpdate {
+            status: Some(CheckStatus::Completed),
+            conclusion: Some(Conclusion::ActionRequired),
+            completed_at: Some(DateTime::from_timestamp(1_700_000_000, 123_000_000).unwrap()),
+            output: Some(CheckOutput {
+                title: "t".into(),
+                summary: "s".into(),
+                text: None,
+                annotations: vec![Annotation {
+                    path: "a.rs".into(),
+                    start_line: 1,
+                    end_line: 2,
+                    annotation_level: AnnotationLevel::Failure,
+                    title: None,
+                    message: "m".into(),
+                    raw_details: None,
+                }],
+            }),
+            ..CheckRunUpdate::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&update).unwrap(),
+            json!({
+                "status": "completed",
+                "conclusion": "action_required",
+                "completed_at": "2023-11-14T22:13:20Z",
+                "output": {
+                    "title": "t",
+                    "summary": "s",
+                    "annotations": [{
+                        "path": "a.rs", "start_line": 1, "end_line": 2,
+                        "annotation_level": "failure", "message": "m"
+                    }]
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn pull_request_parses_leniently() {
+        let pr: PullRequest = serde_json::from_value(json!({
+            "number": 3,
+            "title": "Fix",
+            "body": null,
+            "user": {"login": "octocat", "id": 1},
+            "state": "open",
+            "head": {"ref": "fix", "sha": "h", "repo": null},
+            "base": {"ref": "main", "sha": "b"},
+            "labels": [{"id": 1, "name": "bug", "color": "f00"}],
+            "locked": false
+        }))
+        .unwrap();
+        assert_eq!(pr.user.login, "octocat");
+        assert!(!pr.draft);
+        assert_eq!(pr.head.git_ref, "fix");
+        assert_eq!(pr.labels[0].name, "bug");
+        assert_eq!(pr.changed_files, None);
+        assert_eq!(pr.state, PullRequestState::Open);
+    }
+
+    #[test]
+    fn contents_decode_base64_with_line_breaks() {
+        let content = Content {
+            kind: "file".into(),
+            encoding: Some("base64".into()),
+            content: Some("aGVsbG8g\nd29ybGQ=\n".into()),
+        };
+        assert_eq!(content.decode("x").unwrap(), "hello world");
+        let large = Content {
+            kind: "file".into(),
+            encoding: Some("none".into()),
+            content: Some(String::new()),
+        };
+        assert!(matches!(large.decode("x"), Err(GithubError::Decode { .. })));
+    }
+}

@@ -1,0 +1,17 @@
+//! The GitHub edge: webhook payloads → events, app authentication, and the REST client with
+//! per-installation pacing of writes.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod events;
+pub mod pacer;
+
+pub use auth::AppCredentials;
+pub use client::{
+    Account, Annotation, AnnotationLevel, BranchRef, CheckOutput, CheckRunCreate, CheckRunUpdate,
+    CheckStatus, Conclusion, GithubApp, InstallationClient, IssueComment, Label,
+    MAX_ANNOTATIONS_PER_REQUEST, PullRequest, PullRequestFiles, PullRequestState,
+};
+pub use error::GithubError;
+pub use pacer::{Pacer, Pacing};

@@ -1,0 +1,790 @@
+//! The real GitHub client against the fake GitHub: proves the fake speaks GitHub's wire format
+//! and refuses what GitHub refuses, and that the client maps every answer to the right result.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use support::fake_github::{BOT_LOGIN, Failure, FakeGithub, PrSpec, file_entry};
+use support::{TEST_APP_KEY, openapi, wait_until};
+use tollgate::github::{
+    Annotation, AnnotationLevel, AppCredentials, CheckOutput, CheckRunCreate, CheckRunUpdate,
+    CheckStatus, Conclusion, GithubApp, GithubError, InstallationClient, Pacing,
+};
+
+const APP_ID: u64 = 4242;
+const INSTALLATION: u64 = 77;
+const OWNER: &str = "acme";
+const REPO: &str = "widgets";
+
+async fn fake() -> FakeGithub {
+    let fake = FakeGithub::start(APP_ID, TEST_APP_KEY).await;
+    fake.add_installation(INSTALLATION);
+    fake.add_repo(INSTALLATION, OWNER, REPO);
+    fake
+}
+
+fn client_for(url: &str, pacing: Pacing) -> InstallationClient {
+    GithubApp::new(url, APP_ID, TEST_APP_KEY, pacing)
+        .unwrap()
+        .installation(INSTALLATION)
+        .unwrap()
+}
+
+async fn setup() -> (FakeGithub, InstallationClient) {
+    let fake = fake().await;
+    let client = client_for(&fake.url(), Pacing::default());
+    (fake, client)
+}
+
+fn pr_with_files(number: u64, count: usize) -> PrSpec {
+    PrSpec {
+        number,
+        files: (0..count)
+            .map(|i| {
+                file_entry(
+                    &format!("src/f{i}.rs"),
+                    "modified",
+                    Some("@@ -1 +1 @@\n-a\n+b"),
+                )
+            })
+            .collect(),
+        ..PrSpec::default()
+    }
+}
+
+fn annotations(count: usize, offset: usize) -> Vec<Annotation> {
+    (0..count)
+        .map(|i| Annotation {
+            path: format!("src/f{}.rs", i + offset),
+            start_line: 1,
+            end_line: 2,
+            annotation_level: AnnotationLevel::Warning,
+            title: Some("R07".into()),
+            message: "a finding".into(),
+            raw_details: None,
+        })
+        .collect()
+}
+
+fn output(annotations: Vec<Annotation>) -> CheckOutput {
+    CheckOutput {
+        title: "Score 80".into(),
+        summary: "Some findings".into(),
+        text: None,
+        annotations,
+    }
+}
+
+fn token_exchanges(fake: &FakeGithub) -> usize {
+    fake.requests()
+        .iter()
+        .filter(|r| r.path == format!("/app/installations/{INSTALLATION}/access_tokens"))
+        .count()
+}
+
+#[test]
+fn github_app_is_shareable() {
+    fn assert_shareable<T: Clone + Send + Sync + 'static>() {}
+    assert_shareable::<GithubApp>();
+    assert_shareable::<InstallationClient>();
+}
+
+#[tokio::test]
+async fn token_exchange_then_pull_request() {
+    let (fake, client) = setup().await;
+    fake.set_pull_request(
+        OWNER,
+        REPO,
+        PrSpec {
+            number: 7,
+            title: "Add widgets".into(),
+            draft: true,
+            labels: vec!["security".into()],
+            ..pr_with_files(7, 3)
+        },
+    );
+
+    let pr = client.pull_request(OWNER, REPO, 7).await.unwrap();
+    assert_eq!(pr.number, 7);
+    assert_eq!(pr.title, "Add widgets");
+    assert_eq!(pr.user.login, "octocat");
+    assert!(pr.draft);
+    assert_eq!(pr.head.git_ref, "feature");
+    assert_eq!(pr.base.sha, PrSpec::default().base_sha);
+    assert_eq!(pr.labels[0].name, "security");
+    assert_eq!(pr.changed_files, Some(3));
+
+    // The installation token is cached: a second call needs no new exchange.
+    client.pull_request(OWNER, REPO, 7).await.unwrap();
+    assert_eq!(token_exchanges(&fake), 1);
+    let exchange = &fake.requests()[0];
+    assert_eq!((exchange.method.as_str(), exchange.status), ("POST", 201));
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn installation_clients_are_cached_per_installation() {
+    let fake = fake().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
+    let app = GithubApp::new(&fake.url(), APP_ID, TEST_APP_KEY, Pacing::default()).unwrap();
+    let clone = app.clone();
+    app.installation(INSTALLATION)
+        .unwrap()
+        .pull_request(OWNER, REPO, 1)
+        .await
+        .unwrap();
+    clone
+        .installation(INSTALLATION)
+        .unwrap()
+        .pull_request(OWNER, REPO, 1)
+        .await
+        .unwrap();
+    assert_eq!(token_exchanges(&fake), 1);
+}
+
+#[tokio::test]
+async fn enterprise_base_path_is_kept_for_every_request() {
+    let fake = fake().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(3, 1));
+    let client = client_for(&format!("{}/", fake.enterprise_url()), Pacing::default());
+    client.pull_request(OWNER, REPO, 3).await.unwrap();
+    client
+        .create_issue_comment(OWNER, REPO, 3, "hello")
+        .await
+        .unwrap();
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    for request in &requests {
+        assert!(
+            request.full_path.starts_with("/api/v3/"),
+            "{} lost the base path",
+            request.full_path
+        );
+        assert!(request.status < 300, "{request:?}");
+    }
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn files_are_paged_until_a_short_page() {
+    let (fake, client) = setup().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(5, 250));
+    let files = client.pull_request_files(OWNER, REPO, 5).await.unwrap();
+    assert!(files.complete);
+    assert_eq!(files.files.len(), 250);
+    assert_eq!(files.files[249].filename, "src/f249.rs");
+    assert_eq!(files.files[0].additions, 1);
+    let pages: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/files"))
+        .map(|r| r.query.unwrap())
+        .collect();
+    assert_eq!(
+        pages,
+        [
+            "per_page=100&page=1",
+            "per_page=100&page=2",
+            "per_page=100&page=3"
+        ]
+    );
+
+    // An exact multiple of the page size ends on an empty page.
+    fake.set_pull_request(OWNER, REPO, pr_with_files(6, 100));
+    let files = client.pull_request_files(OWNER, REPO, 6).await.unwrap();
+    assert!(files.complete);
+    assert_eq!(files.files.len(), 100);
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn more_than_3000_files_is_incomplete() {
+    let (fake, client) = setup().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(9, 3100));
+    let files = client.pull_request_files(OWNER, REPO, 9).await.unwrap();
+    assert!(
+        !files.complete,
+        "a capped file list must never look complete"
+    );
+    assert_eq!(files.files.len(), 3000);
+    let pages = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/files"))
+        .count();
+    assert_eq!(pages, 30);
+}
+
+#[tokio::test]
+async fn file_contents_found_and_absent() {
+    let (fake, client) = setup().await;
+    let config = "threshold: 70\n# ünïcode and a long line ".to_owned() + &"x".repeat(200);
+    fake.set_file(OWNER, REPO, "main", ".github/tollgate.yml", &config);
+    fake.set_file(OWNER, REPO, "main", "docs/a b.md", "spaces");
+    fake.set_pull_request(OWNER, REPO, pr_with_files(2, 1));
+
+    let found = client
+        .file_contents(OWNER, REPO, ".github/tollgate.yml", "main")
+        .await
+        .unwrap();
+    assert_eq!(found.as_deref(), Some(config.as_str()));
+    // The base commit of a pull request finds its base branch's files.
+    let by_sha = client
+        .file_contents(
+            OWNER,
+            REPO,
+            ".github/tollgate.yml",
+            &PrSpec::default().base_sha,
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_sha.as_deref(), Some(config.as_str()));
+    let spaced = client
+        .file_contents(OWNER, REPO, "docs/a b.md", "main")
+        .await
+        .unwrap();
+    assert_eq!(spaced.as_deref(), Some("spaces"));
+    let absent = client
+        .file_contents(OWNER, REPO, ".github/tollgate.yml", "feature")
+        .await
+        .unwrap();
+    assert_eq!(absent, None);
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn check_run_annotations_accumulate_over_updates() {
+    let (fake, client) = setup().await;
+    let head = "3333333333333333333333333333333333333333";
+    let id = client
+        .create_check_run(
+            OWNER,
+            REPO,
+            &CheckRunCreate {
+                status: Some(CheckStatus::InProgress),
+                started_at: Some(chrono::Utc::now()),
+                external_id: Some("eval-1".into()),
+                ..CheckRunCreate::new("Tollgate", head)
+            },
+        )
+        .await
+        .unwrap();
+    client
+        .update_check_run(
+            OWNER,
+            REPO,
+            id,
+            &CheckRunUpdate {
+                output: Some(output(annotations(50, 0))),
+                ..CheckRunUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    client
+        .update_check_run(
+            OWNER,
+            REPO,
+            id,
+            &CheckRunUpdate {
+                status: Some(CheckStatus::Completed),
+                conclusion: Some(Conclusion::Failure),
+                completed_at: Some(chrono::Utc::now()),
+                output: Some(output(annotations(20, 50))),
+                ..CheckRunUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    let runs = fake.check_runs(OWNER, REPO);
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(
+        (run.id, run.name.as_str(), run.head_sha.as_str()),
+        (id, "Tollgate", head)
+    );
+    assert_eq!(run.status, "completed");
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    assert_eq!(run.output_title.as_deref(), Some("Score 80"));
+    assert_eq!(run.output_summary.as_deref(), Some("Some findings"));
+    assert_eq!(run.annotations.len(), 70);
+    assert_eq!(run.annotations[69]["path"], "src/f69.rs");
+    assert_eq!(run.external_id.as_deref(), Some("eval-1"));
+    assert_eq!(run.updates, 2);
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn check_run_requests_github_refuses() {
+    let (fake, client) = setup().await;
+    let id = client
+        .create_check_run(OWNER, REPO, &CheckRunCreate::new("Tollgate", "abc"))
+        .await
+        .unwrap();
+
+    let too_many = client
+        .update_check_run(
+            OWNER,
+            REPO,
+            id,
+            &CheckRunUpdate {
+                output: Some(output(annotations(51, 0))),
+                ..CheckRunUpdate::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    match &too_many {
+        GithubError::Invalid {
+            status: 422,
+            message,
+        } => {
+            assert!(message.contains("50"), "unclear message: {message}")
+        }
+        other => panic!("expected a 422, got {other:?}"),
+    }
+    assert!(!too_many.is_retryable());
+
+    let no_conclusion = client
+        .update_check_run(
+            OWNER,
+            REPO,
+            id,
+            &CheckRunUpdate {
+                status: Some(CheckStatus::Completed),
+                ..CheckRunUpdate::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        no_conclusion,
+        GithubError::Invalid { status: 422, .. }
+    ));
+
+    let huge_summary = client
+        .update_check_run(
+            OWNER,
+            REPO,
+            id,
+            &CheckRunUpdate {
+                output: Some(CheckOutput {
+                    summary: "é".repeat(40_000), // 80,000 bytes
+                    ..output(Vec::new())
+                }),
+                ..CheckRunUpdate::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        huge_summary,
+        GithubError::Invalid { status: 422, .. }
+    ));
+
+    let missing = client
+        .update_check_run(OWNER, REPO, 999_999, &CheckRunUpdate::default())
+        .await
+        .unwrap_err();
+    assert_eq!(missing, GithubError::NotFound);
+
+    let run = &fake.check_runs(OWNER, REPO)[0];
+    assert!(run.annotations.is_empty());
+    assert_eq!(run.status, "queued");
+    assert_eq!(fake.rejections().len(), 4, "{:#?}", fake.rejections());
+}
+
+#[tokio::test]
+async fn comments_create_list_update() {
+    let (fake, client) = setup().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(4, 1));
+    for i in 0..120 {
+        fake.add_comment(OWNER, REPO, 4, "alice", &format!("comment {i}"));
+    }
+
+    let id = client
+        .create_issue_comment(OWNER, REPO, 4, "<!-- tollgate -->\nScore: 80")
+        .await
+        .unwrap();
+    let listed = client.list_issue_comments(OWNER, REPO, 4).await.unwrap();
+    assert_eq!(listed.len(), 121);
+    let ours = listed.last().unwrap();
+    assert_eq!(ours.id, id);
+    let user = ours.user.as_ref().unwrap();
+    assert_eq!(user.login, BOT_LOGIN);
+    assert_eq!(user.kind.as_deref(), Some("Bot"));
+    assert_eq!(
+        listed[0].user.as_ref().unwrap().kind.as_deref(),
+        Some("User")
+    );
+
+    client
+        .update_issue_comment(OWNER, REPO, id, "<!-- tollgate -->\nScore: 90")
+        .await
+        .unwrap();
+    let bot = fake.bot_comments(OWNER, REPO, 4);
+    assert_eq!(bot.len(), 1);
+    assert_eq!(bot[0].body, "<!-- tollgate -->\nScore: 90");
+    assert_eq!(bot[0].edits, 1);
+
+    let too_long = client
+        .create_issue_comment(OWNER, REPO, 4, &"x".repeat(65_537))
+        .await
+        .unwrap_err();
+    assert!(matches!(too_long, GithubError::Invalid { status: 422, .. }));
+    let no_pr = client
+        .create_issue_comment(OWNER, REPO, 404, "hi")
+        .await
+        .unwrap_err();
+    assert_eq!(no_pr, GithubError::NotFound);
+    assert_eq!(fake.bot_comments(OWNER, REPO, 4).len(), 1);
+}
+
+#[tokio::test]
+async fn injected_server_error_then_success() {
+    let (fake, client) = setup().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
+    fake.fail_next("GET", "/repos/acme/widgets/pulls/1", 502, 1);
+    let error = client.pull_request(OWNER, REPO, 1).await.unwrap_err();
+    assert_eq!(error, GithubError::Server { status: 502 });
+    assert!(error.is_retryable());
+    client.pull_request(OWNER, REPO, 1).await.unwrap();
+}
+
+#[tokio::test]
+async fn rate_limits_become_rate_limited_with_a_wait() {
+    let (fake, client) = setup().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
+
+    fake.fail_next_with("GET", "/repos/", Failure::too_many_requests(30), 1);
+    let error = client.pull_request(OWNER, REPO, 1).await.unwrap_err();
+    assert_eq!(
+        error,
+        GithubError::RateLimited {
+            retry_after: Some(Duration::from_secs(30))
+        }
+    );
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(30)));
+
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 120;
+    fake.fail_next_with("GET", "/repos/", Failure::primary_rate_limit(reset), 1);
+    let error = client.pull_request(OWNER, REPO, 1).await.unwrap_err();
+    let wait = error.retry_after().expect("a wait until the reset");
+    assert!(
+        wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+        "{wait:?}"
+    );
+}
+
+#[tokio::test]
+async fn secondary_limit_is_a_rate_limit() {
+    let (fake, client) = setup().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
+    fake.set_secondary_limit(3, Duration::from_secs(60));
+    for i in 0..3 {
+        client
+            .create_issue_comment(OWNER, REPO, 1, &format!("c{i}"))
+            .await
+            .unwrap();
+    }
+    let error = client
+        .create_issue_comment(OWNER, REPO, 1, "one too many")
+        .await
+        .unwrap_err();
+    match error {
+        GithubError::RateLimited {
+            retry_after: Some(wait),
+        } => assert!(wait <= Duration::from_secs(60)),
+        other => panic!("expected a rate limit with retry-after, got {other:?}"),
+    }
+    // Reads are not limited.
+    client.pull_request(OWNER, REPO, 1).await.unwrap();
+    assert_eq!(fake.write_count(), 4);
+}
+
+#[tokio::test]
+async fn pacing_keeps_an_installation_under_the_secondary_limit() {
+    let fake = fake().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
+    // Burst 2, then one write every 100 ms: at most 5 writes in any 300 ms.
+    fake.set_secondary_limit(6, Duration::from_millis(300));
+    let client = client_for(
+        &fake.url(),
+        Pacing {
+            burst: 2,
+            per_minute: 600,
+        },
+    );
+    let writes = (0..10).map(|i| {
+        let client = client.clone();
+        async move {
+            client
+                .create_issue_comment(OWNER, REPO, 1, &format!("c{i}"))
+                .await
+        }
+    });
+    for result in run_concurrently(writes).await {
+        result.unwrap();
+    }
+    assert_eq!(fake.bot_comments(OWNER, REPO, 1).len(), 10);
+    assert!(fake.rejections().is_empty(), "{:#?}", fake.rejections());
+}
+
+/// Runs the futures concurrently, each on its own task, and collects their outputs in order.
+async fn run_concurrently<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn revoked_token_is_renewed_once() {
+    let (fake, client) = setup().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
+    client.pull_request(OWNER, REPO, 1).await.unwrap();
+    fake.revoke_tokens();
+    client.pull_request(OWNER, REPO, 1).await.unwrap();
+    assert_eq!(token_exchanges(&fake), 2);
+}
+
+#[tokio::test]
+async fn wrong_app_or_unknown_installation() {
+    let fake = fake().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
+    // A JWT whose issuer is another app is refused at the token exchange.
+    let other_app = GithubApp::new(&fake.url(), APP_ID + 1, TEST_APP_KEY, Pacing::default())
+        .unwrap()
+        .installation(INSTALLATION)
+        .unwrap();
+    let error = other_app.pull_request(OWNER, REPO, 1).await.unwrap_err();
+    assert_eq!(error, GithubError::Unauthorized);
+    assert!(
+        fake.rejections()[0].reason.contains("iss"),
+        "{:?}",
+        fake.rejections()
+    );
+
+    let app = GithubApp::new(&fake.url(), APP_ID, TEST_APP_KEY, Pacing::default()).unwrap();
+    let error = app
+        .installation(999)
+        .unwrap()
+        .pull_request(OWNER, REPO, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(error, GithubError::NotFound);
+
+    // A token for one installation does not open another installation's repository.
+    fake.add_installation(5);
+    fake.add_repo(5, "other", "repo");
+    fake.set_pull_request("other", "repo", pr_with_files(1, 1));
+    let error = app
+        .installation(INSTALLATION)
+        .unwrap()
+        .pull_request("other", "repo", 1)
+        .await
+        .unwrap_err();
+    assert_eq!(error, GithubError::NotFound);
+}
+
+#[tokio::test]
+async fn unreachable_github_is_a_transport_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let client = client_for(&url, Pacing::default());
+    let error = client.pull_request(OWNER, REPO, 1).await.unwrap_err();
+    assert!(matches!(error, GithubError::Transport { .. }), "{error:?}");
+    assert!(error.is_retryable());
+}
+
+/// A valid installation token, fetched the way octocrab does.
+async fn installation_token(fake: &FakeGithub) -> String {
+    let jwt = AppCredentials::from_pem(APP_ID, TEST_APP_KEY)
+        .unwrap()
+        .jwt()
+        .unwrap();
+    let answer: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/app/installations/{INSTALLATION}/access_tokens",
+            fake.url()
+        ))
+        .bearer_auth(jwt)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["token"].as_str().expect("a token").to_owned()
+}
+
+#[tokio::test]
+async fn invalid_bodies_and_unknown_routes_are_recorded() {
+    let fake = fake().await;
+    let token = installation_token(&fake).await;
+    let http = reqwest::Client::new();
+
+    let answer = http
+        .post(format!("{}/repos/{OWNER}/{REPO}/check-runs", fake.url()))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Tollgate", "head_sha": "abc", "status": "bogus"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 422);
+    if openapi::validator().is_some() {
+        let violations = fake.openapi_violations();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].contains("checks/create"), "{}", violations[0]);
+    }
+
+    let answer = http
+        .post(format!("{}/repos/{OWNER}/{REPO}/check-runs", fake.url()))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Tollgate", "head_sha": "abc", "details_url": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 422, "GitHub refuses nulls");
+
+    let answer = http
+        .get(format!("{}/repos/{OWNER}/{REPO}/branches", fake.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 404);
+    assert_eq!(fake.unexpected_requests().len(), 1);
+
+    let answer = http
+        .get(format!("{}/repos/{OWNER}/{REPO}/pulls/1", fake.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 401, "no token");
+
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fake.assert_clean()));
+    assert!(
+        result.is_err(),
+        "assert_clean must fail after an unexpected request"
+    );
+}
+
+#[tokio::test]
+async fn wait_until_polls_a_condition() {
+    let (fake, _client) = setup().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
+    let fake = std::sync::Arc::new(fake);
+    let writer = fake.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        writer.add_comment(OWNER, REPO, 1, "bob", "late");
+    });
+    assert!(
+        wait_until(Duration::from_secs(5), || !fake
+            .comments(OWNER, REPO, 1)
+            .is_empty())
+        .await
+    );
+    assert!(!wait_until(Duration::from_millis(50), || false).await);
+}
+
+mod openapi_validator {
+    use super::support::openapi::Validator;
+    use serde_json::json;
+
+    fn tiny() -> Validator {
+        Validator::from_document(&json!({
+            "paths": {
+                "/repos/{owner}/{repo}/issues/{issue_number}/comments": {
+                    "post": {
+                        "operationId": "issues/create-comment",
+                        "requestBody": {"required": true, "content": {"application/json": {
+                            "schema": {"type": "object", "required": ["body"],
+                                       "properties": {"body": {"type": "string"},
+                                                      "who": {"$ref": "#/components/schemas/who"}}}
+                        }}}
+                    }
+                },
+                "/repos/{owner}/{repo}/issues/comments/{comment_id}": {
+                    "patch": {"operationId": "issues/update-comment"}
+                },
+                "/repos/{owner}/{repo}/contents/{path}": {"get": {"operationId": "repos/get-content"}}
+            },
+            "components": {"schemas": {"who": {"type": "string", "nullable": true, "example": 1}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn paths_match_templates() {
+        let v = tiny();
+        assert_eq!(
+            v.operation_id("PATCH", "/repos/o/r/issues/comments/5"),
+            Some("issues/update-comment")
+        );
+        assert_eq!(
+            v.operation_id("GET", "/repos/o/r/contents/a/b/c.yml"),
+            Some("repos/get-content")
+        );
+        assert!(v.check("GET", "/repos/o/r/nope", None).is_err());
+        assert!(
+            v.check("DELETE", "/repos/o/r/issues/comments/5", None)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn bodies_are_validated_with_nullable_and_refs() {
+        let v = tiny();
+        let path = "/repos/o/r/issues/1/comments";
+        assert!(
+            v.check("POST", path, Some(&json!({"body": "x", "who": null})))
+                .is_ok()
+        );
+        assert!(
+            v.check("POST", path, Some(&json!({"body": "x", "who": "me"})))
+                .is_ok()
+        );
+        assert!(
+            v.check("POST", path, Some(&json!({"body": "x", "who": 3})))
+                .is_err()
+        );
+        assert!(v.check("POST", path, Some(&json!({}))).is_err());
+        assert!(v.check("POST", path, None).is_err());
+    }
+
+    #[test]
+    fn githubs_description_loads_when_present() {
+        if let Some(v) = super::openapi::validator() {
+            assert_eq!(
+                v.operation_id("POST", "/repos/o/r/check-runs"),
+                Some("checks/create")
+            );
+            assert!(
+                v.check(
+                    "POST",
+                    "/repos/o/r/check-runs",
+                    Some(&json!({"name": "n", "head_sha": "s", "status": "completed"}))
+                )
+                .is_err(),
+                "GitHub's schema ties status completed to a conclusion"
+            );
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Support for the integration tests: a fake GitHub HTTP server, the check of requests against
+//! GitHub's OpenAPI description, and small helpers.
+
+// Each test binary that includes this module uses a different part of it.
+#![allow(dead_code)]
+
+pub mod fake_github;
+pub mod openapi;
+pub mod test_app;
+
+use std::time::Duration;
+
+/// The test GitHub App's private key.
+pub const TEST_APP_KEY: &str = include_str!("../fixtures/test-app-key.pem");
+
+/// Polls `condition` every 20 ms until it holds (true) or `timeout` passes (false). Tests wait on
+/// conditions, never on fixed sleeps.
+#[must_use = "assert on the result: false means the condition never held"]
+pub async fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
