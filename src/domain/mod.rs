@@ -143,6 +143,11 @@ impl Fingerprint {
         Self(digest[..12].iter().map(|b| format!("{b:02x}")).collect())
     }
 
+    /// A fingerprint read back from the store, where only [`Fingerprint::of`] wrote it.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
