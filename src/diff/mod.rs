@@ -4,6 +4,9 @@
 //! GitHub's "list pull request files" JSON by [`from_github_files`].
 
 mod github;
+mod hunk;
+mod lines;
+mod names;
 mod unified;
 
 pub use github::{GithubFile, from_github_files};
@@ -59,6 +62,24 @@ pub struct FileChange {
 }
 
 impl FileChange {
+    /// A change with no lines yet, its patch available and its modes unknown.
+    fn new(status: FileStatus, old_path: Option<String>, new_path: Option<String>) -> Self {
+        Self {
+            status,
+            old_path,
+            new_path,
+            old_mode: None,
+            new_mode: None,
+            binary: false,
+            patch_available: true,
+            additions: 0,
+            deletions: 0,
+            added: Vec::new(),
+            removed: Vec::new(),
+            new_missing_final_newline: false,
+        }
+    }
+
     /// The path a reader knows the file by: the new path, or the old one for a deletion.
     pub fn path(&self) -> &str {
         self.new_path
