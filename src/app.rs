@@ -63,7 +63,10 @@ pub enum StartError {
     #[error("cannot set up the GitHub client: {0}")]
     Github(String),
     #[error("cannot listen on {address}: {message}")]
-    Listen { address: SocketAddr, message: String },
+    Listen {
+        address: SocketAddr,
+        message: String,
+    },
 }
 
 /// A started app: its bound address (the real port when 0 was asked) and a way to stop it.
@@ -74,7 +77,10 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: &AppSettings, options: RuntimeOptions) -> Result<Self, StartError> {
+    pub async fn build(
+        settings: &AppSettings,
+        options: RuntimeOptions,
+    ) -> Result<Self, StartError> {
         let pool = store::connect(settings.database_url.expose()).await?;
         if options.migrate {
             store::migrate(&pool).await?;
@@ -84,10 +90,13 @@ impl Application {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
 
-        let listener = TcpListener::bind(settings.listen).await.map_err(|e| StartError::Listen {
-            address: settings.listen,
-            message: e.to_string(),
-        })?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|e| StartError::Listen {
+                    address: settings.listen,
+                    message: e.to_string(),
+                })?;
         let address = listener.local_addr().map_err(|e| StartError::Listen {
             address: settings.listen,
             message: e.to_string(),
@@ -98,7 +107,10 @@ impl Application {
             let stopped = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stopped).await {
+            if let Err(error) = axum::serve(listener, router)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
                 tracing::error!(%error, "HTTP server stopped");
             }
         });
@@ -114,10 +126,19 @@ impl Application {
             let evaluator = Arc::new(Evaluator::new(pool.clone(), github, engine, settings));
             let worker_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
             let queue = JobQueue::new(pool.clone(), worker_id, options.job_lease);
-            tasks.spawn(jobs::run_workers(queue, evaluator, options.workers, shutdown_rx));
+            tasks.spawn(jobs::run_workers(
+                queue,
+                evaluator,
+                options.workers,
+                shutdown_rx,
+            ));
         }
         tracing::info!(%address, role = ?options.role, "tollgate started");
-        Ok(Self { address, shutdown, tasks })
+        Ok(Self {
+            address,
+            shutdown,
+            tasks,
+        })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -145,7 +166,10 @@ impl Application {
 
 fn router(pool: &PgPool, settings: &AppSettings, role: Role) -> Router {
     let health = Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .route("/readyz", get(readyz))
         .with_state(pool.clone());
     if role == Role::Worker {
@@ -154,7 +178,9 @@ fn router(pool: &PgPool, settings: &AppSettings, role: Role) -> Router {
     let intake = Arc::new(IntakeState {
         pool: pool.clone(),
         secrets: settings.webhook_secrets.clone(),
-        routing: RoutingPolicy { evaluate_drafts: settings.evaluate_drafts },
+        routing: RoutingPolicy {
+            evaluate_drafts: settings.evaluate_drafts,
+        },
     });
     let webhooks = Router::new()
         .route("/api/github/webhooks", post(intake::receive))
@@ -166,9 +192,10 @@ fn router(pool: &PgPool, settings: &AppSettings, role: Role) -> Router {
 async fn readyz(State(pool): State<PgPool>) -> impl IntoResponse {
     match store::readiness(&pool).await {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
-        Err(problem) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "problem": problem })))
-        }
+        Err(problem) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready", "problem": problem })),
+        ),
     }
 }
 

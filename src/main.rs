@@ -11,7 +11,11 @@ use tollgate::report::{self, Evaluation, ReportInput, Surface};
 use tollgate::{store, telemetry};
 
 #[derive(Parser)]
-#[command(name = "tollgate", version, about = "Scores pull requests against Rego policies")]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Scores pull requests against Rego policies"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,7 +34,12 @@ enum Command {
 #[derive(Args)]
 struct CheckArgs {
     /// A unified diff to evaluate (`-` reads standard input).
-    #[arg(long, value_name = "FILE", conflicts_with = "base", required_unless_present = "base")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "base",
+        required_unless_present = "base"
+    )]
     diff: Option<PathBuf>,
     /// Evaluate `git diff REF...HEAD` of the current git checkout.
     #[arg(long, value_name = "REF")]
@@ -100,7 +109,11 @@ fn run_check(args: CheckArgs) -> ExitCode {
         body: args.body,
         config: args.config,
         policies: args.policies,
-        pack_mode: if args.replace_pack { PackMode::Replace } else { PackMode::Extend },
+        pack_mode: if args.replace_pack {
+            PackMode::Replace
+        } else {
+            PackMode::Extend
+        },
     };
     let outcome = match check::run(&request) {
         Ok(outcome) => outcome,
@@ -134,7 +147,11 @@ fn run_check(args: CheckArgs) -> ExitCode {
         },
     };
     println!("{}", output.trim_end());
-    if outcome.verdict.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if outcome.verdict.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn run_async(job: impl Future<Output = Result<(), String>>) -> ExitCode {
@@ -169,7 +186,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         workers: args.workers,
         ..RuntimeOptions::default()
     };
-    let app = Application::build(&settings, options).await.map_err(|e| e.to_string())?;
+    let app = Application::build(&settings, options)
+        .await
+        .map_err(|e| e.to_string())?;
     app.run_until_stopped().await;
     Ok(())
 }
@@ -179,8 +198,12 @@ async fn migrate() -> Result<(), String> {
     telemetry::init(LogFormat::Pretty);
     let url = tollgate::config::database_url(&|name| std::env::var(name).ok())
         .map_err(|e| e.to_string())?;
-    let pool = store::connect(url.expose()).await.map_err(|e| format!("database: {e}"))?;
-    store::migrate(&pool).await.map_err(|e| format!("migrations: {e}"))?;
+    let pool = store::connect(url.expose())
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    store::migrate(&pool)
+        .await
+        .map_err(|e| format!("migrations: {e}"))?;
     tracing::info!("migrations applied");
     Ok(())
 }

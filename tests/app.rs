@@ -15,7 +15,8 @@ const OWNER: &str = "acme";
 const REPO: &str = "widgets";
 const WAIT: Duration = Duration::from_secs(20);
 
-const SECRET_PATCH: &str = "@@ -0,0 +1,3 @@\n+import os\n+AWS_KEY = \"AKIAZ7Q3XK2M4N5P6R7T\"\n+print(os.name)";
+const SECRET_PATCH: &str =
+    "@@ -0,0 +1,3 @@\n+import os\n+AWS_KEY = \"AKIAZ7Q3XK2M4N5P6R7T\"\n+print(os.name)";
 const CLEAN_PATCH: &str = "@@ -0,0 +1,2 @@\n+import os\n+print(os.name)";
 
 async fn fake_github() -> FakeGithub {
@@ -40,7 +41,10 @@ fn pr(number: u64, head: &str, patch: &str) -> PrSpec {
 }
 
 /// Waits until the check run on `head` is completed and returns it.
-async fn completed_check_run(github: &FakeGithub, head: &str) -> support::fake_github::CheckRunRecord {
+async fn completed_check_run(
+    github: &FakeGithub,
+    head: &str,
+) -> support::fake_github::CheckRunRecord {
     let done = wait_until(WAIT, || {
         github
             .check_runs(OWNER, REPO)
@@ -48,8 +52,16 @@ async fn completed_check_run(github: &FakeGithub, head: &str) -> support::fake_g
             .any(|c| c.head_sha == head && c.status == "completed")
     })
     .await;
-    assert!(done, "no completed check run on {head}: {:#?}", github.check_runs(OWNER, REPO));
-    github.check_runs(OWNER, REPO).into_iter().find(|c| c.head_sha == head && c.status == "completed").unwrap()
+    assert!(
+        done,
+        "no completed check run on {head}: {:#?}",
+        github.check_runs(OWNER, REPO)
+    );
+    github
+        .check_runs(OWNER, REPO)
+        .into_iter()
+        .find(|c| c.head_sha == head && c.status == "completed")
+        .unwrap()
 }
 
 async fn settle(app: &TestApp) {
@@ -70,20 +82,46 @@ async fn opened_pr_with_a_secret_fails_with_annotations_and_one_comment() {
     github.set_pull_request(OWNER, REPO, pr(1, &sha(1), SECRET_PATCH));
     let app = TestApp::start(&github.url()).await;
 
-    let (status, _) = app.send_webhook("pull_request", &pull_request_event("opened", OWNER, REPO, 1, &sha(1))).await;
+    let (status, _) = app
+        .send_webhook(
+            "pull_request",
+            &pull_request_event("opened", OWNER, REPO, 1, &sha(1)),
+        )
+        .await;
     assert_eq!(status, 202);
 
     let run = completed_check_run(&github, &sha(1)).await;
     assert_eq!(run.name, "Tollgate");
     assert_eq!(run.conclusion.as_deref(), Some("failure"));
-    assert!(run.output_title.as_deref().unwrap_or_default().starts_with("Score 90/100"), "{:?}", run.output_title);
-    assert!(run.annotations.iter().any(|a| a["path"] == "app/settings.py" && a["start_line"] == 2));
+    assert!(
+        run.output_title
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("Score 90/100"),
+        "{:?}",
+        run.output_title
+    );
+    assert!(
+        run.annotations
+            .iter()
+            .any(|a| a["path"] == "app/settings.py" && a["start_line"] == 2)
+    );
     settle(&app).await;
     let comments = github.bot_comments(OWNER, REPO, 1);
     assert_eq!(comments.len(), 1, "exactly one sticky comment");
     assert!(comments[0].body.contains("R01"), "{}", comments[0].body);
-    assert_eq!(app.count("SELECT count(*) FROM evaluations WHERE status = 'completed' AND verdict = 'fail'").await, 1);
-    assert_eq!(app.count("SELECT count(*) FROM violations WHERE rule_id = 'R01'").await, 1);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM evaluations WHERE status = 'completed' AND verdict = 'fail'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM violations WHERE rule_id = 'R01'")
+            .await,
+        1
+    );
     github.assert_clean();
 }
 
@@ -92,22 +130,40 @@ async fn synchronize_to_a_clean_diff_edits_the_same_comment_and_passes() {
     let github = fake_github().await;
     github.set_pull_request(OWNER, REPO, pr(2, &sha(1), SECRET_PATCH));
     let app = TestApp::start(&github.url()).await;
-    app.send_webhook("pull_request", &pull_request_event("opened", OWNER, REPO, 2, &sha(1))).await;
+    app.send_webhook(
+        "pull_request",
+        &pull_request_event("opened", OWNER, REPO, 2, &sha(1)),
+    )
+    .await;
     completed_check_run(&github, &sha(1)).await;
     settle(&app).await;
 
     github.set_pull_request(OWNER, REPO, pr(2, &sha(2), CLEAN_PATCH));
-    app.send_webhook("pull_request", &pull_request_event("synchronize", OWNER, REPO, 2, &sha(2))).await;
+    app.send_webhook(
+        "pull_request",
+        &pull_request_event("synchronize", OWNER, REPO, 2, &sha(2)),
+    )
+    .await;
     let run = completed_check_run(&github, &sha(2)).await;
     assert_eq!(run.conclusion.as_deref(), Some("success"));
     settle(&app).await;
 
     let comments = github.bot_comments(OWNER, REPO, 2);
-    assert_eq!(comments.len(), 1, "the sticky comment is edited, not duplicated");
+    assert_eq!(
+        comments.len(),
+        1,
+        "the sticky comment is edited, not duplicated"
+    );
     assert!(comments[0].edits >= 1);
     let body = &comments[0].body;
-    assert!(body.contains("90 at `0000000` → **100**"), "history line missing: {body}");
-    assert!(body.contains("~~"), "fixed violation not struck through: {body}");
+    assert!(
+        body.contains("90 at `0000000` → **100**"),
+        "history line missing: {body}"
+    );
+    assert!(
+        body.contains("~~"),
+        "fixed violation not struck through: {body}"
+    );
     github.assert_clean();
 }
 
@@ -117,13 +173,20 @@ async fn the_same_delivery_twice_is_processed_once() {
     github.set_pull_request(OWNER, REPO, pr(3, &sha(1), CLEAN_PATCH));
     let app = TestApp::start(&github.url()).await;
     let payload = pull_request_event("opened", OWNER, REPO, 3, &sha(1));
-    let (first, _) = app.send_delivery("delivery-1", "pull_request", &payload).await;
-    let (second, body) = app.send_delivery("delivery-1", "pull_request", &payload).await;
+    let (first, _) = app
+        .send_delivery("delivery-1", "pull_request", &payload)
+        .await;
+    let (second, body) = app
+        .send_delivery("delivery-1", "pull_request", &payload)
+        .await;
     assert_eq!((first, second), (202, 200));
     assert_eq!(body["status"], "duplicate");
     completed_check_run(&github, &sha(1)).await;
     settle(&app).await;
-    assert_eq!(app.count("SELECT count(*) FROM webhook_deliveries").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_deliveries").await,
+        1
+    );
     assert_eq!(app.count("SELECT count(*) FROM jobs").await, 1);
     assert_eq!(github.check_runs(OWNER, REPO).len(), 1);
 }
@@ -134,12 +197,30 @@ async fn bad_or_missing_signatures_are_refused_and_nothing_is_stored() {
     let app = TestApp::start(&github.url()).await;
     let body = serde_json::to_vec(&pull_request_event("opened", OWNER, REPO, 4, &sha(1))).unwrap();
     let wrong = sign("not-the-secret", &body);
-    let (status, reply) = app.post_raw("d-1", "pull_request", "application/json", body.clone(), Some(&wrong)).await;
+    let (status, reply) = app
+        .post_raw(
+            "d-1",
+            "pull_request",
+            "application/json",
+            body.clone(),
+            Some(&wrong),
+        )
+        .await;
     assert_eq!(status, 401);
-    assert!(reply["error"].as_str().unwrap_or_default().contains("does not match"));
-    let (status, _) = app.post_raw("d-2", "pull_request", "application/json", body, None).await;
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not match")
+    );
+    let (status, _) = app
+        .post_raw("d-2", "pull_request", "application/json", body, None)
+        .await;
     assert_eq!(status, 401);
-    assert_eq!(app.count("SELECT count(*) FROM webhook_deliveries").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_deliveries").await,
+        0
+    );
     assert_eq!(app.count("SELECT count(*) FROM jobs").await, 0);
     assert!(github.requests().is_empty());
 }
@@ -149,36 +230,76 @@ async fn intake_answers_ping_form_bodies_unhandled_events_bad_json_and_huge_bodi
     let github = fake_github().await;
     let app = TestApp::start(&github.url()).await;
 
-    let (status, _) = app.send_webhook("ping", &json!({ "zen": "Keep it logically awesome.", "hook_id": 1 })).await;
+    let (status, _) = app
+        .send_webhook(
+            "ping",
+            &json!({ "zen": "Keep it logically awesome.", "hook_id": 1 }),
+        )
+        .await;
     assert_eq!(status, 200);
 
-    let (status, body) = app.send_webhook("star", &json!({ "action": "created" })).await;
+    let (status, body) = app
+        .send_webhook("star", &json!({ "action": "created" }))
+        .await;
     assert_eq!((status, body["status"].as_str()), (202, Some("ignored")));
 
-    let payload = serde_json::to_string(&pull_request_event("closed", OWNER, REPO, 5, &sha(1))).unwrap();
-    let form: String = form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload).finish();
+    let payload =
+        serde_json::to_string(&pull_request_event("closed", OWNER, REPO, 5, &sha(1))).unwrap();
+    let form: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload)
+        .finish();
     let signature = sign(test_app::WEBHOOK_SECRET, form.as_bytes());
     let (status, body) = app
-        .post_raw("form-1", "pull_request", "application/x-www-form-urlencoded", form.into_bytes(), Some(&signature))
+        .post_raw(
+            "form-1",
+            "pull_request",
+            "application/x-www-form-urlencoded",
+            form.into_bytes(),
+            Some(&signature),
+        )
         .await;
-    assert_eq!((status, body["status"].as_str()), (202, Some("ignored")), "{body}");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (202, Some("ignored")),
+        "{body}"
+    );
 
     let broken = b"{\"action\": ".to_vec();
     let signature = sign(test_app::WEBHOOK_SECRET, &broken);
-    let (status, _) = app.post_raw("bad-1", "pull_request", "application/json", broken, Some(&signature)).await;
+    let (status, _) = app
+        .post_raw(
+            "bad-1",
+            "pull_request",
+            "application/json",
+            broken,
+            Some(&signature),
+        )
+        .await;
     assert_eq!(status, 400);
 
     let huge = vec![b' '; 25 * 1024 * 1024 + 1];
     let signature = sign(test_app::WEBHOOK_SECRET, &huge);
-    let (status, _) = app.post_raw("huge-1", "pull_request", "application/json", huge, Some(&signature)).await;
+    let (status, _) = app
+        .post_raw(
+            "huge-1",
+            "pull_request",
+            "application/json",
+            huge,
+            Some(&signature),
+        )
+        .await;
     assert_eq!(status, 413);
 
     assert_eq!(
-        app.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'ignored'").await,
+        app.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'ignored'")
+            .await,
         2,
         "the unhandled event and the closed pull request are recorded as ignored"
     );
-    assert_eq!(app.count("SELECT count(*) FROM webhook_deliveries").await, 3);
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_deliveries").await,
+        3
+    );
 }
 
 #[tokio::test]
@@ -188,8 +309,17 @@ async fn ten_deliveries_for_one_pr_give_one_comment_and_the_newest_result() {
     let app = TestApp::start(&github.url()).await;
     let mut sends = tokio::task::JoinSet::new();
     for n in 1..=10 {
-        let request = app.signed_request("pull_request", &pull_request_event("synchronize", OWNER, REPO, 6, &sha(n)));
-        sends.spawn(async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) });
+        let request = app.signed_request(
+            "pull_request",
+            &pull_request_event("synchronize", OWNER, REPO, 6, &sha(n)),
+        );
+        sends.spawn(async move {
+            request
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        });
     }
     let statuses = sends.join_all().await;
     assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
@@ -198,7 +328,10 @@ async fn ten_deliveries_for_one_pr_give_one_comment_and_the_newest_result() {
     settle(&app).await;
     assert_eq!(github.bot_comments(OWNER, REPO, 6).len(), 1);
     let evaluations = app.count("SELECT count(*) FROM evaluations").await;
-    assert!(evaluations <= 2, "deliveries coalesce: {evaluations} evaluations");
+    assert!(
+        evaluations <= 2,
+        "deliveries coalesce: {evaluations} evaluations"
+    );
     github.assert_clean();
 }
 
@@ -206,31 +339,62 @@ async fn ten_deliveries_for_one_pr_give_one_comment_and_the_newest_result() {
 async fn a_github_502_is_retried_and_posts_one_comment() {
     let github = fake_github().await;
     github.set_pull_request(OWNER, REPO, pr(7, &sha(1), SECRET_PATCH));
-    github.fail_next("GET", &format!("/repos/{OWNER}/{REPO}/pulls/7/files"), 502, 1);
+    github.fail_next(
+        "GET",
+        &format!("/repos/{OWNER}/{REPO}/pulls/7/files"),
+        502,
+        1,
+    );
     let app = TestApp::start(&github.url()).await;
-    app.send_webhook("pull_request", &pull_request_event("opened", OWNER, REPO, 7, &sha(1))).await;
+    app.send_webhook(
+        "pull_request",
+        &pull_request_event("opened", OWNER, REPO, 7, &sha(1)),
+    )
+    .await;
     let run = completed_check_run(&github, &sha(1)).await;
     assert_eq!(run.conclusion.as_deref(), Some("failure"));
     settle(&app).await;
     assert_eq!(github.bot_comments(OWNER, REPO, 7).len(), 1);
-    assert_eq!(github.check_runs(OWNER, REPO).len(), 1, "the retry reuses the check run");
-    assert_eq!(app.count("SELECT count(*) FROM jobs WHERE state = 'done' AND attempts = 2").await, 1);
+    assert_eq!(
+        github.check_runs(OWNER, REPO).len(),
+        1,
+        "the retry reuses the check run"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM jobs WHERE state = 'done' AND attempts = 2")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn many_violations_send_annotations_in_batches_of_fifty() {
     let github = fake_github().await;
-    let lines: String = (0..120).map(|i| format!("+key_{i} = \"AKIAZ7Q3XK2M4N5P{i:04}\"\n")).collect();
+    let lines: String = (0..120)
+        .map(|i| format!("+key_{i} = \"AKIAZ7Q3XK2M4N5P{i:04}\"\n"))
+        .collect();
     let patch = format!("@@ -0,0 +1,120 @@\n{}", lines.trim_end());
     github.set_pull_request(OWNER, REPO, pr(8, &sha(1), &patch));
     let app = TestApp::start(&github.url()).await;
-    app.send_webhook("pull_request", &pull_request_event("opened", OWNER, REPO, 8, &sha(1))).await;
+    app.send_webhook(
+        "pull_request",
+        &pull_request_event("opened", OWNER, REPO, 8, &sha(1)),
+    )
+    .await;
     completed_check_run(&github, &sha(1)).await;
     settle(&app).await;
     let run = github.check_runs(OWNER, REPO).remove(0);
     assert_eq!(run.annotations.len(), 120);
-    for request in github.requests().iter().filter(|r| r.method == "PATCH" && r.path.contains("check-runs")) {
-        let sent = request.body.as_ref().and_then(|b| b["output"]["annotations"].as_array()).map_or(0, Vec::len);
+    for request in github
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("check-runs"))
+    {
+        let sent = request
+            .body
+            .as_ref()
+            .and_then(|b| b["output"]["annotations"].as_array())
+            .map_or(0, Vec::len);
         assert!(sent <= 50, "{sent} annotations in one request");
     }
     github.assert_clean();
@@ -240,14 +404,32 @@ async fn many_violations_send_annotations_in_batches_of_fifty() {
 async fn an_invalid_repository_config_gives_a_neutral_check_run() {
     let github = fake_github().await;
     github.set_pull_request(OWNER, REPO, pr(9, &sha(1), CLEAN_PATCH));
-    github.set_file(OWNER, REPO, &PrSpec::default().base_sha, ".github/tollgate.yml", "threshhold: 80\n");
+    github.set_file(
+        OWNER,
+        REPO,
+        &PrSpec::default().base_sha,
+        ".github/tollgate.yml",
+        "threshhold: 80\n",
+    );
     let app = TestApp::start(&github.url()).await;
-    app.send_webhook("pull_request", &pull_request_event("opened", OWNER, REPO, 9, &sha(1))).await;
+    app.send_webhook(
+        "pull_request",
+        &pull_request_event("opened", OWNER, REPO, 9, &sha(1)),
+    )
+    .await;
     let run = completed_check_run(&github, &sha(1)).await;
     assert_eq!(run.conclusion.as_deref(), Some("neutral"));
-    assert!(run.output_summary.unwrap_or_default().contains("threshhold"));
+    assert!(
+        run.output_summary
+            .unwrap_or_default()
+            .contains("threshhold")
+    );
     settle(&app).await;
-    assert_eq!(app.count("SELECT count(*) FROM evaluations WHERE status = 'error'").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM evaluations WHERE status = 'error'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -255,10 +437,17 @@ async fn a_job_interrupted_by_a_crash_completes_after_restart() {
     let github = fake_github().await;
     github.set_pull_request(OWNER, REPO, pr(10, &sha(1), CLEAN_PATCH));
     // A web-only process takes the delivery; then a worker claims the job and dies mid-job.
-    let web_only = RuntimeOptions { role: Role::Web, ..test_app::options() };
+    let web_only = RuntimeOptions {
+        role: Role::Web,
+        ..test_app::options()
+    };
     let app = TestApp::start_on(test_app::fresh_database().await, &github.url(), web_only).await;
     let database_url = app.database_url.clone();
-    app.send_webhook("pull_request", &pull_request_event("opened", OWNER, REPO, 10, &sha(1))).await;
+    app.send_webhook(
+        "pull_request",
+        &pull_request_event("opened", OWNER, REPO, 10, &sha(1)),
+    )
+    .await;
     let mut db = app.db().await;
     sqlx::query(
         "UPDATE jobs SET state = 'running', attempts = 1, locked_by = 'crashed-worker',
@@ -274,7 +463,12 @@ async fn a_job_interrupted_by_a_crash_completes_after_restart() {
     assert_eq!(run.conclusion.as_deref(), Some("success"));
     settle(&restarted).await;
     assert_eq!(github.bot_comments(OWNER, REPO, 10).len(), 1);
-    assert_eq!(restarted.count("SELECT count(*) FROM jobs WHERE state = 'done' AND attempts = 2").await, 1);
+    assert_eq!(
+        restarted
+            .count("SELECT count(*) FROM jobs WHERE state = 'done' AND attempts = 2")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -294,14 +488,27 @@ async fn installation_events_record_and_retire_the_tenant() {
         "repositories_added": [ { "id": 6, "name": "two", "full_name": "octo-org/two" } ],
         "repositories_removed": [ { "id": 5, "name": "one", "full_name": "octo-org/one" } ]
     });
-    assert_eq!(app.send_webhook("installation_repositories", &added).await.0, 202);
-    assert_eq!(app.count("SELECT count(*) FROM repositories WHERE active").await, 1);
+    assert_eq!(
+        app.send_webhook("installation_repositories", &added)
+            .await
+            .0,
+        202
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM repositories WHERE active")
+            .await,
+        1
+    );
     let deleted = json!({
         "action": "deleted",
         "installation": { "id": 91, "account": { "login": "octo-org", "type": "Organization" } }
     });
     assert_eq!(app.send_webhook("installation", &deleted).await.0, 202);
-    assert_eq!(app.count("SELECT count(*) FROM installations WHERE NOT active AND retired_at IS NOT NULL").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM installations WHERE NOT active AND retired_at IS NOT NULL")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -310,7 +517,15 @@ async fn health_and_readiness() {
     let app = TestApp::start(&github.url()).await;
     let health = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let ready: Value = app.http.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    let ready: Value = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
 }
 
@@ -318,16 +533,27 @@ async fn health_and_readiness() {
 /// are parsed and routed: none is refused as malformed. A web-only process, so no job runs.
 #[tokio::test]
 async fn conformance_github_example_payloads_are_parsed_and_routed() {
-    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github/webhooks");
+    let folder =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github/webhooks");
     if !folder.is_dir() {
-        eprintln!("CONFORMANCE SKIPPED: {} not found (GitHub's example payloads)", folder.display());
+        eprintln!(
+            "CONFORMANCE SKIPPED: {} not found (GitHub's example payloads)",
+            folder.display()
+        );
         return;
     }
     let github = fake_github().await;
-    let web_only = RuntimeOptions { role: Role::Web, ..test_app::options() };
+    let web_only = RuntimeOptions {
+        role: Role::Web,
+        ..test_app::options()
+    };
     let app = TestApp::start_on(test_app::fresh_database().await, &github.url(), web_only).await;
     let mut seen = 0;
-    for event_dir in std::fs::read_dir(&folder).unwrap().flatten().filter(|e| e.path().is_dir()) {
+    for event_dir in std::fs::read_dir(&folder)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+    {
         let event = event_dir.file_name().to_string_lossy().into_owned();
         for file in std::fs::read_dir(event_dir.path()).unwrap().flatten() {
             if file.path().extension().is_none_or(|e| e != "json") {
@@ -337,13 +563,21 @@ async fn conformance_github_example_payloads_are_parsed_and_routed() {
             let body = std::fs::read(file.path()).unwrap();
             let signature = sign(test_app::WEBHOOK_SECRET, &body);
             let id = format!("conformance-{event}-{}", file.file_name().to_string_lossy());
-            let (status, reply) = app.post_raw(&id, &event, "application/json", body, Some(&signature)).await;
-            assert!(matches!(status, 200 | 202), "{event}/{:?} → {status} {reply}", file.file_name());
+            let (status, reply) = app
+                .post_raw(&id, &event, "application/json", body, Some(&signature))
+                .await;
+            assert!(
+                matches!(status, 200 | 202),
+                "{event}/{:?} → {status} {reply}",
+                file.file_name()
+            );
             seen += 1;
         }
     }
     assert!(seen >= 40, "only {seen} example payloads found");
-    let queued = app.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'queued'").await;
+    let queued = app
+        .count("SELECT count(*) FROM webhook_deliveries WHERE status = 'queued'")
+        .await;
     assert!(queued > 0, "no example payload was routed to an evaluation");
     assert!(github.requests().is_empty(), "intake must not call GitHub");
 }
@@ -361,13 +595,26 @@ async fn a_burst_of_twenty_prs_stays_within_githubs_secondary_limits() {
         assert_eq!(app.send_webhook("pull_request", &payload).await.0, 202);
     }
     let all_done = wait_until(Duration::from_secs(90), || {
-        github.check_runs(OWNER, REPO).iter().filter(|c| c.status == "completed").count() == 20
+        github
+            .check_runs(OWNER, REPO)
+            .iter()
+            .filter(|c| c.status == "completed")
+            .count()
+            == 20
     })
     .await;
     assert!(all_done, "not every pull request was evaluated");
     settle(&app).await;
-    let refused: Vec<_> = github.requests().into_iter().filter(|r| matches!(r.status, 403 | 429)).collect();
-    assert!(refused.is_empty(), "GitHub refused {} requests: {refused:#?}", refused.len());
+    let refused: Vec<_> = github
+        .requests()
+        .into_iter()
+        .filter(|r| matches!(r.status, 403 | 429))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "GitHub refused {} requests: {refused:#?}",
+        refused.len()
+    );
     for n in 1..=20 {
         assert_eq!(github.bot_comments(OWNER, REPO, 100 + n).len(), 1);
     }

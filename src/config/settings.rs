@@ -172,7 +172,9 @@ mod tests {
 
     fn settings(vars: &[(&str, &str)]) -> Result<AppSettings, SettingsError> {
         AppSettings::from_lookup(&|name| {
-            vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
         })
     }
 
@@ -189,7 +191,10 @@ mod tests {
     fn defaults_apply() {
         let s = settings(&complete()).unwrap();
         assert_eq!(s.app_id, 12);
-        assert_eq!(s.webhook_secrets, vec![Secret::new("new"), Secret::new("old")]);
+        assert_eq!(
+            s.webhook_secrets,
+            vec![Secret::new("new"), Secret::new("old")]
+        );
         assert_eq!(s.github_api_url, "https://api.github.com");
         assert_eq!(s.listen.port(), 3000);
         assert_eq!(s.log_format, LogFormat::Pretty);
@@ -223,12 +228,21 @@ mod tests {
     fn the_key_can_come_from_a_file_and_secrets_stay_hidden() {
         let mut vars = complete();
         vars.retain(|(k, _)| *k != "PRIVATE_KEY");
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test-app-key.pem");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/test-app-key.pem"
+        );
         vars.push(("PRIVATE_KEY_PATH", path));
         let s = settings(&vars).unwrap();
         let shown = format!("{s:?}");
-        assert!(!shown.contains("BEGIN RSA"), "the key leaks into Debug output");
-        assert!(!shown.contains("new"), "a webhook secret leaks into Debug output");
+        assert!(
+            !shown.contains("BEGIN RSA"),
+            "the key leaks into Debug output"
+        );
+        assert!(
+            !shown.contains("new"),
+            "a webhook secret leaks into Debug output"
+        );
         vars.retain(|(k, _)| *k != "PRIVATE_KEY_PATH");
         assert_eq!(settings(&vars).unwrap_err().variable, "PRIVATE_KEY_PATH");
     }

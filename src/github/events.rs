@@ -370,7 +370,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const POLICY: RoutingPolicy = RoutingPolicy { evaluate_drafts: true };
+    const POLICY: RoutingPolicy = RoutingPolicy {
+        evaluate_drafts: true,
+    };
 
     fn pull_request(action: &str, extra: serde_json::Value) -> serde_json::Value {
         let mut payload = json!({
@@ -391,7 +393,11 @@ mod tests {
     fn target() -> PrTarget {
         PrTarget {
             installation_id: 9,
-            repo: RepoRef { id: 3, owner: "acme".into(), name: "widgets".into() },
+            repo: RepoRef {
+                id: 3,
+                owner: "acme".into(),
+                name: "widgets".into(),
+            },
             number: 7,
         }
     }
@@ -407,9 +413,15 @@ mod tests {
     #[test]
     fn edits_evaluate_only_when_title_or_body_changed() {
         let title = pull_request("edited", json!({ "changes": { "title": { "from": "x" } } }));
-        assert!(matches!(route("pull_request", title, POLICY), Ok(Routed::Evaluate(_))));
+        assert!(matches!(
+            route("pull_request", title, POLICY),
+            Ok(Routed::Evaluate(_))
+        ));
         let base = pull_request("edited", json!({ "changes": { "base": { "ref": {} } } }));
-        assert!(matches!(route("pull_request", base, POLICY), Ok(Routed::Ignored(_))));
+        assert!(matches!(
+            route("pull_request", base, POLICY),
+            Ok(Routed::Ignored(_))
+        ));
     }
 
     #[test]
@@ -418,10 +430,21 @@ mod tests {
             let routed = route("pull_request", pull_request(action, json!({})), POLICY).unwrap();
             assert!(matches!(routed, Routed::Ignored(_)), "{action}");
         }
-        let draft = pull_request("opened", json!({ "pull_request": { "state": "open", "draft": true } }));
-        let no_drafts = RoutingPolicy { evaluate_drafts: false };
-        assert!(matches!(route("pull_request", draft.clone(), no_drafts), Ok(Routed::Ignored(_))));
-        assert!(matches!(route("pull_request", draft, POLICY), Ok(Routed::Evaluate(_))));
+        let draft = pull_request(
+            "opened",
+            json!({ "pull_request": { "state": "open", "draft": true } }),
+        );
+        let no_drafts = RoutingPolicy {
+            evaluate_drafts: false,
+        };
+        assert!(matches!(
+            route("pull_request", draft.clone(), no_drafts),
+            Ok(Routed::Ignored(_))
+        ));
+        assert!(matches!(
+            route("pull_request", draft, POLICY),
+            Ok(Routed::Evaluate(_))
+        ));
     }
 
     #[test]
@@ -432,22 +455,34 @@ mod tests {
             "repository": { "id": 3, "name": "widgets", "owner": { "login": "acme" } },
             "installation": { "id": 9 }
         });
-        assert_eq!(route("check_run", rerun, POLICY).unwrap(), Routed::Evaluate(vec![target()]));
+        assert_eq!(
+            route("check_run", rerun, POLICY).unwrap(),
+            Routed::Evaluate(vec![target()])
+        );
         let suite = json!({
             "action": "requested",
             "check_suite": { "pull_requests": [] },
             "repository": { "id": 3, "name": "widgets", "owner": { "login": "acme" } },
             "installation": { "id": 9 }
         });
-        assert!(matches!(route("check_suite", suite, POLICY), Ok(Routed::Ignored(_))));
+        assert!(matches!(
+            route("check_suite", suite, POLICY),
+            Ok(Routed::Ignored(_))
+        ));
     }
 
     #[test]
     fn malformed_and_unknown_events_are_told_apart() {
         let missing_repo = json!({ "action": "opened", "number": 1, "pull_request": {} });
         assert!(route("pull_request", missing_repo, POLICY).is_err());
-        assert!(matches!(route("star", json!({}), POLICY), Ok(Routed::Ignored(_))));
-        assert_eq!(route("ping", json!({ "zen": "z" }), POLICY).unwrap(), Routed::Ping);
+        assert!(matches!(
+            route("star", json!({}), POLICY),
+            Ok(Routed::Ignored(_))
+        ));
+        assert_eq!(
+            route("ping", json!({ "zen": "z" }), POLICY).unwrap(),
+            Routed::Ping
+        );
     }
 
     #[test]
@@ -458,7 +493,8 @@ mod tests {
             "repositories_added": [],
             "repositories_removed": [ { "id": 3, "full_name": "acme/widgets" } ]
         });
-        let Routed::Installation(change) = route("installation_repositories", payload, POLICY).unwrap()
+        let Routed::Installation(change) =
+            route("installation_repositories", payload, POLICY).unwrap()
         else {
             panic!("not an installation change");
         };

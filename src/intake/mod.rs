@@ -9,11 +9,11 @@ use crate::config::Secret;
 use crate::github::events::{self, Routed, RoutingPolicy};
 use crate::jobs::{self, Enqueued};
 use crate::store::{self, DeliveryRecord, DeliveryStatus};
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -58,7 +58,9 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let delivery_id = header_str(&headers, "x-github-delivery").unwrap_or("-").to_owned();
+    let delivery_id = header_str(&headers, "x-github-delivery")
+        .unwrap_or("-")
+        .to_owned();
     let span = tracing::info_span!("delivery", delivery_id = %delivery_id);
     match accept(&state, &headers, &body).instrument(span).await {
         Ok(response) => response,
@@ -72,13 +74,21 @@ pub async fn receive(
     }
 }
 
-async fn accept(state: &IntakeState, headers: &HeaderMap, body: &[u8]) -> Result<Response, IntakeError> {
+async fn accept(
+    state: &IntakeState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, IntakeError> {
     // The signature covers the raw body: verify before parsing anything.
-    verify_signature(&state.secrets, header_str(headers, "x-hub-signature-256"), body)?;
+    verify_signature(
+        &state.secrets,
+        header_str(headers, "x-hub-signature-256"),
+        body,
+    )?;
     let delivery_id = header_str(headers, "x-github-delivery")
         .ok_or(IntakeError::MissingHeader("X-GitHub-Delivery"))?;
-    let event =
-        header_str(headers, "x-github-event").ok_or(IntakeError::MissingHeader("X-GitHub-Event"))?;
+    let event = header_str(headers, "x-github-event")
+        .ok_or(IntakeError::MissingHeader("X-GitHub-Event"))?;
     let payload = parse_payload(header_str(headers, header::CONTENT_TYPE.as_str()), body)?;
     let routed = events::route(event, payload.clone(), state.routing)
         .map_err(|e| IntakeError::Malformed(e.to_string()))?;
@@ -116,13 +126,20 @@ async fn accept(state: &IntakeState, headers: &HeaderMap, body: &[u8]) -> Result
         Routed::Ping | Routed::Ignored(_) => {}
     }
     tx.commit().await?;
-    tracing::info!(event, action = action.as_deref().unwrap_or("-"), ?status, coalesced, "delivery stored");
+    tracing::info!(
+        event,
+        action = action.as_deref().unwrap_or("-"),
+        ?status,
+        coalesced,
+        "delivery stored"
+    );
     Ok(match routed {
         Routed::Ping => (StatusCode::OK, Json(json!({ "status": "pong" }))).into_response(),
-        Routed::Ignored(reason) => {
-            (StatusCode::ACCEPTED, Json(json!({ "status": "ignored", "reason": reason })))
-                .into_response()
-        }
+        Routed::Ignored(reason) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "status": "ignored", "reason": reason })),
+        )
+            .into_response(),
         Routed::Evaluate(_) | Routed::Installation(_) => {
             (StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))).into_response()
         }
@@ -130,13 +147,20 @@ async fn accept(state: &IntakeState, headers: &HeaderMap, body: &[u8]) -> Result
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 /// GitHub sends JSON either as the body or form-encoded in a `payload` field.
-fn parse_payload(content_type: Option<&str>, body: &[u8]) -> Result<serde_json::Value, IntakeError> {
-    let is_form = content_type
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+fn parse_payload(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<serde_json::Value, IntakeError> {
+    let is_form =
+        content_type.is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     let json_text = if is_form {
         form_urlencoded::parse(body)
             .find(|(key, _)| key == "payload")

@@ -15,7 +15,11 @@ pub enum SignatureError {
     Mismatch,
 }
 
-pub fn verify_signature(secrets: &[Secret], header: Option<&str>, body: &[u8]) -> Result<(), SignatureError> {
+pub fn verify_signature(
+    secrets: &[Secret],
+    header: Option<&str>,
+    body: &[u8],
+) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let expected = header
         .strip_prefix("sha256=")
@@ -28,7 +32,11 @@ pub fn verify_signature(secrets: &[Secret], header: Option<&str>, body: &[u8]) -
         mac.update(body);
         mac.verify_slice(&expected).is_ok()
     });
-    if matches { Ok(()) } else { Err(SignatureError::Mismatch) }
+    if matches {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
 }
 
 /// The header value GitHub would send for `body` signed with `secret`.
@@ -51,7 +59,11 @@ mod tests {
     fn github_documented_example_verifies() {
         // From GitHub's "Validating webhook deliveries" documentation.
         let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        let ok = verify_signature(&secrets(&["It's a Secret to Everybody"]), Some(header), b"Hello, World!");
+        let ok = verify_signature(
+            &secrets(&["It's a Secret to Everybody"]),
+            Some(header),
+            b"Hello, World!",
+        );
         assert_eq!(ok, Ok(()));
     }
 
@@ -59,7 +71,10 @@ mod tests {
     fn any_configured_secret_verifies() {
         let body = b"{}";
         let header = sign("new", body);
-        assert_eq!(verify_signature(&secrets(&["old", "new"]), Some(&header), body), Ok(()));
+        assert_eq!(
+            verify_signature(&secrets(&["old", "new"]), Some(&header), body),
+            Ok(())
+        );
         assert_eq!(
             verify_signature(&secrets(&["old"]), Some(&header), body),
             Err(SignatureError::Mismatch)
@@ -69,10 +84,22 @@ mod tests {
     #[test]
     fn bad_headers_are_refused() {
         let s = secrets(&["k"]);
-        assert_eq!(verify_signature(&s, None, b""), Err(SignatureError::Missing));
-        assert_eq!(verify_signature(&s, Some("sha1=abc"), b""), Err(SignatureError::Malformed));
-        assert_eq!(verify_signature(&s, Some("sha256=zz"), b""), Err(SignatureError::Malformed));
+        assert_eq!(
+            verify_signature(&s, None, b""),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_signature(&s, Some("sha1=abc"), b""),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify_signature(&s, Some("sha256=zz"), b""),
+            Err(SignatureError::Malformed)
+        );
         let tampered = sign("k", b"a");
-        assert_eq!(verify_signature(&s, Some(&tampered), b"b"), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify_signature(&s, Some(&tampered), b"b"),
+            Err(SignatureError::Mismatch)
+        );
     }
 }

@@ -14,7 +14,9 @@ use crate::github::{
     Annotation, AnnotationLevel, CheckOutput, CheckRunCreate, CheckRunUpdate, CheckStatus,
     Conclusion, GithubApp, GithubError, InstallationClient, PullRequest, PullRequestState,
 };
-use crate::policy::{ChangeContext, GitRef, PolicyEngine, PullRequestInfo, RepositoryInfo};
+use crate::policy::{
+    Catalog, ChangeContext, Findings, GitRef, PolicyEngine, PullRequestInfo, RepositoryInfo,
+};
 use crate::report::{self, Evaluation, HistoryEntry, ReportInput, STICKY_COMMENT_MARKER, Surface};
 use crate::store;
 use sha2::{Digest, Sha256};
@@ -40,7 +42,10 @@ pub struct Evaluator {
 impl From<GithubError> for JobError {
     fn from(error: GithubError) -> Self {
         if error.is_retryable() {
-            JobError::Retry { message: error.to_string(), after: error.retry_after() }
+            JobError::Retry {
+                message: error.to_string(),
+                after: error.retry_after(),
+            }
         } else {
             JobError::Permanent(error.to_string())
         }
@@ -49,24 +54,42 @@ impl From<GithubError> for JobError {
 
 impl From<sqlx::Error> for JobError {
     fn from(error: sqlx::Error) -> Self {
-        JobError::Retry { message: format!("database: {error}"), after: None }
+        JobError::Retry {
+            message: format!("database: {error}"),
+            after: None,
+        }
     }
 }
 
 /// What the pack concluded, before publishing.
 enum Outcome {
     Evaluated {
-        findings: crate::policy::Findings,
+        findings: Findings,
         config: RepoConfig,
         config_digest: String,
     },
-    /// The config or the pack failed: a `neutral` check run that shows the error.
-    Failed { error: String, config_digest: Option<String> },
+    /// No verdict: the config or the pack failed (`neutral`), or the change cannot be seen
+    /// whole (`failure`: fail closed). The check run and comment show the error.
+    Failed {
+        error: String,
+        config_digest: Option<String>,
+        conclusion: Conclusion,
+    },
 }
 
 impl Evaluator {
-    pub fn new(pool: PgPool, github: GithubApp, engine: Arc<PolicyEngine>, settings: &AppSettings) -> Self {
-        Self { pool, github, engine, evaluate_drafts: settings.evaluate_drafts }
+    pub fn new(
+        pool: PgPool,
+        github: GithubApp,
+        engine: Arc<PolicyEngine>,
+        settings: &AppSettings,
+    ) -> Self {
+        Self {
+            pool,
+            github,
+            engine,
+            evaluate_drafts: settings.evaluate_drafts,
+        }
     }
 
     pub async fn run(&self, target: &PrTarget) -> Result<(), JobError> {
@@ -103,24 +126,47 @@ impl Evaluator {
                     ..CheckRunCreate::new(CHECK_RUN_NAME, head_sha.clone())
                 };
                 let id = client.create_check_run(owner, repo, &create).await?;
-                let id = i64::try_from(id).map_err(|_| JobError::Permanent("check run id out of range".into()))?;
+                let id = i64::try_from(id)
+                    .map_err(|_| JobError::Permanent("check run id out of range".into()))?;
                 store::set_check_run_id(&self.pool, start.id, id).await?;
                 id
             }
         };
 
         let outcome = self.evaluate(&client, target, &pr).await?;
-        let still_head = client.pull_request(owner, repo, target.number).await?.head.sha == head_sha;
+        let still_head = client
+            .pull_request(owner, repo, target.number)
+            .await?
+            .head
+            .sha
+            == head_sha;
         match outcome {
-            Outcome::Failed { error, config_digest } => {
-                let input = ReportInput::Failed { error: error.clone() };
-                self.complete_check_run(&client, target, check_run_id, &input, Conclusion::Neutral, &[]).await?;
+            Outcome::Failed {
+                error,
+                config_digest,
+                conclusion,
+            } => {
+                let input = ReportInput::Failed {
+                    error: error.clone(),
+                };
+                self.complete_check_run(&client, target, check_run_id, &input, conclusion, &[])
+                    .await?;
                 if still_head {
-                    self.upsert_comment(&client, target, &report::render_markdown(&input, Surface::Comment)).await?;
+                    self.upsert_comment(
+                        &client,
+                        target,
+                        &report::render_markdown(&input, Surface::Comment),
+                    )
+                    .await?;
                 }
-                store::fail_evaluation(&self.pool, start.id, &error, config_digest.as_deref()).await?;
+                store::fail_evaluation(&self.pool, start.id, &error, config_digest.as_deref())
+                    .await?;
             }
-            Outcome::Evaluated { findings, config, config_digest } => {
+            Outcome::Evaluated {
+                findings,
+                config,
+                config_digest,
+            } => {
                 let overrides = Overrides::default();
                 let mut evaluation = Evaluation::new(
                     self.engine.catalog(),
@@ -140,13 +186,27 @@ impl Evaluator {
                     .map(|(sha, score)| HistoryEntry { score, sha })
                     .collect();
                 let verdict = evaluation.verdict();
-                let conclusion = if verdict.passed() { Conclusion::Success } else { Conclusion::Failure };
+                let conclusion = if verdict.passed() {
+                    Conclusion::Success
+                } else {
+                    Conclusion::Failure
+                };
                 let input = ReportInput::Evaluated(evaluation);
-                let annotations = annotations(&findings.violations);
-                self.complete_check_run(&client, target, check_run_id, &input, conclusion, &annotations).await?;
+                let annotations = annotations(&findings.violations, self.engine.catalog());
+                self.complete_check_run(
+                    &client,
+                    target,
+                    check_run_id,
+                    &input,
+                    conclusion,
+                    &annotations,
+                )
+                .await?;
                 if !still_head {
                     // A newer push arrived: its own job will update the comment.
-                    tracing::info!("head moved during evaluation: result kept on its check run only");
+                    tracing::info!(
+                        "head moved during evaluation: result kept on its check run only"
+                    );
                     store::supersede_evaluation(&self.pool, start.id).await?;
                     return Ok(());
                 }
@@ -166,7 +226,11 @@ impl Evaluator {
                     violations: &findings.violations,
                 };
                 store::complete_evaluation(&self.pool, &done).await?;
-                tracing::info!(score = verdict.score().value(), verdict = verdict.as_str(), "evaluation completed");
+                tracing::info!(
+                    score = verdict.score().value(),
+                    verdict = verdict.as_str(),
+                    "evaluation completed"
+                );
             }
         }
         Ok(())
@@ -181,7 +245,9 @@ impl Evaluator {
         pr: &PullRequest,
     ) -> Result<Outcome, JobError> {
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
-        let config_text = client.file_contents(owner, repo, CONFIG_PATH, &pr.base.sha).await?;
+        let config_text = client
+            .file_contents(owner, repo, CONFIG_PATH, &pr.base.sha)
+            .await?;
         let config_digest = digest(config_text.as_deref().unwrap_or_default());
         let config = match RepoConfigFile::parse(config_text.as_deref().unwrap_or_default())
             .and_then(|file| RepoConfig::resolve(&file, self.engine.catalog()))
@@ -191,29 +257,51 @@ impl Evaluator {
                 return Ok(Outcome::Failed {
                     error: format!("{CONFIG_PATH} on {}: {error}", pr.base.git_ref),
                     config_digest: Some(config_digest),
+                    conclusion: Conclusion::Neutral,
                 });
             }
         };
-        let files = client.pull_request_files(owner, repo, target.number).await?;
+        let files = client
+            .pull_request_files(owner, repo, target.number)
+            .await?;
         if !files.complete {
             return Ok(Outcome::Failed {
                 error: "This pull request changes more files than GitHub lists (3,000): it cannot be evaluated completely. Split it into smaller pull requests.".to_owned(),
                 config_digest: Some(config_digest),
+                conclusion: Conclusion::Failure,
             });
         }
         let diff = match from_github_files(&files.files) {
             Ok(diff) => diff,
-            Err(error) => return Ok(Outcome::Failed { error: error.to_string(), config_digest: Some(config_digest) }),
+            Err(error) => {
+                return Ok(Outcome::Failed {
+                    error: error.to_string(),
+                    config_digest: Some(config_digest),
+                    conclusion: Conclusion::Failure,
+                });
+            }
         };
         let context = change_context(target, pr);
         let engine = self.engine.clone();
         let config_for_eval = config.clone();
-        let result = tokio::task::spawn_blocking(move || engine.evaluate(&diff, &context, &config_for_eval))
-            .await
-            .map_err(|e| JobError::Retry { message: format!("evaluation task: {e}"), after: None })?;
+        let result =
+            tokio::task::spawn_blocking(move || engine.evaluate(&diff, &context, &config_for_eval))
+                .await
+                .map_err(|e| JobError::Retry {
+                    message: format!("evaluation task: {e}"),
+                    after: None,
+                })?;
         Ok(match result {
-            Ok(findings) => Outcome::Evaluated { findings, config, config_digest },
-            Err(error) => Outcome::Failed { error: error.to_string(), config_digest: Some(config_digest) },
+            Ok(findings) => Outcome::Evaluated {
+                findings,
+                config,
+                config_digest,
+            },
+            Err(error) => Outcome::Failed {
+                error: error.to_string(),
+                config_digest: Some(config_digest),
+                conclusion: Conclusion::Neutral,
+            },
         })
     }
 
@@ -228,7 +316,8 @@ impl Evaluator {
         annotations: &[Annotation],
     ) -> Result<(), JobError> {
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
-        let id = u64::try_from(check_run_id).map_err(|_| JobError::Permanent("negative check run id".into()))?;
+        let id = u64::try_from(check_run_id)
+            .map_err(|_| JobError::Permanent("negative check run id".into()))?;
         let output = |batch: &[Annotation]| CheckOutput {
             title: report::check_run_title(input),
             summary: report::render_markdown(input, Surface::CheckRun),
@@ -244,7 +333,10 @@ impl Evaluator {
         };
         client.update_check_run(owner, repo, id, &first).await?;
         for batch in batches {
-            let more = CheckRunUpdate { output: Some(output(batch)), ..CheckRunUpdate::default() };
+            let more = CheckRunUpdate {
+                output: Some(output(batch)),
+                ..CheckRunUpdate::default()
+            };
             client.update_check_run(owner, repo, id, &more).await?;
         }
         Ok(())
@@ -252,7 +344,12 @@ impl Evaluator {
 
     /// Edits the pull request's one Tollgate comment, creating it the first time. Jobs for one
     /// pull request never run at once (the queue's dedup key), so there is no race here.
-    async fn upsert_comment(&self, client: &InstallationClient, target: &PrTarget, body: &str) -> Result<i64, JobError> {
+    async fn upsert_comment(
+        &self,
+        client: &InstallationClient,
+        target: &PrTarget,
+        body: &str,
+    ) -> Result<i64, JobError> {
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
         let known = match store::comment_id(&self.pool, target).await? {
             Some(id) => Some(id),
@@ -260,11 +357,18 @@ impl Evaluator {
                 .list_issue_comments(owner, repo, target.number)
                 .await?
                 .into_iter()
-                .find(|c| c.body.as_deref().is_some_and(|b| b.starts_with(STICKY_COMMENT_MARKER)))
+                .find(|c| {
+                    c.body
+                        .as_deref()
+                        .is_some_and(|b| b.starts_with(STICKY_COMMENT_MARKER))
+                })
                 .and_then(|c| i64::try_from(c.id).ok()),
         };
         let id = match known {
-            Some(id) => match client.update_issue_comment(owner, repo, id as u64, body).await {
+            Some(id) => match client
+                .update_issue_comment(owner, repo, id as u64, body)
+                .await
+            {
                 Ok(()) => id,
                 // Someone deleted it: post a new one.
                 Err(GithubError::NotFound) => self.create_comment(client, target, body).await?,
@@ -276,11 +380,17 @@ impl Evaluator {
         Ok(id)
     }
 
-    async fn create_comment(&self, client: &InstallationClient, target: &PrTarget, body: &str) -> Result<i64, JobError> {
+    async fn create_comment(
+        &self,
+        client: &InstallationClient,
+        target: &PrTarget,
+        body: &str,
+    ) -> Result<i64, JobError> {
         let id = client
             .create_issue_comment(&target.repo.owner, &target.repo.name, target.number, body)
             .await?;
-        let id = i64::try_from(id).map_err(|_| JobError::Permanent("comment id out of range".into()))?;
+        let id =
+            i64::try_from(id).map_err(|_| JobError::Permanent("comment id out of range".into()))?;
         // Recorded at once, so a retry after a later failure edits this comment.
         store::set_comment_id(&self.pool, target, id).await?;
         Ok(id)
@@ -295,8 +405,14 @@ fn change_context(target: &PrTarget, pr: &PullRequest) -> ChangeContext {
             body: pr.body.clone().unwrap_or_default(),
             author: Some(pr.user.login.clone()),
             draft: pr.draft,
-            base: GitRef { name: Some(pr.base.git_ref.clone()), sha: Some(pr.base.sha.clone()) },
-            head: GitRef { name: Some(pr.head.git_ref.clone()), sha: Some(pr.head.sha.clone()) },
+            base: GitRef {
+                name: Some(pr.base.git_ref.clone()),
+                sha: Some(pr.base.sha.clone()),
+            },
+            head: GitRef {
+                name: Some(pr.head.git_ref.clone()),
+                sha: Some(pr.head.sha.clone()),
+            },
             labels: pr.labels.iter().map(|l| l.name.clone()).collect(),
         },
         repository: RepositoryInfo {
@@ -319,7 +435,7 @@ fn fixed_since(previous: &[Violation], current: &[Violation]) -> Vec<Violation> 
 }
 
 /// Line annotations for violations that point at a line.
-fn annotations(violations: &[Violation]) -> Vec<Annotation> {
+fn annotations(violations: &[Violation], catalog: &Catalog) -> Vec<Annotation> {
     violations
         .iter()
         .filter_map(|v| {
@@ -333,7 +449,10 @@ fn annotations(violations: &[Violation]) -> Vec<Annotation> {
                     crate::domain::Tier::Override => AnnotationLevel::Warning,
                     crate::domain::Tier::Warning => AnnotationLevel::Notice,
                 },
-                title: Some(format!("{} ({})", v.rule_id, v.tier)),
+                title: Some(match catalog.get(&v.rule_id) {
+                    Some(rule) => format!("{} {} ({})", v.rule_id, rule.name, v.tier),
+                    None => format!("{} ({})", v.rule_id, v.tier),
+                }),
                 message: v.message.clone(),
                 raw_details: None,
             })
@@ -342,5 +461,8 @@ fn annotations(violations: &[Violation]) -> Vec<Annotation> {
 }
 
 fn digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(text.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -20,7 +20,10 @@ const MAX_ATTEMPTS: i32 = 8;
 
 /// Queues an evaluation of a pull request. The key is the pull request, not the SHA: the job
 /// reads the newest head when it runs, so a burst of pushes coalesces into one pending job.
-pub async fn enqueue_evaluation(conn: &mut PgConnection, target: &PrTarget) -> Result<Enqueued, sqlx::Error> {
+pub async fn enqueue_evaluation(
+    conn: &mut PgConnection,
+    target: &PrTarget,
+) -> Result<Enqueued, sqlx::Error> {
     let job = NewJob {
         kind: EVALUATE_PR,
         payload: serde_json::to_value(target).unwrap_or_default(),
@@ -36,7 +39,10 @@ pub async fn enqueue_evaluation(conn: &mut PgConnection, target: &PrTarget) -> R
 pub enum JobError {
     /// Worth another attempt (GitHub 5xx, timeouts, rate limits, a database hiccup).
     #[error("{message}")]
-    Retry { message: String, after: Option<Duration> },
+    Retry {
+        message: String,
+        after: Option<Duration>,
+    },
     /// Retrying cannot help (bad payload, permission denied, pull request gone).
     #[error("{0}")]
     Permanent(String),
@@ -51,12 +57,20 @@ pub async fn run_workers(
 ) {
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
-        workers.spawn(worker_loop(queue.clone(), evaluator.clone(), shutdown.clone()));
+        workers.spawn(worker_loop(
+            queue.clone(),
+            evaluator.clone(),
+            shutdown.clone(),
+        ));
     }
     while workers.join_next().await.is_some() {}
 }
 
-async fn worker_loop(queue: JobQueue, evaluator: Arc<Evaluator>, mut shutdown: watch::Receiver<bool>) {
+async fn worker_loop(
+    queue: JobQueue,
+    evaluator: Arc<Evaluator>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     // Notifications wake idle workers at once; the poll interval covers delayed retries and a
     // lost listener connection.
     let mut listener = queue.listener().await.ok();
@@ -86,7 +100,9 @@ async fn worker_loop(queue: JobQueue, evaluator: Arc<Evaluator>, mut shutdown: w
 
 async fn run_one(queue: &JobQueue, evaluator: &Evaluator, job: ClaimedJob) {
     let span = tracing::info_span!("job", id = job.id, kind = %job.kind, key = %job.dedup_key, attempt = job.attempt);
-    run_one_in_span(queue, evaluator, job).instrument(span).await
+    run_one_in_span(queue, evaluator, job)
+        .instrument(span)
+        .await
 }
 
 async fn run_one_in_span(queue: &JobQueue, evaluator: &Evaluator, job: ClaimedJob) {

@@ -57,8 +57,15 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Enqueued, 
     .bind(job.max_attempts)
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *conn).await?;
-    Ok(if row.get::<bool, _>("inserted") { Enqueued::New } else { Enqueued::Coalesced })
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(&mut *conn)
+        .await?;
+    Ok(if row.get::<bool, _>("inserted") {
+        Enqueued::New
+    } else {
+        Enqueued::Coalesced
+    })
 }
 
 /// A worker's handle on the queue.
@@ -71,7 +78,11 @@ pub struct JobQueue {
 
 impl JobQueue {
     pub fn new(pool: PgPool, worker_id: String, lease: Duration) -> Self {
-        Self { pool, worker_id, lease }
+        Self {
+            pool,
+            worker_id,
+            lease,
+        }
     }
 
     pub fn lease(&self) -> Duration {
@@ -165,7 +176,12 @@ impl JobQueue {
 
     /// Schedules another attempt after `delay`, or fails the job once its attempts are spent.
     /// If a newer job with the same key is already pending, this one merges into it.
-    pub async fn retry(&self, job: &ClaimedJob, error: &str, delay: Duration) -> Result<(), sqlx::Error> {
+    pub async fn retry(
+        &self,
+        job: &ClaimedJob,
+        error: &str,
+        delay: Duration,
+    ) -> Result<(), sqlx::Error> {
         if job.attempt >= job.max_attempts {
             let reason = format!("gave up after {} attempts: {error}", job.attempt);
             return self.fail(job, &reason).await;
@@ -218,7 +234,9 @@ impl JobQueue {
 /// Exponential backoff: 1 s, 2 s, 4 s … capped at 10 minutes, never shorter than what the
 /// remote asked for (`Retry-After`, rate-limit reset).
 pub fn backoff(attempt: i32, requested: Option<Duration>) -> Duration {
-    let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(10);
+    let exponent = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(0)
+        .min(10);
     let computed = Duration::from_secs(1u64 << exponent).min(Duration::from_secs(600));
     requested.map_or(computed, |asked| asked.max(computed))
 }
@@ -233,7 +251,13 @@ mod tests {
         assert_eq!(backoff(2, None), Duration::from_secs(2));
         assert_eq!(backoff(5, None), Duration::from_secs(16));
         assert_eq!(backoff(40, None), Duration::from_secs(600));
-        assert_eq!(backoff(1, Some(Duration::from_secs(30))), Duration::from_secs(30));
-        assert_eq!(backoff(3, Some(Duration::from_millis(10))), Duration::from_secs(4));
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            backoff(3, Some(Duration::from_millis(10))),
+            Duration::from_secs(4)
+        );
     }
 }

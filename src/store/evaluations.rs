@@ -51,10 +51,17 @@ pub async fn start_evaluation(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(EvaluationStart { id: row.get("id"), check_run_id: row.get("check_run_id") })
+    Ok(EvaluationStart {
+        id: row.get("id"),
+        check_run_id: row.get("check_run_id"),
+    })
 }
 
-pub async fn set_check_run_id(pool: &PgPool, evaluation_id: i64, check_run_id: i64) -> Result<(), sqlx::Error> {
+pub async fn set_check_run_id(
+    pool: &PgPool,
+    evaluation_id: i64,
+    check_run_id: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE evaluations SET check_run_id = $2 WHERE id = $1")
         .bind(evaluation_id)
         .bind(check_run_id)
@@ -75,13 +82,19 @@ pub async fn comment_id(pool: &PgPool, target: &PrTarget) -> Result<Option<i64>,
     Ok(id.flatten())
 }
 
-pub async fn set_comment_id(pool: &PgPool, target: &PrTarget, comment_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE pull_requests SET comment_id = $3 WHERE repository_id = $1 AND number = $2")
-        .bind(target.repo.id)
-        .bind(pr_number(target))
-        .bind(comment_id)
-        .execute(pool)
-        .await?;
+pub async fn set_comment_id(
+    pool: &PgPool,
+    target: &PrTarget,
+    comment_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE pull_requests SET comment_id = $3 WHERE repository_id = $1 AND number = $2",
+    )
+    .bind(target.repo.id)
+    .bind(pr_number(target))
+    .bind(comment_id)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -118,7 +131,10 @@ pub async fn previous_evaluation(
     .bind(row.get::<i64, _>("id"))
     .fetch_all(pool)
     .await?;
-    let violations = rows.iter().map(violation_from_row).collect::<Result<_, _>>()?;
+    let violations = rows
+        .iter()
+        .map(violation_from_row)
+        .collect::<Result<_, _>>()?;
     let score: i16 = row.get("score");
     Ok(Some(PreviousEvaluation {
         head_sha: row.get("head_sha"),
@@ -145,7 +161,12 @@ pub async fn recent_scores(
     .await?;
     let mut scores: Vec<(String, u8)> = rows
         .iter()
-        .map(|r| (r.get("head_sha"), u8::try_from(r.get::<i16, _>("score")).unwrap_or_default()))
+        .map(|r| {
+            (
+                r.get("head_sha"),
+                u8::try_from(r.get::<i16, _>("score")).unwrap_or_default(),
+            )
+        })
         .collect();
     scores.reverse();
     Ok(scores)
@@ -167,7 +188,10 @@ pub struct CompletedEvaluation<'a> {
 }
 
 /// Stores the result and its violations in one transaction.
-pub async fn complete_evaluation(pool: &PgPool, done: &CompletedEvaluation<'_>) -> Result<(), sqlx::Error> {
+pub async fn complete_evaluation(
+    pool: &PgPool,
+    done: &CompletedEvaluation<'_>,
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "UPDATE evaluations SET status = 'completed', score = $2, verdict = $3, threshold = $4,
@@ -205,7 +229,11 @@ pub async fn complete_evaluation(pool: &PgPool, done: &CompletedEvaluation<'_>) 
     .bind(v.iter().map(|x| x.rule_id.as_str()).collect::<Vec<_>>())
     .bind(v.iter().map(|x| x.tier.as_str()).collect::<Vec<_>>())
     .bind(v.iter().map(|x| x.path.as_deref()).collect::<Vec<_>>())
-    .bind(v.iter().map(|x| x.line.and_then(|l| i32::try_from(l).ok())).collect::<Vec<_>>())
+    .bind(
+        v.iter()
+            .map(|x| x.line.and_then(|l| i32::try_from(l).ok()))
+            .collect::<Vec<_>>(),
+    )
     .bind(v.iter().map(|x| x.message.as_str()).collect::<Vec<_>>())
     .bind(v.iter().map(|x| x.fingerprint.as_str()).collect::<Vec<_>>())
     .execute(&mut *tx)

@@ -36,11 +36,16 @@ pub async fn readiness(pool: &PgPool) -> Result<(), String> {
             .fetch_all(pool)
             .await
             .map_err(|e| format!("database: {e}"))?;
-    let missing: Vec<i64> =
-        MIGRATOR.iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect();
+    let missing: Vec<i64> = MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect();
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!("migrations not applied: {missing:?} (run `tollgate migrate`)"))
+        Err(format!(
+            "migrations not applied: {missing:?} (run `tollgate migrate`)"
+        ))
     }
 }

@@ -22,15 +22,22 @@ pub fn admin_database_url() -> String {
 /// Creates an empty database for one test and returns its URL.
 pub async fn fresh_database() -> String {
     let admin = admin_database_url();
-    let mut conn = PgConnection::connect(&admin).await.expect("PostgreSQL is reachable (run scripts/test)");
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL is reachable (run scripts/test)");
     let name = format!("tollgate_test_{}", uuid::Uuid::new_v4().simple());
     // The name is ours (a UUID), not input.
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
         .expect("test role may create databases");
-    let (base, _) = admin.rsplit_once('/').expect("DATABASE_URL ends with a database name");
-    let query = admin.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+    let (base, _) = admin
+        .rsplit_once('/')
+        .expect("DATABASE_URL ends with a database name");
+    let query = admin
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
     format!("{base}/{name}{query}")
 }
 
@@ -44,8 +51,12 @@ pub fn settings(database_url: &str, github_url: &str) -> AppSettings {
         ("HOST", "127.0.0.1".to_owned()),
         ("PORT", "0".to_owned()),
     ];
-    AppSettings::from_lookup(&|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
-        .expect("test settings are valid")
+    AppSettings::from_lookup(&|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("test settings are valid")
 }
 
 pub fn options() -> RuntimeOptions {
@@ -75,7 +86,12 @@ impl TestApp {
         let app = Application::build(&settings(&database_url, github_url), options)
             .await
             .expect("the app starts");
-        Self { app, database_url, github_url: github_url.to_owned(), http: reqwest::Client::new() }
+        Self {
+            app,
+            database_url,
+            github_url: github_url.to_owned(),
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -83,7 +99,9 @@ impl TestApp {
     }
 
     pub async fn db(&self) -> PgConnection {
-        PgConnection::connect(&self.database_url).await.expect("test database reachable")
+        PgConnection::connect(&self.database_url)
+            .await
+            .expect("test database reachable")
     }
 
     /// Sends a delivery signed as GitHub would, with a fresh delivery id.
@@ -104,10 +122,22 @@ impl TestApp {
             .body(body)
     }
 
-    pub async fn send_delivery(&self, delivery_id: &str, event: &str, payload: &Value) -> (u16, Value) {
+    pub async fn send_delivery(
+        &self,
+        delivery_id: &str,
+        event: &str,
+        payload: &Value,
+    ) -> (u16, Value) {
         let body = serde_json::to_vec(payload).expect("payload serializes");
         let signature = sign(WEBHOOK_SECRET, &body);
-        self.post_raw(delivery_id, event, "application/json", body, Some(&signature)).await
+        self.post_raw(
+            delivery_id,
+            event,
+            "application/json",
+            body,
+            Some(&signature),
+        )
+        .await
     }
 
     pub async fn post_raw(
@@ -137,17 +167,27 @@ impl TestApp {
 
     pub async fn count(&self, sql: &'static str) -> i64 {
         let mut db = self.db().await;
-        sqlx::query_scalar(sql).fetch_one(&mut db).await.expect("count query runs")
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut db)
+            .await
+            .expect("count query runs")
     }
 
     /// Jobs not yet finished (pending or running).
     pub async fn unfinished_jobs(&self) -> i64 {
-        self.count("SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')").await
+        self.count("SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')")
+            .await
     }
 }
 
 /// A `pull_request` delivery as GitHub sends it (the fields Tollgate reads, plus some context).
-pub fn pull_request_event(action: &str, owner: &str, repo: &str, number: u64, head_sha: &str) -> Value {
+pub fn pull_request_event(
+    action: &str,
+    owner: &str,
+    repo: &str,
+    number: u64,
+    head_sha: &str,
+) -> Value {
     json!({
         "action": action,
         "number": number,
