@@ -1,0 +1,152 @@
+//! The PostgreSQL job queue on a real database: coalescing, per-key serialization, retries,
+//! giving up, lease expiry and several workers.
+
+mod support;
+
+use serde_json::json;
+use sqlx::PgPool;
+use std::collections::HashSet;
+use std::time::Duration;
+use tollgate::jobs::{Enqueued, JobQueue, NewJob, enqueue};
+
+async fn pool() -> PgPool {
+    let url = support::test_app::fresh_database().await;
+    let pool = tollgate::store::connect(&url).await.unwrap();
+    tollgate::store::migrate(&pool).await.unwrap();
+    pool
+}
+
+fn job(key: &str, max_attempts: i32) -> NewJob {
+    NewJob {
+        kind: "test",
+        payload: json!({ "key": key }),
+        installation_id: Some(1),
+        dedup_key: key.to_owned(),
+        max_attempts,
+    }
+}
+
+async fn add(pool: &PgPool, job: &NewJob) -> Enqueued {
+    let mut conn = pool.acquire().await.unwrap();
+    enqueue(&mut conn, job).await.unwrap()
+}
+
+fn queue(pool: &PgPool, worker: &str, lease: Duration) -> JobQueue {
+    JobQueue::new(pool.clone(), worker.to_owned(), lease)
+}
+
+async fn states(pool: &PgPool) -> Vec<(String, i32)> {
+    sqlx::query_as("SELECT state, attempts FROM jobs ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pending_jobs_with_one_key_coalesce() {
+    let pool = pool().await;
+    assert_eq!(add(&pool, &job("pr:1", 3)).await, Enqueued::New);
+    assert_eq!(add(&pool, &job("pr:1", 3)).await, Enqueued::Coalesced);
+    assert_eq!(add(&pool, &job("pr:2", 3)).await, Enqueued::New);
+    assert_eq!(states(&pool).await.len(), 2);
+}
+
+#[tokio::test]
+async fn jobs_with_one_key_never_run_at_once() {
+    let pool = pool().await;
+    let (a, b) = (
+        queue(&pool, "a", Duration::from_secs(60)),
+        queue(&pool, "b", Duration::from_secs(60)),
+    );
+    add(&pool, &job("pr:1", 3)).await;
+    let running = a.claim().await.unwrap().expect("a job is ready");
+    // A delivery arrives while the first job runs: it waits instead of running beside it.
+    assert_eq!(add(&pool, &job("pr:1", 3)).await, Enqueued::New);
+    assert!(b.claim().await.unwrap().is_none());
+    a.complete(&running).await.unwrap();
+    let next = b.claim().await.unwrap().expect("the waiting job runs next");
+    assert_eq!(next.dedup_key, "pr:1");
+}
+
+#[tokio::test]
+async fn a_retry_merges_into_a_newer_pending_job() {
+    let pool = pool().await;
+    let q = queue(&pool, "a", Duration::from_secs(60));
+    add(&pool, &job("pr:1", 3)).await;
+    let first = q.claim().await.unwrap().unwrap();
+    add(&pool, &job("pr:1", 3)).await;
+    q.retry(&first, "GitHub 502", Duration::ZERO).await.unwrap();
+    assert_eq!(
+        states(&pool).await,
+        [("done".to_owned(), 1), ("pending".to_owned(), 0)]
+    );
+}
+
+#[tokio::test]
+async fn failures_back_off_and_give_up_with_the_reason() {
+    let pool = pool().await;
+    let q = queue(&pool, "a", Duration::from_secs(60));
+    add(&pool, &job("pr:1", 2)).await;
+    let attempt = q.claim().await.unwrap().unwrap();
+    q.retry(&attempt, "GitHub 502", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(q.claim().await.unwrap().is_none(), "not before its backoff");
+    sqlx::query("UPDATE jobs SET run_at = now()")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let last = q.claim().await.unwrap().unwrap();
+    assert_eq!(last.attempt, 2);
+    q.retry(&last, "GitHub 502 again", Duration::ZERO)
+        .await
+        .unwrap();
+    let (state, error): (String, String) = sqlx::query_as("SELECT state, last_error FROM jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "failed");
+    assert!(
+        error.contains("gave up after 2 attempts") && error.contains("502 again"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_stopped_is_taken_over_after_its_lease() {
+    let pool = pool().await;
+    let stopped = queue(&pool, "stopped", Duration::from_millis(200));
+    let survivor = queue(&pool, "survivor", Duration::from_secs(60));
+    add(&pool, &job("pr:1", 3)).await;
+    let lost = stopped.claim().await.unwrap().unwrap();
+    assert!(
+        survivor.claim().await.unwrap().is_none(),
+        "the lease still holds"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let taken = survivor.claim().await.unwrap().expect("taken over");
+    assert_eq!((taken.id, taken.attempt), (lost.id, 2));
+}
+
+#[tokio::test]
+async fn several_workers_split_the_work_without_running_a_job_twice() {
+    let pool = pool().await;
+    for n in 0..60 {
+        add(&pool, &job(&format!("pr:{n}"), 3)).await;
+    }
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..4 {
+        let q = queue(&pool, &format!("w{w}"), Duration::from_secs(60));
+        workers.spawn(async move {
+            let mut ran = Vec::new();
+            while let Some(job) = q.claim().await.unwrap() {
+                ran.push(job.id);
+                q.complete(&job).await.unwrap();
+            }
+            ran
+        });
+    }
+    let ran: Vec<i64> = workers.join_all().await.into_iter().flatten().collect();
+    let unique: HashSet<_> = ran.iter().collect();
+    assert_eq!((ran.len(), unique.len()), (60, 60));
+}
