@@ -620,3 +620,63 @@ async fn a_burst_of_twenty_prs_stays_within_githubs_secondary_limits() {
     }
     github.assert_clean();
 }
+
+#[tokio::test]
+async fn a_rate_limited_request_waits_for_retry_after_and_posts_once() {
+    let github = fake_github().await;
+    github.set_pull_request(OWNER, REPO, pr(11, &sha(1), CLEAN_PATCH));
+    github.fail_next_with(
+        "POST",
+        &format!("/repos/{OWNER}/{REPO}/issues/11/comments"),
+        support::fake_github::Failure::too_many_requests(1),
+        1,
+    );
+    let app = TestApp::start(&github.url()).await;
+    app.send_webhook(
+        "pull_request",
+        &pull_request_event("opened", OWNER, REPO, 11, &sha(1)),
+    )
+    .await;
+    let posted = wait_until(WAIT, || github.bot_comments(OWNER, REPO, 11).len() == 1).await;
+    assert!(posted, "the comment is posted after the rate limit lifts");
+    settle(&app).await;
+    assert_eq!(github.bot_comments(OWNER, REPO, 11).len(), 1);
+    assert_eq!(github.check_runs(OWNER, REPO).len(), 1);
+}
+
+#[tokio::test]
+async fn a_pr_beyond_githubs_file_list_cap_fails_closed() {
+    let github = fake_github().await;
+    let files = (0..3100)
+        .map(|i| {
+            file_entry(
+                &format!("src/f{i}.rs"),
+                "added",
+                Some("@@ -0,0 +1 @@\n+fn f() {}"),
+            )
+        })
+        .collect();
+    github.set_pull_request(
+        OWNER,
+        REPO,
+        PrSpec {
+            number: 12,
+            head_sha: sha(1),
+            files,
+            ..PrSpec::default()
+        },
+    );
+    let app = TestApp::start(&github.url()).await;
+    app.send_webhook(
+        "pull_request",
+        &pull_request_event("opened", OWNER, REPO, 12, &sha(1)),
+    )
+    .await;
+    let run = completed_check_run(&github, &sha(1)).await;
+    assert_eq!(
+        run.conclusion.as_deref(),
+        Some("failure"),
+        "never a silent pass"
+    );
+    assert!(run.output_summary.unwrap_or_default().contains("3,000"));
+}
