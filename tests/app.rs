@@ -680,3 +680,46 @@ async fn a_pr_beyond_githubs_file_list_cap_fails_closed() {
     );
     assert!(run.output_summary.unwrap_or_default().contains("3,000"));
 }
+
+#[tokio::test]
+async fn two_processes_on_one_database_share_the_work_without_double_posting() {
+    let github = fake_github().await;
+    for n in 1..=8 {
+        github.set_pull_request(OWNER, REPO, pr(200 + n, &sha(n as u32), SECRET_PATCH));
+    }
+    let first = TestApp::start(&github.url()).await;
+    let second = TestApp::start_on(
+        first.database_url.clone(),
+        &github.url(),
+        test_app::options(),
+    )
+    .await;
+    for n in 1..=8 {
+        let payload = pull_request_event("opened", OWNER, REPO, 200 + n, &sha(n as u32));
+        let app = if n % 2 == 0 { &first } else { &second };
+        assert_eq!(app.send_webhook("pull_request", &payload).await.0, 202);
+        // A second delivery for the same pull request reaches the other process.
+        let other = if n % 2 == 0 { &second } else { &first };
+        assert_eq!(other.send_webhook("pull_request", &payload).await.0, 202);
+    }
+    let all_done = wait_until(WAIT, || {
+        github
+            .check_runs(OWNER, REPO)
+            .iter()
+            .filter(|c| c.status == "completed")
+            .count()
+            == 8
+    })
+    .await;
+    assert!(all_done, "{:#?}", github.check_runs(OWNER, REPO));
+    settle(&first).await;
+    assert_eq!(
+        github.check_runs(OWNER, REPO).len(),
+        8,
+        "one check run per head SHA"
+    );
+    for n in 1..=8 {
+        assert_eq!(github.bot_comments(OWNER, REPO, 200 + n).len(), 1);
+    }
+    github.assert_clean();
+}
