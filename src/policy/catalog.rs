@@ -24,6 +24,11 @@ pub struct RuleMeta {
     /// Tunable parameters with their defaults; a repository config may set them per rule.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, serde_json::Value>,
+    /// Report at most one violation per file (the first, counting the others in its message):
+    /// for findings that come in runs, like `unsafe` blocks in one SIMD module, where one
+    /// decision covers the file and one penalty per line would drown the score.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub once_per_file: bool,
 }
 
 /// Every rule known to a pack, ordered by id.

@@ -86,9 +86,12 @@ impl PolicyEngine {
         };
         let mut prepared = loaded;
         let defaults = RepoConfig::defaults(&prepared.catalog);
-        prepared.engine = prepared
-            .run(&Diff::default(), &ChangeContext::default(), &defaults)?
-            .0;
+        let (engine, reported) =
+            prepared.run(&Diff::default(), &ChangeContext::default(), &defaults)?;
+        for (package, violation) in &reported {
+            prepared.known_rule(package, &violation.rule)?;
+        }
+        prepared.engine = engine;
         Ok(prepared)
     }
 
@@ -141,6 +144,7 @@ impl PolicyEngine {
         }
         violations.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         violations.dedup();
+        let violations = self.fold_per_file(violations);
         let not_evaluated = diff
             .files
             .iter()
@@ -183,6 +187,38 @@ impl PolicyEngine {
         Ok((engine, reported))
     }
 
+    /// Folds the violations of `once_per_file` rules into the first one per file. Expects
+    /// violations sorted by rule, then path and line.
+    fn fold_per_file(&self, violations: Vec<Violation>) -> Vec<Violation> {
+        let mut folded: Vec<Violation> = Vec::with_capacity(violations.len());
+        let mut more_lines: Vec<Vec<u32>> = Vec::with_capacity(violations.len());
+        for violation in violations {
+            let once = self
+                .catalog
+                .get(&violation.rule_id)
+                .is_some_and(|r| r.once_per_file);
+            if let Some(first) = folded.last()
+                && once
+                && violation.path.is_some()
+                && first.rule_id == violation.rule_id
+                && first.path == violation.path
+            {
+                if let (Some(lines), Some(line)) = (more_lines.last_mut(), violation.line) {
+                    lines.push(line);
+                }
+                continue;
+            }
+            folded.push(violation);
+            more_lines.push(Vec::new());
+        }
+        for (violation, lines) in folded.iter_mut().zip(more_lines) {
+            if !lines.is_empty() {
+                violation.message = with_more_lines(&violation.message, &lines);
+            }
+        }
+        folded
+    }
+
     fn known_rule(&self, package: &str, raw: &str) -> Result<RuleId, PolicyError> {
         let invalid = |message: String| PolicyError::Output {
             package: package.to_owned(),
@@ -196,6 +232,21 @@ impl PolicyEngine {
         }
         Ok(id)
     }
+}
+
+/// `message (and 3 more in this file: lines 40, 52, 77)`, listing at most ten lines.
+fn with_more_lines(message: &str, lines: &[u32]) -> String {
+    const SHOWN: usize = 10;
+    let mut listed: Vec<String> = lines.iter().take(SHOWN).map(u32::to_string).collect();
+    if lines.len() > SHOWN {
+        listed.push("…".to_owned());
+    }
+    let noun = if lines.len() == 1 { "line" } else { "lines" };
+    format!(
+        "{message} (and {} more in this file: {noun} {})",
+        lines.len(),
+        listed.join(", ")
+    )
 }
 
 /// `violation` is a set of objects; undefined (no rule body matched) means none.
@@ -228,4 +279,134 @@ fn parse_reported(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::{FileChange, FileStatus, Line};
+    use crate::policy::PolicySource;
+
+    const RULES: &str = r#"
+- id: T1
+  name: Marker
+  tier: WARNING
+  category: test
+  description: d
+  remediation: r
+  override_when: o
+  prefilter: ["marker"]
+  once_per_file: true
+- id: T2
+  name: Every marker
+  tier: WARNING
+  category: test
+  description: d
+  remediation: r
+  override_when: o
+  prefilter: ["marker"]
+"#;
+
+    const REGO: &str = r#"package tollgate.rules.test
+
+violation contains {"rule": "T1", "path": c.path, "line": c.line, "message": "marker"} if {
+	some c in input.candidates.T1
+}
+
+violation contains {"rule": "T2", "path": c.path, "line": c.line, "message": "marker"} if {
+	some c in input.candidates.T2
+}
+"#;
+
+    fn engine() -> PolicyEngine {
+        let mut pack = PolicyPack::empty();
+        pack.catalog.add_yaml("rules.yaml", RULES, false).unwrap();
+        pack.sources.push(PolicySource {
+            name: "test.rego".into(),
+            text: REGO.into(),
+        });
+        PolicyEngine::load(&pack).unwrap()
+    }
+
+    fn file(path: &str, lines: &[(u32, &str)]) -> FileChange {
+        FileChange {
+            status: FileStatus::Added,
+            old_path: None,
+            new_path: Some(path.into()),
+            old_mode: None,
+            new_mode: None,
+            binary: false,
+            patch_available: true,
+            additions: lines.len() as u32,
+            deletions: 0,
+            added: lines
+                .iter()
+                .map(|(n, t)| Line {
+                    number: *n,
+                    text: (*t).into(),
+                })
+                .collect(),
+            removed: vec![],
+            new_missing_final_newline: false,
+        }
+    }
+
+    #[test]
+    fn once_per_file_rules_fold_into_the_first_finding_of_each_file() {
+        let engine = engine();
+        let diff = Diff {
+            files: vec![
+                file("a.rs", &[(3, "marker"), (9, "marker"), (12, "marker")]),
+                file("b.rs", &[(1, "marker")]),
+            ],
+        };
+        let config = RepoConfig::defaults(engine.catalog());
+        let findings = engine
+            .evaluate(&diff, &ChangeContext::default(), &config)
+            .unwrap();
+        let folded: Vec<_> = findings
+            .violations
+            .iter()
+            .filter(|v| v.rule_id.as_str() == "T1")
+            .map(|v| {
+                (
+                    v.path.as_deref().unwrap(),
+                    v.line.unwrap(),
+                    v.message.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            folded,
+            [
+                ("a.rs", 3, "marker (and 2 more in this file: lines 9, 12)"),
+                ("b.rs", 1, "marker")
+            ]
+        );
+        let every = findings
+            .violations
+            .iter()
+            .filter(|v| v.rule_id.as_str() == "T2")
+            .count();
+        assert_eq!(every, 4, "rules without once_per_file report every line");
+    }
+
+    #[test]
+    fn a_rule_without_metadata_is_an_error_naming_it() {
+        let mut pack = PolicyPack::empty();
+        pack.catalog.add_yaml("rules.yaml", RULES, false).unwrap();
+        let rego = "package tollgate.rules.rogue\n\nviolation contains {\"rule\": \"X9\", \"message\": \"m\"} if true\n";
+        pack.sources.push(PolicySource {
+            name: "rogue.rego".into(),
+            text: rego.into(),
+        });
+        let error = PolicyEngine::load(&pack)
+            .err()
+            .expect("unknown rule refused")
+            .to_string();
+        assert!(
+            error.contains("X9") && error.contains("rules.yaml"),
+            "{error}"
+        );
+    }
 }
