@@ -62,16 +62,20 @@ pub async fn receive(
         .unwrap_or("-")
         .to_owned();
     let span = tracing::info_span!("delivery", delivery_id = %delivery_id);
-    match accept(&state, &headers, &body).instrument(span).await {
-        Ok(response) => response,
-        Err(error) => {
-            match &error {
-                IntakeError::Store(e) => tracing::error!(error = %e, "delivery not stored"),
-                other => tracing::warn!(error = %other, "delivery refused"),
+    async move {
+        match accept(&state, &headers, &body).await {
+            Ok(response) => response,
+            Err(error) => {
+                match &error {
+                    IntakeError::Store(e) => tracing::error!(error = %e, "delivery not stored"),
+                    other => tracing::warn!(error = %other, "delivery refused"),
+                }
+                error.into_response()
             }
-            error.into_response()
         }
     }
+    .instrument(span)
+    .await
 }
 
 async fn accept(
