@@ -1,0 +1,139 @@
+# R05 TLS certificate verification disabled, R22 weak cryptography or randomness for secrets.
+package tollgate.rules.crypto
+
+import data.tollgate.lib
+
+# --- R05 ---------------------------------------------------------------------------------------
+
+# Each pattern with the lower-case literals it needs: only the patterns whose literals are all
+# on the line run (regexes are the expensive part of a rule).
+tls_patterns := [
+	[["verify", "false"], `\bverify[ \t]*=[ \t]*False\b`],
+	[["verify", "ssl"], `(?i)\bverify_?ssl['"]?[ \t]*(=>|[=:])[ \t]*(false|0)\b`],
+	[["verify_peer"], `(?i)\bverify_peer(_name)?['"]?[ \t]*(=>|[=:])[ \t]*false\b`],
+	[["insecureskipverify"], `InsecureSkipVerify[ \t]*:[ \t]*true`],
+	[["curlopt_ssl_verify"], `CURLOPT_SSL_VERIFY(PEER|HOST)[ \t]*,[ \t]*(false|FALSE|0L?)\b`],
+	[["verify_none"], `VERIFY_NONE`],
+	[["sslverify"], `(?i)sslverify[ \t]*[=:]?[ \t]*["']?(false|0)\b`],
+	[["git_ssl_no_verify"], `GIT_SSL_NO_VERIFY['"]?[ \t]*[=:][ \t]*['"]?(1|true)\b`],
+	[["rejectunauthorized"], `rejectUnauthorized['"]?[ \t]*[:=][ \t]*false`],
+	[["reject_unauthorized"], `NODE_TLS_REJECT_UNAUTHORIZED['"]?[ \t]*[:=][ \t]*['"]?0\b`],
+	[["danger_accept_invalid"], `danger_accept_invalid_(certs|hostnames)[ \t]*\([ \t]*true[ \t]*\)`],
+	[["_create_unverified_context"], `_create_unverified_context`],
+	[["cert_none"], `CERT_NONE`],
+	[["check_hostname"], `\bcheck_hostname[ \t]*=[ \t]*False\b`],
+	[["strict-ssl"], `(?i)strict-ssl["']?[ \t]*[=:]?[ \t]*["']?false\b`],
+	[["dangerousacceptany"], `DangerousAcceptAnyServerCertificateValidator`],
+	[["validationcallback"], `ServerCertificate(Custom)?ValidationCallback[ \t]*\+?=.*(=>[ \t]*true|return[ \t]+true)`],
+	[["noophostnameverifier"], `NoopHostnameVerifier`],
+	[["allow_all_hostname_verifier"], `ALLOW_ALL_HOSTNAME_VERIFIER`],
+	[["trustallstrategy"], `TrustAllStrategy`],
+	[["ssl", "false"], `\bssl ?= ?False\b`],
+	[["no-check-certificate"], `--no-check-certificate`],
+]
+
+# `curl -k` / `curl --insecure` (also in combined flags such as `-fsSLk`), in the files that run
+# commands: scripts, Dockerfiles, Makefiles and CI or deployment YAML.
+insecure_curl := `\bcurl\b[^|;&]*[ \t](--insecure|-[a-zA-Z]*k[a-zA-Z]*)([ \t]|$|["'])`
+
+command_file(path) if lib.is_script(path)
+
+command_file(path) if strings.any_suffix_match(lower(path), {".yml", ".yaml", ".mk", ".dockerfile"})
+
+command_file(path) if strings.any_prefix_match(lower(lib.basename(path)), {"dockerfile", "containerfile", "makefile", "jenkinsfile", "justfile", "procfile"})
+
+# What disables verification on the line (several patterns may match: take the first).
+tls_findings(c) := {m |
+	t := lower(c.text)
+	some p in tls_patterns
+	every literal in p[0] {
+		contains(t, literal)
+	}
+	some m in regex.find_n(p[1], c.text, 1)
+}
+
+tls_finding(c) := m if {
+	found := tls_findings(c)
+	count(found) > 0
+	m := sort(found)[0]
+} else := m if {
+	contains(lower(c.text), "curl")
+	command_file(c.path)
+	some m in regex.find_n(insecure_curl, c.text, 1)
+}
+
+# Every pattern needs one of these words: a cheap gate before anything else.
+tls_marks := lib.marks({
+	"false", "true", "0", "none", "unverified", "dangerous", "noophostname", "allow_all",
+	"trustall", "insecure", " -", "no-check", "no_verify",
+})
+
+# Tests talking to local servers with self-signed certificates, and docs, are fine.
+violation contains {"rule": "R05", "path": c.path, "line": c.line, "message": msg} if {
+	some c in input.candidates.R05
+	strings.replace_n(tls_marks, lower(c.text)) != lower(c.text)
+	not lib.is_test(c.path)
+	not lib.is_doc(c.path)
+	m := tls_finding(c)
+	not lib.is_comment(c.text)
+	msg := sprintf("TLS certificate verification is disabled (`%s`).", [lib.snippet(m)])
+}
+
+# --- R22 ---------------------------------------------------------------------------------------
+
+broken_hash := `(?i)(md5|sha-?1)([^0-9]|$)`
+
+# Non-cryptographic generators: JavaScript, Go's math/rand, Python's random module, java.util.Random.
+weak_random := `Math\.random\(\)|\brand\.(Intn|Int63n?|Int31n?|Int|Uint32|Uint64|Float64|Perm|Shuffle)\(|(^|[^.A-Za-z0-9_])random\.(random|randint|choice|choices|randrange|getrandbits|sample|shuffle)\(|\bnew Random\(`
+
+weak_cipher := concat("|", [
+	"(?i)[\"'`](des|desede|tripledes|3des|des-ede3?|rc4|arc4)([/\"'`-]|$)",
+	`\b(DES|DES3|ARC4)\.new\(`,
+	`\balgorithms\.(TripleDES|ARC4)\(`,
+	`\bdes\.New(TripleDES)?Cipher\(|\brc4\.NewCipher\(`,
+	`\bMODE_ECB\b|\bmodes\.ECB\(|\bCipherMode\.ECB\b`,
+	"[\"'`][A-Za-z0-9]+/ECB/",
+	"(?i)[\"'`]aes-[0-9]+-ecb[\"'`]",
+	`getInstance\([ \t]*"AES"[ \t]*\)`,
+])
+
+# Cheap gates: what each finding needs, as literals, before its regex runs.
+hash_marks := lib.marks({"md5", "sha1", "sha-1"})
+
+random_marks := lib.marks({"math.random", "rand.", "random.", "new random("})
+
+cipher_marks := lib.marks({"des", "rc4", "ecb", "\"aes\")"})
+
+# What the hash or random value is for, on the same line.
+purpose_marks := lib.marks({
+	"password", "passwd", "pwd", "secret", "token", "credential", "api_key", "apikey",
+	"private_key", "privatekey", "signing_key", "signingkey", "auth_key", "authkey",
+	"encryption_key", "encryptionkey", "session", "nonce", "salt", "otp", "csrf", "reset_code",
+	"resetcode", "verification_code", "verificationcode",
+})
+
+crypto_finding(c) := "A broken hash (MD5/SHA-1) protects a secret" if {
+	t := lower(c.text)
+	lib.contains_any(t, hash_marks)
+	lib.contains_any(t, purpose_marks)
+	not contains(t, "hmac")
+	regex.match(broken_hash, c.text)
+} else := "A non-cryptographic random generator produces a secret" if {
+	t := lower(c.text)
+	lib.contains_any(t, random_marks)
+	lib.contains_any(t, purpose_marks)
+	regex.match(weak_random, c.text)
+	not contains(c.text, "SystemRandom")
+	not contains(c.text, "rand.Reader")
+} else := "A weak cipher or ECB mode is used" if {
+	lib.contains_any(lower(c.text), cipher_marks)
+	regex.match(weak_cipher, c.text)
+}
+
+violation contains {"rule": "R22", "path": c.path, "line": c.line, "message": msg} if {
+	some c in input.candidates.R22
+	finding := crypto_finding(c)
+	not lib.is_non_production(c.path)
+	not lib.is_comment(c.text)
+	msg := sprintf("%s: `%s`.", [finding, lib.snippet(c.text)])
+}
