@@ -5,32 +5,45 @@ import data.tollgate.lib
 
 # --- R05 ---------------------------------------------------------------------------------------
 
-# Each pattern with the lower-case literals it needs: only the patterns whose literals are all
-# on the line run (regexes are the expensive part of a rule).
+# Each pattern with the lower-case literals it needs (only patterns whose literals are all on the
+# line run: regexes are the expensive part of a rule) and the file extensions it applies to
+# ("*": any file). Language-specific calls only count in that language, not when another
+# language's file quotes them in a string.
 tls_patterns := [
-	[["verify", "false"], `\bverify[ \t]*=[ \t]*False\b`],
-	[["verify", "ssl"], `(?i)\bverify_?ssl['"]?[ \t]*(=>|[=:])[ \t]*(false|0)\b`],
-	[["verify_peer"], `(?i)\bverify_peer(_name)?['"]?[ \t]*(=>|[=:])[ \t]*false\b`],
-	[["insecureskipverify"], `InsecureSkipVerify[ \t]*:[ \t]*true`],
-	[["curlopt_ssl_verify"], `CURLOPT_SSL_VERIFY(PEER|HOST)[ \t]*,[ \t]*(false|FALSE|0L?)\b`],
-	[["verify_none"], `VERIFY_NONE`],
-	[["sslverify"], `(?i)sslverify[ \t]*[=:]?[ \t]*["']?(false|0)\b`],
-	[["git_ssl_no_verify"], `GIT_SSL_NO_VERIFY['"]?[ \t]*[=:][ \t]*['"]?(1|true)\b`],
-	[["rejectunauthorized"], `rejectUnauthorized['"]?[ \t]*[:=][ \t]*false`],
-	[["reject_unauthorized"], `NODE_TLS_REJECT_UNAUTHORIZED['"]?[ \t]*[:=][ \t]*['"]?0\b`],
-	[["danger_accept_invalid"], `danger_accept_invalid_(certs|hostnames)[ \t]*\([ \t]*true[ \t]*\)`],
-	[["_create_unverified_context"], `_create_unverified_context`],
-	[["cert_none"], `CERT_NONE`],
-	[["check_hostname"], `\bcheck_hostname[ \t]*=[ \t]*False\b`],
-	[["strict-ssl"], `(?i)strict-ssl["']?[ \t]*[=:]?[ \t]*["']?false\b`],
-	[["dangerousacceptany"], `DangerousAcceptAnyServerCertificateValidator`],
-	[["validationcallback"], `ServerCertificate(Custom)?ValidationCallback[ \t]*\+?=.*(=>[ \t]*true|return[ \t]+true)`],
-	[["noophostnameverifier"], `NoopHostnameVerifier`],
-	[["allow_all_hostname_verifier"], `ALLOW_ALL_HOSTNAME_VERIFIER`],
-	[["trustallstrategy"], `TrustAllStrategy`],
-	[["ssl", "false"], `\bssl ?= ?False\b`],
-	[["no-check-certificate"], `--no-check-certificate`],
+	[["verify", "false"], `\bverify[ \t]*=[ \t]*False\b`, py],
+	[["check_hostname"], `\bcheck_hostname[ \t]*=[ \t]*False\b`, py],
+	[["_create_unverified_context"], `_create_unverified_context`, py],
+	[["ssl", "false"], `\bssl ?= ?False\b`, py],
+	[["danger_accept_invalid"], `danger_accept_invalid_(certs|hostnames)[ \t]*\([ \t]*true[ \t]*\)`, {"rs"}],
+	[["dangerousacceptany"], `DangerousAcceptAnyServerCertificateValidator`, {"cs", "fs", "vb"}],
+	[["validationcallback"], `ServerCertificate(Custom)?ValidationCallback[ \t]*\+?=.*(=>[ \t]*true|return[ \t]+true)`, {"cs", "fs", "vb"}],
+	[["noophostnameverifier"], `NoopHostnameVerifier`, jvm],
+	[["allow_all_hostname_verifier"], `ALLOW_ALL_HOSTNAME_VERIFIER`, jvm],
+	[["trustallstrategy"], `TrustAllStrategy`, jvm],
+	# Go, and the same setting in YAML and JSON configuration (insecureSkipVerify, insecure_skip_verify)
+	[["skip", "verify", "true"], `(?i)insecure_?skip_?verify["']?[ \t]*:[ \t]*true`, {"*"}],
+	[["verify", "ssl"], `(?i)\bverify_?ssl['"]?[ \t]*(=>|[=:])[ \t]*(false|0)\b`, {"*"}],
+	[["verify_peer"], `(?i)\bverify_peer(_name)?['"]?[ \t]*(=>|[=:])[ \t]*false\b`, {"*"}],
+	[["curlopt_ssl_verify"], `CURLOPT_SSL_VERIFY(PEER|HOST)[ \t]*,[ \t]*(false|FALSE|0L?)\b`, {"*"}],
+	# set, not compared: `verify_mode = OpenSSL::SSL::VERIFY_NONE`, `cert_reqs=ssl.CERT_NONE`
+	[["verify_none"], `(?i)verify_mode['"]?[ \t]*(=>|=|:)[ \t]*[A-Za-z:.]*VERIFY_NONE|SSL_CTX_set_verify\([^,]*,[ \t]*SSL_VERIFY_NONE`, {"*"}],
+	[["cert_none"], `(verify_mode|cert_reqs)['"]?[ \t]*(=>|=|:)[ \t]*[A-Za-z.]*CERT_NONE`, {"*"}],
+	[["sslverify"], `(?i)sslverify[ \t]*[=:]?[ \t]*["']?(false|0)\b`, {"*"}],
+	[["git_ssl_no_verify"], `GIT_SSL_NO_VERIFY['"]?[ \t]*[=:][ \t]*['"]?(1|true)\b`, {"*"}],
+	# an option key or an assignment, not the tail of a ternary (`x.rejectUnauthorized : false`)
+	[["rejectunauthorized"], `(^[ \t]*|[{,][ \t]*)['"]?rejectUnauthorized['"]?[ \t]*:[ \t]*false|rejectUnauthorized[ \t]*=[ \t]*false`, {"*"}],
+	[["reject_unauthorized"], `NODE_TLS_REJECT_UNAUTHORIZED['"]?[ \t]*[:=][ \t]*['"]?0\b`, {"*"}],
+	[["strict-ssl"], `(?i)strict-ssl["']?[ \t]*[=:]?[ \t]*["']?false\b`, {"*"}],
+	[["no-check-certificate"], `--no-check-certificate`, {"*"}],
 ]
+
+py := {"py", "pyw", "ipynb"}
+
+jvm := {"java", "kt", "scala", "groovy"}
+
+applies(extensions, _) if "*" in extensions
+
+applies(extensions, e) if e in extensions
 
 # `curl -k` / `curl --insecure` (also in combined flags such as `-fsSLk`), in the files that run
 # commands: scripts, Dockerfiles, Makefiles and CI or deployment YAML.
@@ -45,10 +58,12 @@ command_file(path) if strings.any_prefix_match(lower(lib.basename(path)), {"dock
 # What disables verification on the line (several patterns may match: take the first).
 tls_findings(c) := {m |
 	t := lower(c.text)
+	e := lib.ext(c.path)
 	some p in tls_patterns
 	every literal in p[0] {
 		contains(t, literal)
 	}
+	applies(p[2], e)
 	some m in regex.find_n(p[1], c.text, 1)
 }
 
@@ -64,8 +79,9 @@ tls_finding(c) := m if {
 
 # Every pattern needs one of these words: a cheap gate before anything else.
 tls_marks := lib.marks({
-	"false", "true", "0", "none", "unverified", "dangerous", "noophostname", "allow_all",
-	"trustall", "insecure", " -", "no-check", "no_verify",
+	"false", "true", "=0", "= 0", ":0", ": 0", "'0'", "\"0\"", ",0", ", 0", "none",
+	"unverified", "dangerous", "noophostname", "allow_all", "trustall", "curl", "no-check",
+	"no_verify",
 })
 
 # Tests talking to local servers with self-signed certificates, and docs, are fine.
@@ -74,6 +90,7 @@ violation contains {"rule": "R05", "path": c.path, "line": c.line, "message": ms
 	strings.replace_n(tls_marks, lower(c.text)) != lower(c.text)
 	not lib.is_test(c.path)
 	not lib.is_doc(c.path)
+	not lib.is_data(c.path)
 	m := tls_finding(c)
 	not lib.is_comment(c.text)
 	msg := sprintf("TLS certificate verification is disabled (`%s`).", [lib.snippet(m)])
@@ -102,7 +119,10 @@ hash_marks := lib.marks({"md5", "sha1", "sha-1"})
 
 random_marks := lib.marks({"math.random", "rand.", "random.", "new random("})
 
-cipher_marks := lib.marks({"des", "rc4", "ecb", "\"aes\")"})
+cipher_marks := lib.marks({
+	"\"des\"", "'des'", "`des`", "\"des/", "'des/", "\"des-", "'des-", "`des-", "desede",
+	"tripledes", "3des", "des.new", "des3.new", "rc4", "arc4", "ecb", "\"aes\")",
+})
 
 # What the hash or random value is for, on the same line.
 purpose_marks := lib.marks({

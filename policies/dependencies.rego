@@ -54,23 +54,62 @@ cargo_keys := {
 }
 
 name(text, "cargo") := n if {
-	regex.match(`^[ \t]*[A-Za-z0-9_-]+[ \t]*=[ \t]*("[^"]*[0-9*][^"]*"|\{.*\b(version|path|git|workspace)[ \t]*=)|^[ \t]*[A-Za-z0-9_-]+\.workspace[ \t]*=[ \t]*true`, text)
-	n := trim_space(split(split(text, "=")[0], ".")[0])
+	contains(text, "=")
+	parts := split(text, "=")
+	n := trim_space(parts[0])
+	not lib.contains_any(n, key_punctuation)
+	n != ""
+	value := trim_space(concat("=", array.slice(parts, 1, count(parts))))
+	cargo_version(value)
+	not local_crate(value)
 	not n in cargo_keys
 }
 
+key_punctuation := lib.marks({" ", "\t", ".", "[", "]", "\"", "'", "#", "{"})
+
+# `"1.0"`, `"*"`, or an inline table with a version or a git source.
+cargo_version(value) if {
+	startswith(value, "\"")
+	lib.contains_any(value, lib.marks({"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*"}))
+}
+
+cargo_version(value) if {
+	startswith(value, "{")
+	lib.contains_any(value, lib.marks({"version", "git"}))
+}
+
+# Crates of the same repository (`path = …`) and dependencies inherited from the workspace
+# (`workspace = true`, declared — and reported — in the root manifest) are not new to it.
+local_crate(value) if regex.match(`^\{.*\b(path|workspace)[ \t]*=`, value)
+
 name(text, "cargo") := n if {
+	startswith(trim_left(text, " \t"), "[")
 	some m in regex.find_n(`^[ \t]*\[([a-z0-9.-]*\.)?(dev-|build-)?dependencies\.[A-Za-z0-9_-]+\]`, text, 1)
 	parts := split(trim(m, " []"), ".")
 	n := parts[count(parts) - 1]
 }
 
-# npm / Composer: `"left-pad": "^1.3.0"`, `"vendor/pkg": "~2.0"`, `"x": "workspace:*"`.
-npm_keys := {"version", "node", "npm", "yarn", "pnpm", "php", "engines", "packageManager", "main", "type", "license", "name"}
+# npm / Composer: `"left-pad": "^1.3.0"`, `"vendor/pkg": "~2.0"`, `"x": "npm:y@1"`. Packages of
+# the same repository (`workspace:*`, `file:…`, `link:…`) are not new to it.
+npm_keys := {
+	"version", "node", "npm", "yarn", "pnpm", "php", "engines", "packageManager", "main", "type",
+	"license", "name", "description", "homepage", "author", "module", "types", "typings", "bin",
+}
+
+# `": "` followed by what starts a version or a remote package spec: a cheap gate.
+npm_value_marks := lib.marks({concat("", [colon, start]) |
+	some colon in {"\": \"", "\":\""}
+	some start in {"^", "~", ">", "<", "=", "v", "*", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "latest", "npm:", "github:", "git+", "dev-"}
+})
 
 name(text, "npm") := n if {
-	regex.match(`^[ \t]*"@?[A-Za-z0-9][A-Za-z0-9_.\-/@]*"[ \t]*:[ \t]*"(\^|~|>=|<=|>|<|=)?[ \t]*v?([0-9]+(\.[0-9xX*]+)*|\*|latest|workspace:|npm:|github:|git\+|file:|link:|dev-)`, text)
-	n := trim(split(text, ":")[0], " \t\"")
+	lib.contains_any(text, npm_value_marks)
+	parts := split(trim_space(text), "\"")
+	count(parts) >= 4
+	parts[0] == ""
+	trim_space(parts[2]) == ":"
+	n := parts[1]
+	not lib.contains_any(n, key_punctuation)
 	not n in npm_keys
 }
 
@@ -104,6 +143,7 @@ name(text, "pyproject") := n if {
 # go.mod: `require example.com/mod v1.2.3` or a line of a require block; `// indirect` ones are
 # transitive and left out.
 name(text, "go") := n if {
+	contains(text, " v")
 	regex.match(`^[ \t]*(require[ \t]+)?[a-z0-9.-]+\.[a-z]{2,}(/\S*)?[ \t]+v[0-9]+\.[0-9]+\.[0-9]+\S*[ \t]*$`, text)
 	parts := [p | some p in split(trim_space(text), " "); p != ""; p != "require"]
 	n := parts[0]
@@ -111,6 +151,7 @@ name(text, "go") := n if {
 
 # Gemfile: `gem "rails", "~> 7.1"`.
 name(text, "gem") := n if {
+	startswith(trim_left(text, " \t"), "gem")
 	some m in regex.find_n(`^[ \t]*gem[ \t]+["'][^"']+["']`, text, 1)
 	n := trim(regex.replace(m, `^[ \t]*gem[ \t]+`, ""), "\"'")
 }
@@ -142,41 +183,50 @@ maven_dependency(f, l) := n if {
 	n := regex.replace(m, `</?artifactId>`, "")
 }
 
-# The nearest section header above line `n` among the added lines, when there is one.
-header_line(kind) := `^[ \t]*\[[^\]]+\][ \t]*(#.*)?$` if kind in {"cargo", "pyproject"}
+# Section headers among the added lines of each manifest (`[dependencies]`, `"devDependencies": {`),
+# and whether each opens a dependency section.
+sectioned := {"cargo", "pyproject", "npm"}
 
-header_line("npm") := `^[ \t]*"[A-Za-z0-9_-]+"[ \t]*:[ \t]*\{`
-
-section(f, kind, n) := h if {
-	pattern := header_line(kind)
-	headers := [l | some l in f.added; l.number < n; startswith(trim_space(l.text), prefix_of(kind)); regex.match(pattern, l.text)]
-	count(headers) > 0
-	last := max([l.number | some l in headers])
-	some l in headers
-	l.number == last
+section_headers(f, "npm") := [{"number": l.number, "deps": deps} |
+	some l in f.added
+	endswith(l.text, "{")
 	h := lower(trim_space(l.text))
+	startswith(h, "\"")
+	deps := count({true | dependency_section(h, "npm")}) > 0
+]
+
+section_headers(f, kind) := headers if {
+	kind in {"cargo", "pyproject"}
+	headers := [{"number": l.number, "deps": deps} |
+		some l in f.added
+		endswith(l.text, "]")
+		h := lower(trim_space(l.text))
+		startswith(h, "[")
+		deps := count({true | dependency_section(h, kind)}) > 0
+	]
 }
 
-prefix_of(kind) := "[" if kind in {"cargo", "pyproject"}
+section_headers(_, kind) := [] if not kind in sectioned
 
-prefix_of("npm") := "\""
-
-dependency_section(h, "cargo") if regex.match(`dependencies`, h)
+dependency_section(h, "cargo") if contains(h, "dependencies")
 
 dependency_section(h, "pyproject") if regex.match(`^\[(project|project\.optional-dependencies|dependency-groups|tool\.poetry\.(dev-)?dependencies|tool\.poetry\.group\..*|packages|dev-packages|tool\.pdm\.dev-dependencies)\]`, h)
 
 dependency_section(h, "npm") if regex.match(`^"(dependencies|devdependencies|peerdependencies|optionaldependencies|require|require-dev)"`, h)
 
-# Lines outside a visible non-dependency section. With no header among the added lines, the line
-# shape alone decides.
-in_dependency_section(f, kind, n) if {
-	h := section(f, kind, n)
-	dependency_section(h, kind)
+# The nearest section header above line `n`, when one was added.
+nearest_header(headers, n) := h if {
+	above := [h | some h in headers; h.number < n]
+	count(above) > 0
+	last := max([h.number | some h in above])
+	some h in above
+	h.number == last
 }
 
-in_dependency_section(f, kind, n) if not section(f, kind, n)
+# Lines in a dependency section, or where no header is visible (then the line shape decides).
+in_dependency_section(headers, n) if nearest_header(headers, n).deps
 
-in_dependency_section(_, kind, _) if not kind in {"cargo", "pyproject", "npm"}
+in_dependency_section(headers, n) if not nearest_header(headers, n)
 
 declared(_, kind, l) := n if {
 	kind != "maven"
@@ -185,13 +235,8 @@ declared(_, kind, l) := n if {
 
 declared(f, "maven", l) := n if n := maven_dependency(f, l)
 
-# Names in the removed lines of each manifest, computed once: a name removed and added again is
-# a version bump.
-removed_names[f.path] := names if {
-	some f in input.files
-	kind := manifests[f.path]
-	names := {n | some l in f.removed; n := removed_name(kind, l)}
-}
+# Names in the removed lines of a manifest: a name removed and added again is a version bump.
+removed_names(f, kind) := {n | some l in f.removed; n := removed_name(kind, l)}
 
 removed_name(kind, l) := n if {
 	kind != "maven"
@@ -203,13 +248,34 @@ removed_name("maven", l) := n if {
 	n := regex.replace(m, `</?artifactId>`, "")
 }
 
+# What a line declaring a dependency contains, per manifest kind: a cheap gate per line
+# (every line of a requirements file may declare one).
+line_gates := {
+	"cargo": lib.marks({"="}),
+	"npm": npm_value_marks,
+	"pyproject": lib.marks({"=", "\"", "'"}),
+	"go": lib.marks({" v"}),
+	"maven": lib.marks({"<artifactId>"}),
+	"gem": lib.marks({"gem"}),
+	"gradle": lib.marks({"\"", "'", "libs."}),
+	"nuget": lib.marks({"<PackageReference"}),
+}
+
+gated("pip", _) := true
+
+gated(kind, text) if strings.replace_n(line_gates[kind], text) != text
+
+# Per manifest, the headers and removed names are computed once, before its lines are read.
 violation contains {"rule": "R12", "path": f.path, "line": l.number, "message": msg} if {
 	some f in input.files
 	kind := manifests[f.path]
+	headers := section_headers(f, kind)
+	removed := removed_names(f, kind)
 	some l in f.added
+	gated(kind, l.text)
 	n := declared(f, kind, l)
-	in_dependency_section(f, kind, l.number)
-	not n in removed_names[f.path]
+	in_dependency_section(headers, l.number)
+	not n in removed
 	msg := sprintf("New dependency `%s` added to %s.", [n, lib.basename(f.path)])
 }
 

@@ -157,5 +157,7 @@ violation contains {"rule": "R25", "path": f.path, "message": msg} if {
 	f.missing_final_newline
 	not f.binary
 	f.status != "deleted"
+	not lib.is_generated(f.path)
+	not lib.is_vendored(f.path)
 	msg := sprintf("%s does not end with a newline.", [f.path])
 }

@@ -92,10 +92,11 @@ exec_patterns := {
 	],
 	"js": [
 		`\bshell: ?true\b`,
-		`(^|[^A-Za-z0-9_.$])eval\(`,
+		`(^|[^A-Za-z0-9_.$#])eval\(`,
 		`\bnew Function\(`,
 		`(\bchild_process|\bcp)\.exec(Sync)?\(`,
-		`(^|[^A-Za-z0-9_.$])exec(Sync)?\(`,
+		# a bare call with a command (child_process's exec destructured), not a method or `exec()`
+		`(^|[^A-Za-z0-9_.$#])exec(Sync)?\([^)]`,
 	],
 	"rb": [`(^|[^A-Za-z0-9_.$])(eval|system|exec)\(`],
 	"php": [`(^|[^A-Za-z0-9_.>:$])(eval|system|exec|shell_exec|passthru|proc_open|popen)\(`],

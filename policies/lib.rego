@@ -56,6 +56,8 @@ test_dir_marks := marks({
 	"/test/", "/tests/", "/__tests__/", "/spec/", "/specs/", "/testing/", "/testdata/",
 	"/test_data/", "/test-data/", "/e2e/", "/integration_tests/", "/integration-tests/",
 	"/fixtures/", "/__fixtures__/", "/__mocks__/", "/mocks/", "/__snapshots__/",
+	# benchmarks: bench/, benches/, benchmarks/, bench.js, benchmark_test.go
+	"/bench",
 	# file names: test_foo.py, tests_foo.py
 	"/test_", "/tests_",
 })
@@ -65,7 +67,8 @@ test_suffixes := {
 	"_test.exs", "_test.dart", "_test.c", "_test.cc", "_test.cpp", "_unittest.cc",
 	".test.js", ".test.jsx", ".test.ts", ".test.tsx", ".test.mjs", ".test.cjs",
 	".spec.js", ".spec.jsx", ".spec.ts", ".spec.tsx", ".spec.mjs", ".spec.cjs",
-	"/conftest.py", "/tests.rs", "/test.rs",
+	"/conftest.py", "/tests.rs", "/test.rs", "/test.js", "/test.mjs", "/test.ts", "/tests.js",
+	"/test.py", "/tests.py",
 }
 
 # JUnit, NUnit, XCTest… naming: case-sensitive.
@@ -81,14 +84,19 @@ is_test(path) if strings.any_suffix_match(slashed(path), test_suffixes)
 
 is_test(path) if strings.any_suffix_match(path, class_test_suffixes)
 
-doc_suffixes := {".md", ".markdown", ".mdx", ".rst", ".adoc", ".asciidoc", ".org", ".rdoc", ".textile"}
+doc_suffixes := {
+	".md", ".markdown", ".mdx", ".rst", ".adoc", ".asciidoc", ".org", ".rdoc", ".textile",
+	# policy definitions, which quote the very patterns they look for
+	".rego", "/policies/rules.yaml",
+}
 
 doc_dir_marks := marks({"/doc/", "/docs/", "/documentation/"})
 
 doc_names := {"readme", "changelog", "changes", "history", "contributing", "license", "notice", "authors"}
 
-# Documentation: markup files, anything under a docs directory, README/CHANGELOG/LICENSE….
-is_doc(path) if strings.any_suffix_match(lower(path), doc_suffixes)
+# Documentation: markup files, anything under a docs directory, README/CHANGELOG/LICENSE…, and
+# policy definitions.
+is_doc(path) if strings.any_suffix_match(slashed(path), doc_suffixes)
 
 is_doc(path) if contains_any(slashed(path), doc_dir_marks)
 
@@ -116,11 +124,16 @@ vendored_dir_marks := marks({"/vendor/", "/vendored/", "/third_party/", "/third-
 
 is_vendored(path) if contains_any(slashed(path), vendored_dir_marks)
 
-# Tests, docs, examples and vendored code: where precision-first rules stay silent. One pass
+# Diffs and patches: data for tools and tests, quoting code from elsewhere.
+data_suffixes := {".diff", ".patch"}
+
+is_data(path) if strings.any_suffix_match(lower(path), data_suffixes)
+
+# Tests, docs, examples, data and vendored code: where precision-first rules stay silent. One pass
 # over the union of their directory marks, then the name-based checks.
 non_production_dir_marks := object.union_n([test_dir_marks, doc_dir_marks, example_dir_marks, vendored_dir_marks])
 
-non_production_suffixes := test_suffixes | doc_suffixes
+non_production_suffixes := (test_suffixes | doc_suffixes) | data_suffixes
 
 is_non_production(path) if contains_any(slashed(path), non_production_dir_marks)
 
@@ -185,7 +198,8 @@ is_generated(path) if contains_any(slashed(path), generated_marks)
 
 # --- lines ------------------------------------------------------------------------------------
 
-comment_openers := {"#", "//", "/*", "* ", "*/", "-- ", "<!--", ";;", "%", "REM "}
+# Python doctest prompts (`>>> `) mark examples in docstrings.
+comment_openers := {"#", "//", "/*", "* ", "*/", "-- ", "<!--", ";;", "%", "REM ", ">>> "}
 
 # `#` followed by `[` or `!` (Rust attributes, shebangs) and C preprocessor directives are not
 # comments.

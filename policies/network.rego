@@ -63,7 +63,8 @@ cidr(text, run) if {
 	substring(text, i + count(run) + 1, 1) in {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 }
 
-internal_host := "(?i)(^|[ \\t\"'`@=(/])([a-z0-9-]+\\.)+(internal|corp|local|lan|intranet)([\"'`:/ \\t)]|$)"
+# Inside a string or URL: after a quote, `//`, `@` or `=`, before a quote, `:` or `/`.
+internal_host := "(?i)[\"'`@=/]([a-z0-9-]+\\.)+(internal|corp|local|lan|intranet)[\"'`:/]"
 
 well_known_hosts := {"metadata.google.internal", "host.docker.internal", "gateway.docker.internal", "kubernetes.default.svc.cluster.local"}
 
@@ -79,7 +80,10 @@ maybe_address(text) if count(split(text, ".")) >= 4
 
 maybe_host(text) if lib.contains_any(lower(text), host_marks)
 
-host_marks := lib.marks({".internal", ".corp", ".local", ".lan", ".intranet"})
+host_marks := lib.marks({concat("", [suffix, end]) |
+	some suffix in {".internal", ".corp", ".local", ".lan", ".intranet"}
+	some end in {"\"", "'", "`", ":", "/"}
+})
 
 candidates contains c if {
 	some c in input.candidates.R21

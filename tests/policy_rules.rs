@@ -524,8 +524,17 @@ fn r05() -> Vec<Case> {
                     20,
                     "TLSClientConfig: &tls.Config{InsecureSkipVerify: true},",
                 ),
+                modified(
+                    "deploy/traefik.yaml",
+                    12,
+                    "serversTransport:\n  insecureSkipVerify: true",
+                ),
             ],
-            vec![at("app/client.py", 7), at("pkg/http/client.go", 20)],
+            vec![
+                at("app/client.py", 7),
+                at("pkg/http/client.go", 20),
+                at("deploy/traefik.yaml", 13),
+            ],
         ),
         flags(
             "R05",
@@ -575,6 +584,22 @@ fn r05() -> Vec<Case> {
                     "Never set `InsecureSkipVerify: true` in production.",
                 ),
                 modified("src/help.rs", 2, "let hint = \"curl -k is insecure\";"),
+            ],
+        ),
+        silent(
+            "R05",
+            "another language's call quoted in a string, policies and diff files",
+            vec![
+                modified(
+                    "src/sample.rs",
+                    2,
+                    "const PY: &str = \"requests.get(url, verify=False)\";",
+                ),
+                added(
+                    "policies/tls.rego",
+                    "# flags `verify=False`\npattern := `verify=False`",
+                ),
+                added("examples/leaky.diff", "+requests.get(url, verify=False)"),
             ],
         ),
     ]
@@ -1028,6 +1053,21 @@ fn r12() -> Vec<Case> {
                     "requirements.txt",
                     1,
                     "# pinned for reproducible builds\n-r base.txt",
+                ),
+            ],
+        ),
+        silent(
+            "R12",
+            "packages of the same repository",
+            vec![
+                added(
+                    "fuzz/Cargo.toml",
+                    "[dependencies]\ntollgate = { path = \"..\" }\nserde = { workspace = true }\ncore = { path = \"../core\", version = \"0.1\" }",
+                ),
+                modified(
+                    "web/package.json",
+                    7,
+                    "    \"@acme/ui\": \"workspace:*\",\n    \"shared\": \"file:../shared\",",
                 ),
             ],
         ),
