@@ -2135,3 +2135,31 @@ violation contains v if {
     let message = error.to_string();
     assert!(message.contains("broken.rego:4:"), "{message}");
 }
+
+// --- a golden diff, parsed ------------------------------------------------------------------------
+
+/// A unified diff read by the real parser, evaluated by the whole pack: every finding, exactly.
+#[test]
+fn a_parsed_diff_yields_exactly_the_expected_violations() {
+    let text = include_str!("fixtures/policy/feature.diff");
+    let diff = tollgate::diff::parse_unified(text.as_bytes()).expect("the fixture parses");
+    let found: Vec<(String, Option<String>, Option<u32>)> = engine()
+        .evaluate(&diff, &ChangeContext::default(), &defaults())
+        .expect("the pack evaluates")
+        .violations
+        .into_iter()
+        .map(|v| (v.rule_id.to_string(), v.path, v.line))
+        .collect();
+    let expected: Vec<(String, Option<String>, Option<u32>)> = [
+        ("R01", Some("src/api/users.py"), Some(18)),
+        ("R07", Some("src/api/users.py"), Some(13)),
+        ("R09", Some(".github/workflows/ci.yml"), None),
+        ("R12", Some("requirements.txt"), Some(3)),
+        ("R16", Some("Dockerfile"), Some(1)),
+        ("R18", Some("src/api/users.py"), Some(12)),
+    ]
+    .into_iter()
+    .map(|(rule, path, line)| (rule.to_owned(), path.map(str::to_owned), line))
+    .collect();
+    assert_eq!(found, expected);
+}
