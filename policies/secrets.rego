@@ -248,7 +248,7 @@ violation contains {"rule": "R03", "path": f.path, "message": msg} if {
 	maybe_credential_file(f.path)
 	kind := credential_file(f.path)
 	not credential_exempt(f.path)
-	msg := sprintf("%s %s is committed: credentials belong in a secret store, not in the repository.", [kind, lib.basename(f.path)])
+	msg := sprintf("%s `%s` is committed: credentials belong in a secret store, not in the repository.", [kind, lib.basename(f.path)])
 }
 
 violation contains {"rule": "R03", "path": f.path, "line": l.number, "message": msg} if {
