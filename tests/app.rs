@@ -579,6 +579,39 @@ async fn conformance_github_example_payloads_are_parsed_and_routed() {
         .count("SELECT count(*) FROM webhook_deliveries WHERE status = 'queued'")
         .await;
     assert!(queued > 0, "no example payload was routed to an evaluation");
+    // GitHub's issue_comment examples are comments on plain issues: stored, never queued.
+    let comments_queued = app
+        .count(
+            "SELECT count(*) FROM webhook_deliveries
+             WHERE event = 'issue_comment' AND status <> 'ignored'",
+        )
+        .await;
+    assert_eq!(comments_queued, 0);
+
+    // The same example, commented on a pull request with a command, queues one command job
+    // keyed by repository and comment; a redelivery coalesces with it.
+    let example = folder.join("issue_comment/created.with-installation.payload.json");
+    if let Ok(text) = std::fs::read_to_string(&example) {
+        let mut payload: Value = serde_json::from_str(&text).unwrap();
+        payload["issue"]["pull_request"] = json!({ "url": "https://api.github.com/pulls/1" });
+        payload["comment"]["body"] = json!("/override R05 a documented test key");
+        for delivery in ["conformance-command-1", "conformance-command-2"] {
+            let (status, reply) = app.send_delivery(delivery, "issue_comment", &payload).await;
+            assert_eq!((status, reply["status"].as_str()), (202, Some("accepted")));
+        }
+        let mut db = app.db().await;
+        let jobs: Vec<(String, Value)> = sqlx::query_as(
+            "SELECT dedup_key, payload FROM jobs WHERE kind = 'handle_command' ORDER BY id",
+        )
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        let (key, job) = &jobs[0];
+        assert_eq!(key, "command:186853002:492700400");
+        assert_eq!(job["author"], "Codertocat");
+        assert_eq!(job["target"]["number"], 1);
+    }
     assert!(github.requests().is_empty(), "intake must not call GitHub");
 }
 

@@ -9,7 +9,8 @@ use support::fake_github::{BOT_LOGIN, Failure, FakeGithub, PrSpec, file_entry};
 use support::{TEST_APP_KEY, openapi, wait_until};
 use tollgate::github::{
     Annotation, AnnotationLevel, AppCredentials, CheckOutput, CheckRunCreate, CheckRunUpdate,
-    CheckStatus, Conclusion, GithubApp, GithubError, InstallationClient, Pacing,
+    CheckStatus, CollaboratorPermission, Conclusion, GithubApp, GithubError, InstallationClient,
+    Pacing, Reaction, TeamMembership,
 };
 
 const APP_ID: u64 = 4242;
@@ -442,6 +443,201 @@ async fn comments_create_list_update() {
 }
 
 #[tokio::test]
+async fn collaborator_permissions_found_absent_and_failing() {
+    let (fake, client) = setup().await;
+    fake.set_permission(OWNER, REPO, "Maya", "write", "maintain");
+    fake.set_permission(OWNER, REPO, "tess", "read", "triage");
+
+    // Logins are case-insensitive; GitHub answers with the account's own spelling.
+    let maya = client
+        .collaborator_permission(OWNER, REPO, "maya")
+        .await
+        .unwrap();
+    assert_eq!(
+        maya,
+        Some(CollaboratorPermission {
+            permission: "write".into(),
+            role_name: "maintain".into()
+        })
+    );
+    let tess = client
+        .collaborator_permission(OWNER, REPO, "tess")
+        .await
+        .unwrap();
+    assert_eq!(tess.map(|p| p.role_name).as_deref(), Some("triage"));
+    // Not a collaborator (GitHub's 404), also for a bot's login with brackets in it.
+    for outsider in ["mallory", "dependabot[bot]"] {
+        let answer = client
+            .collaborator_permission(OWNER, REPO, outsider)
+            .await
+            .unwrap();
+        assert_eq!(answer, None, "{outsider}");
+    }
+
+    // Every other failure stays an error for the caller to explain.
+    let permission_path = format!("/repos/{OWNER}/{REPO}/collaborators/");
+    fake.fail_next_with(
+        "GET",
+        &permission_path,
+        Failure::status(403).message("Resource not accessible by integration"),
+        1,
+    );
+    let forbidden = client
+        .collaborator_permission(OWNER, REPO, "maya")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(forbidden, GithubError::Forbidden { .. }),
+        "{forbidden:?}"
+    );
+    fake.fail_next("GET", &permission_path, 502, 1);
+    let server = client
+        .collaborator_permission(OWNER, REPO, "maya")
+        .await
+        .unwrap_err();
+    assert_eq!(server, GithubError::Server { status: 502 });
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn team_memberships_active_pending_absent_and_failing() {
+    let (fake, client) = setup().await;
+    fake.add_team_member(OWNER, "security", "maya");
+    fake.invite_team_member(OWNER, "security", "nico");
+    // A team of an organization the installation has no repository in.
+    fake.add_team_member("elsewhere", "security", "maya");
+
+    let lookup = |org: &'static str, team: &'static str, user: &'static str| {
+        let client = client.clone();
+        async move { client.team_membership(org, team, user).await }
+    };
+    assert_eq!(
+        lookup(OWNER, "security", "Maya").await,
+        Ok(TeamMembership::Active)
+    );
+    assert_eq!(
+        lookup(OWNER, "Security", "nico").await,
+        Ok(TeamMembership::Pending)
+    );
+    assert_eq!(
+        lookup(OWNER, "security", "mallory").await,
+        Ok(TeamMembership::NotMember)
+    );
+    assert_eq!(
+        lookup(OWNER, "no-such-team", "maya").await,
+        Ok(TeamMembership::NotMember)
+    );
+    assert_eq!(
+        lookup("elsewhere", "security", "maya").await,
+        Ok(TeamMembership::NotMember),
+        "another organization's teams are invisible"
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.path == format!("/orgs/{OWNER}/teams/security/memberships/Maya")),
+        "{:#?}",
+        fake.requests()
+    );
+
+    // Without the members permission GitHub answers 403: an error, never a quiet "no".
+    fake.fail_next_with(
+        "GET",
+        &format!("/orgs/{OWNER}/teams/"),
+        Failure::status(403).message("Resource not accessible by integration"),
+        1,
+    );
+    let forbidden = lookup(OWNER, "security", "maya").await.unwrap_err();
+    assert!(
+        matches!(forbidden, GithubError::Forbidden { .. }),
+        "{forbidden:?}"
+    );
+    fake.fail_next("GET", "/orgs/", 500, 1);
+    let server = lookup(OWNER, "security", "maya").await.unwrap_err();
+    assert!(server.is_retryable(), "{server:?}");
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn reactions_are_kept_once_per_comment() {
+    let (fake, client) = setup().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(4, 1));
+    let command = fake.add_comment(OWNER, REPO, 4, "maya", "/override R05 test fixture key");
+    let other = fake.add_comment(OWNER, REPO, 4, "nico", "LGTM");
+
+    for reaction in [
+        Reaction::Eyes,
+        Reaction::PlusOne,
+        Reaction::Eyes,
+        Reaction::MinusOne,
+    ] {
+        client
+            .add_reaction(OWNER, REPO, command, reaction)
+            .await
+            .unwrap();
+    }
+    assert_eq!(fake.reactions(OWNER, REPO, command), ["eyes", "+1", "-1"]);
+    assert!(fake.reactions(OWNER, REPO, other).is_empty());
+    let statuses: Vec<u16> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/reactions"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [201, 201, 200, 201], "a repeat answers 200");
+    // Reactions are writes: paced by the client and counted against the secondary limit.
+    assert_eq!(fake.write_count(), 4);
+
+    let missing = client
+        .add_reaction(OWNER, REPO, 999_999, Reaction::Eyes)
+        .await
+        .unwrap_err();
+    assert_eq!(missing, GithubError::NotFound);
+    // Reactions are not comments.
+    assert_eq!(fake.comments(OWNER, REPO, 4).len(), 2);
+    assert!(fake.bot_comments(OWNER, REPO, 4).is_empty());
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn reactions_github_does_not_have_are_refused() {
+    let (fake, _client) = setup().await;
+    fake.set_pull_request(OWNER, REPO, pr_with_files(4, 1));
+    let comment = fake.add_comment(OWNER, REPO, 4, "maya", "/approve");
+    let token = installation_token(&fake).await;
+    let url = format!(
+        "{}/repos/{OWNER}/{REPO}/issues/comments/{comment}/reactions",
+        fake.url()
+    );
+    let http = reqwest::Client::new();
+    for body in [
+        json!({"content": "thumbsup"}),
+        json!({"content": null}),
+        json!({}),
+    ] {
+        let answer = http
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 422, "{body}");
+    }
+    assert!(fake.reactions(OWNER, REPO, comment).is_empty());
+    if openapi::validator().is_some() {
+        let violations = fake.openapi_violations();
+        assert_eq!(violations.len(), 3, "{violations:#?}");
+        assert!(
+            violations
+                .iter()
+                .all(|v| v.contains("reactions/create-for-issue-comment")),
+            "{violations:#?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn injected_server_error_then_success() {
     let (fake, client) = setup().await;
     fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
@@ -774,6 +970,18 @@ mod openapi_validator {
             assert_eq!(
                 v.operation_id("POST", "/repos/o/r/check-runs"),
                 Some("checks/create")
+            );
+            assert_eq!(
+                v.operation_id("GET", "/repos/o/r/collaborators/u/permission"),
+                Some("repos/get-collaborator-permission-level")
+            );
+            assert_eq!(
+                v.operation_id("GET", "/orgs/o/teams/t/memberships/u"),
+                Some("teams/get-membership-for-user-in-org")
+            );
+            assert_eq!(
+                v.operation_id("POST", "/repos/o/r/issues/comments/1/reactions"),
+                Some("reactions/create-for-issue-comment")
             );
             assert!(
                 v.check(

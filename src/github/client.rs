@@ -436,6 +436,75 @@ impl InstallationClient {
             .ok()?;
         Ok(())
     }
+
+    /// `GET /repos/{owner}/{repo}/collaborators/{username}/permission`: the user's highest role on
+    /// the repository, from any grant (repository, team, organization).
+    ///
+    /// `None` when GitHub answers 404, which it does for a user who is not a collaborator of a
+    /// private repository and for a login that does not exist (and, indistinguishably, when the
+    /// installation cannot see the repository): the caller treats it as "no access". On a public
+    /// repository any existing user is answered 200 with `read`. Every other failure stays an
+    /// error, never a quiet "no".
+    pub async fn collaborator_permission(
+        &self,
+        owner: &str,
+        repo: &str,
+        username: &str,
+    ) -> Result<Option<CollaboratorPermission>, GithubError> {
+        let route = format!(
+            "{}/collaborators/{}/permission",
+            repo_route(owner, repo),
+            encode(username)
+        );
+        let answer = self.get(&route).await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        answer.json().map(Some)
+    }
+
+    /// `GET /orgs/{org}/teams/{team_slug}/memberships/{username}`. GitHub answers 404 both for a
+    /// user outside the team and for a team that does not exist or that the app cannot see: both
+    /// are [`TeamMembership::NotMember`]. Without the organization `members: read` permission
+    /// GitHub answers 403, which stays an error ([`GithubError::Forbidden`]).
+    pub async fn team_membership(
+        &self,
+        org: &str,
+        team_slug: &str,
+        username: &str,
+    ) -> Result<TeamMembership, GithubError> {
+        let route = format!(
+            "/orgs/{}/teams/{}/memberships/{}",
+            encode(org),
+            encode(team_slug),
+            encode(username)
+        );
+        let answer = self.get(&route).await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(TeamMembership::NotMember);
+        }
+        let membership: Membership = answer.json()?;
+        Ok(membership.state)
+    }
+
+    /// `POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions`. Adding a reaction
+    /// the app already left is a success (GitHub answers 200 instead of 201), so a retried job
+    /// does not fail here.
+    pub async fn add_reaction(
+        &self,
+        owner: &str,
+        repo: &str,
+        comment_id: u64,
+        reaction: Reaction,
+    ) -> Result<(), GithubError> {
+        let route = format!(
+            "{}/issues/comments/{comment_id}/reactions",
+            repo_route(owner, repo)
+        );
+        let body = ReactionBody { content: reaction };
+        self.send(Method::POST, &route, Some(&body)).await?.ok()?;
+        Ok(())
+    }
 }
 
 fn repo_route(owner: &str, repo: &str) -> String {
@@ -468,6 +537,17 @@ struct Created {
 #[derive(Serialize)]
 struct CommentBody<'a> {
     body: &'a str,
+}
+
+#[derive(Serialize)]
+struct ReactionBody {
+    content: Reaction,
+}
+
+/// The team-membership answer; its `role` is not needed.
+#[derive(Deserialize)]
+struct Membership {
+    state: TeamMembership,
 }
 
 /// The contents API's answer for a file.
@@ -582,6 +662,45 @@ pub struct IssueComment {
     pub user: Option<Account>,
     #[serde(default)]
     pub html_url: Option<String>,
+}
+
+/// A user's role on a repository, as GitHub names it. Raw strings: GitHub adds custom roles, and
+/// interpreting them is policy, not transport.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollaboratorPermission {
+    /// The legacy base role: `admin`, `write`, `read` or `none` (`maintain` shows as `write`,
+    /// `triage` as `read`).
+    pub permission: String,
+    /// The assigned role: `admin`, `maintain`, `write`, `triage`, `read` or a custom role's name.
+    /// Empty from GitHub Enterprise Server versions that predate the field.
+    #[serde(default)]
+    pub role_name: String,
+}
+
+/// A user's membership of a team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeamMembership {
+    Active,
+    /// Invited, not yet accepted: not a member yet.
+    Pending,
+    /// GitHub answered 404.
+    #[serde(skip_deserializing)]
+    NotMember,
+}
+
+/// The reactions Tollgate leaves on a command comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reaction {
+    /// 👀 the command was received.
+    #[serde(rename = "eyes")]
+    Eyes,
+    /// 👍 the command was accepted.
+    #[serde(rename = "+1")]
+    PlusOne,
+    /// 👎 the command was denied.
+    #[serde(rename = "-1")]
+    MinusOne,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -749,6 +868,7 @@ mod tests {
         assert_eq!(encode("refs/heads/main"), "refs%2Fheads%2Fmain");
         assert_eq!(encode_path("docs/a b/ü.md"), "docs/a%20b/%C3%BC.md");
         assert_eq!(repo_route("octo-org", "repo.rs"), "/repos/octo-org/repo.rs");
+        assert_eq!(encode("dependabot[bot]"), "dependabot%5Bbot%5D");
     }
 
     #[test]
@@ -816,6 +936,60 @@ mod tests {
         assert_eq!(pr.labels[0].name, "bug");
         assert_eq!(pr.changed_files, None);
         assert_eq!(pr.state, PullRequestState::Open);
+    }
+
+    #[test]
+    fn reactions_use_githubs_names() {
+        let names: Vec<serde_json::Value> = [Reaction::Eyes, Reaction::PlusOne, Reaction::MinusOne]
+            .into_iter()
+            .map(|content| serde_json::to_value(ReactionBody { content }).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                json!({"content": "eyes"}),
+                json!({"content": "+1"}),
+                json!({"content": "-1"})
+            ]
+        );
+    }
+
+    #[test]
+    fn collaborator_permission_keeps_raw_roles() {
+        let maintainer: CollaboratorPermission = serde_json::from_value(json!({
+            "permission": "write",
+            "role_name": "maintain",
+            "user": {"login": "octocat", "id": 1}
+        }))
+        .unwrap();
+        assert_eq!(
+            maintainer,
+            CollaboratorPermission {
+                permission: "write".into(),
+                role_name: "maintain".into()
+            }
+        );
+        let old_server: CollaboratorPermission =
+            serde_json::from_value(json!({"permission": "admin", "user": null})).unwrap();
+        assert_eq!(old_server.role_name, "");
+        assert!(serde_json::from_value::<CollaboratorPermission>(json!({})).is_err());
+    }
+
+    #[test]
+    fn team_membership_states() {
+        let state =
+            |value: serde_json::Value| serde_json::from_value::<Membership>(value).map(|m| m.state);
+        assert_eq!(
+            state(json!({"url": "u", "role": "maintainer", "state": "active"})).unwrap(),
+            TeamMembership::Active
+        );
+        assert_eq!(
+            state(json!({"role": "member", "state": "pending"})).unwrap(),
+            TeamMembership::Pending
+        );
+        // A 404 is the only way to learn "not a member"; an answer can never claim it.
+        assert!(state(json!({"state": "not_member"})).is_err());
+        assert!(state(json!({"state": "suspended"})).is_err());
     }
 
     #[test]

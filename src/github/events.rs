@@ -26,6 +26,23 @@ pub struct PrTarget {
     pub number: u64,
 }
 
+/// A new comment on a pull request that may hold commands (`/override`, `/approve`, ...): the
+/// payload of the command job, which parses the body and authorizes the author itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentCommand {
+    pub target: PrTarget,
+    pub comment_id: u64,
+    pub body: String,
+    /// The commenter's login.
+    pub author: String,
+    pub author_id: Option<i64>,
+    /// GitHub's `author_association` (`OWNER`, `MEMBER`, `COLLABORATOR`, `CONTRIBUTOR`, `NONE`,
+    /// ...): context only; authorization asks GitHub for the commenter's permission.
+    pub author_association: Option<String>,
+    /// The pull request's author (`issue.user.login`); absent for a deleted account.
+    pub pr_author: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallationChange {
     pub installation_id: i64,
@@ -43,6 +60,7 @@ pub enum Routed {
     Ping,
     Evaluate(Vec<PrTarget>),
     Installation(InstallationChange),
+    Command(CommentCommand),
     /// Well-formed, but nothing to do; the reason is recorded with the delivery.
     Ignored(String),
 }
@@ -158,8 +176,16 @@ struct CheckSuitePayload {
 #[derive(Deserialize)]
 struct Account {
     login: String,
+    id: Option<i64>,
     #[serde(rename = "type")]
     kind: Option<String>,
+}
+
+impl Account {
+    /// Apps comment as `Bot` accounts named `<slug>[bot]`; the app's own comments are among them.
+    fn is_bot(&self) -> bool {
+        self.kind.as_deref() == Some("Bot") || self.login.ends_with("[bot]")
+    }
 }
 
 #[derive(Deserialize)]
@@ -184,6 +210,31 @@ struct InstallationRepositoriesPayload {
     repositories_added: Vec<ListedRepository>,
     #[serde(default)]
     repositories_removed: Vec<ListedRepository>,
+}
+
+#[derive(Deserialize)]
+struct Issue {
+    number: u64,
+    /// Present (an object of links) only when the issue is a pull request.
+    pull_request: Option<serde_json::Value>,
+    user: Option<Account>,
+}
+
+#[derive(Deserialize)]
+struct Comment {
+    id: u64,
+    body: String,
+    user: Account,
+    author_association: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IssueCommentPayload {
+    action: String,
+    issue: Issue,
+    comment: Comment,
+    repository: Repository,
+    installation: Option<InstallationId>,
 }
 
 /// The `action` field, when the payload has one (recorded with the delivery).
@@ -244,6 +295,9 @@ pub fn route(
                 p.check_suite.pull_requests,
             ))
         }
+        "issue_comment" => Ok(issue_comment(
+            serde_json::from_value(payload).map_err(malformed)?,
+        )),
         "installation" => {
             let p: InstallationPayload = serde_json::from_value(payload).map_err(malformed)?;
             let active = match p.action.as_str() {
@@ -317,6 +371,52 @@ fn pull_request(p: PullRequestPayload, policy: RoutingPolicy) -> Result<Routed, 
         p.repository,
         vec![PrNumber { number: p.number }],
     ))
+}
+
+/// New comments on pull requests that may hold a command become a command job; everything else
+/// is ignored here, before any job is queued.
+fn issue_comment(p: IssueCommentPayload) -> Routed {
+    let ignored = |reason: &str| Routed::Ignored(reason.to_owned());
+    match p.action.as_str() {
+        "created" => {}
+        "edited" => return ignored("edited comments do not re-run commands"),
+        other => return Routed::Ignored(format!("issue_comment {other} is not handled")),
+    }
+    if p.issue.pull_request.is_none() {
+        return ignored("comments on issues are not commands");
+    }
+    if p.comment.user.is_bot() {
+        return ignored("comments by bots are not commands");
+    }
+    if !may_hold_command(&p.comment.body) {
+        return ignored("the comment holds no command");
+    }
+    let Some(installation) = p.installation else {
+        return ignored("the delivery names no installation");
+    };
+    Routed::Command(CommentCommand {
+        target: PrTarget {
+            installation_id: installation.id,
+            repo: RepoRef::from(p.repository),
+            number: p.issue.number,
+        },
+        comment_id: p.comment.id,
+        body: p.comment.body,
+        author: p.comment.user.login,
+        author_id: p.comment.user.id,
+        author_association: p.comment.author_association,
+        pr_author: p.issue.user.map(|user| user.login),
+    })
+}
+
+/// Whether a line of `body` starts, after at most three spaces, with `/`. A cheap test that keeps
+/// ordinary conversation out of the queue: every comment the command parser finds a command in
+/// passes (so do some it finds none in, such as a slash in a code block).
+fn may_hold_command(body: &str) -> bool {
+    body.split(['\r', '\n']).any(|line| {
+        let text = line.trim_start_matches(' ');
+        line.len() - text.len() <= 3 && text.starts_with('/')
+    })
 }
 
 fn evaluate_all(
@@ -500,5 +600,275 @@ mod tests {
         };
         assert!(change.active);
         assert_eq!(change.removed, vec![target().repo]);
+    }
+
+    fn pr_comment(action: &str, body: &str) -> serde_json::Value {
+        json!({
+            "action": action,
+            "issue": {
+                "number": 7,
+                "pull_request": { "url": "https://api.github.com/repos/acme/widgets/pulls/7" },
+                "user": { "login": "alice", "id": 11, "type": "User" }
+            },
+            "comment": {
+                "id": 501,
+                "body": body,
+                "user": { "login": "bob", "id": 12, "type": "User" },
+                "author_association": "MEMBER"
+            },
+            "repository": { "id": 3, "name": "widgets", "owner": { "login": "acme" } },
+            "installation": { "id": 9 }
+        })
+    }
+
+    fn ignored_reason(routed: Result<Routed, MalformedPayload>) -> String {
+        match routed {
+            Ok(Routed::Ignored(reason)) => reason,
+            other => panic!("expected Ignored, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn new_pull_request_comment_with_a_command_becomes_a_command() {
+        let payload = pr_comment("created", "Thanks!\n/override R05 vendored test key");
+        assert_eq!(
+            route("issue_comment", payload, POLICY).unwrap(),
+            Routed::Command(CommentCommand {
+                target: target(),
+                comment_id: 501,
+                body: "Thanks!\n/override R05 vendored test key".into(),
+                author: "bob".into(),
+                author_id: Some(12),
+                author_association: Some("MEMBER".into()),
+                pr_author: Some("alice".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn the_command_round_trips_as_a_job_payload() {
+        let Routed::Command(command) =
+            route("issue_comment", pr_comment("created", "/approve"), POLICY).unwrap()
+        else {
+            panic!("not a command");
+        };
+        let payload = serde_json::to_value(&command).unwrap();
+        assert_eq!(payload["target"]["repo"]["id"], 3);
+        assert_eq!(payload["comment_id"], 501);
+        let back: CommentCommand = serde_json::from_value(payload).unwrap();
+        assert_eq!(back, command);
+    }
+
+    #[test]
+    fn edited_and_deleted_comments_do_not_run_commands() {
+        let edited = ignored_reason(route(
+            "issue_comment",
+            pr_comment("edited", "/approve"),
+            POLICY,
+        ));
+        assert!(edited.contains("edited"), "{edited}");
+        let deleted = ignored_reason(route(
+            "issue_comment",
+            pr_comment("deleted", "/approve"),
+            POLICY,
+        ));
+        assert!(deleted.contains("deleted"), "{deleted}");
+    }
+
+    #[test]
+    fn comments_on_plain_issues_are_ignored() {
+        let absent = {
+            let mut payload = pr_comment("created", "/approve");
+            payload["issue"]
+                .as_object_mut()
+                .unwrap()
+                .remove("pull_request");
+            payload
+        };
+        let mut null = pr_comment("created", "/approve");
+        null["issue"]["pull_request"] = serde_json::Value::Null;
+        for payload in [absent, null] {
+            let reason = ignored_reason(route("issue_comment", payload, POLICY));
+            assert!(reason.contains("issues"), "{reason}");
+        }
+    }
+
+    #[test]
+    fn comments_by_bots_including_the_app_are_ignored() {
+        let bot_type = json!({ "login": "ci-helper", "id": 5, "type": "Bot" });
+        let bot_name = json!({ "login": "tollgate[bot]", "id": 6 });
+        for user in [bot_type, bot_name] {
+            let mut payload = pr_comment("created", "/override everything please");
+            payload["comment"]["user"] = user;
+            let reason = ignored_reason(route("issue_comment", payload, POLICY));
+            assert!(reason.contains("bots"), "{reason}");
+        }
+    }
+
+    #[test]
+    fn only_comments_with_a_slash_at_a_line_start_are_queued() {
+        let queued = [
+            "/approve",
+            "   /override reason here",
+            "LGTM\r\n/reject not yet",
+            "text\r/approve",
+            "/foo (another bot's command: the parser decides)",
+        ];
+        for body in queued {
+            assert!(
+                matches!(
+                    route("issue_comment", pr_comment("created", body), POLICY),
+                    Ok(Routed::Command(_))
+                ),
+                "{body:?}"
+            );
+        }
+        let ignored = [
+            "",
+            "Looks good to me",
+            "see src/main.rs or a/b",
+            "    /override indented code",
+            "\t/override tab-indented code",
+            "> /approve quoted",
+            "please /approve",
+        ];
+        for body in ignored {
+            let reason =
+                ignored_reason(route("issue_comment", pr_comment("created", body), POLICY));
+            assert!(reason.contains("no command"), "{body:?}: {reason}");
+        }
+    }
+
+    #[test]
+    fn a_comment_without_an_installation_is_ignored() {
+        let mut payload = pr_comment("created", "/approve");
+        payload.as_object_mut().unwrap().remove("installation");
+        let reason = ignored_reason(route("issue_comment", payload, POLICY));
+        assert!(reason.contains("installation"), "{reason}");
+    }
+
+    #[test]
+    fn comments_missing_what_a_command_needs_are_malformed() {
+        let removals: [(&str, &str); 6] = [
+            ("issue", "number"),
+            ("comment", "id"),
+            ("comment", "body"),
+            ("comment", "user"),
+            ("", "repository"),
+            ("", "issue"),
+        ];
+        for (parent, field) in removals {
+            let mut payload = pr_comment("created", "/approve");
+            let object = if parent.is_empty() {
+                payload.as_object_mut()
+            } else {
+                payload[parent].as_object_mut()
+            };
+            object.unwrap().remove(field);
+            let error = route("issue_comment", payload, POLICY).unwrap_err();
+            assert_eq!(error.event, "issue_comment", "{parent}.{field}");
+        }
+        let mut no_login = pr_comment("created", "/approve");
+        no_login["comment"]["user"] = json!({ "id": 12 });
+        assert!(route("issue_comment", no_login, POLICY).is_err());
+        // What the job does not need may be missing.
+        let mut sparse = pr_comment("created", "/approve");
+        sparse["issue"].as_object_mut().unwrap().remove("user");
+        sparse["comment"]
+            .as_object_mut()
+            .unwrap()
+            .remove("author_association");
+        sparse["comment"]["user"] = json!({ "login": "bob" });
+        let Routed::Command(command) = route("issue_comment", sparse, POLICY).unwrap() else {
+            panic!("not a command");
+        };
+        assert_eq!(
+            (
+                command.author_id,
+                command.pr_author,
+                command.author_association
+            ),
+            (None, None, None)
+        );
+    }
+
+    /// GitHub's own `issue_comment` examples (when `../shared/fixtures` is present) all parse; they
+    /// are comments on plain issues, and the same comment on a pull request becomes a command.
+    #[test]
+    fn githubs_issue_comment_examples_route() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/github/webhooks/issue_comment");
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            eprintln!("SKIPPED: {} not found", folder.display());
+            return;
+        };
+        let mut seen = 0;
+        for entry in entries.flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            let payload: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let routed = route("issue_comment", payload, POLICY);
+            assert!(
+                matches!(routed, Ok(Routed::Ignored(_))),
+                "{:?}: {routed:?}",
+                entry.file_name()
+            );
+            seen += 1;
+        }
+        assert!(seen > 0, "no example in {}", folder.display());
+
+        let text =
+            std::fs::read_to_string(folder.join("created.with-installation.payload.json")).unwrap();
+        let mut payload: serde_json::Value = serde_json::from_str(&text).unwrap();
+        payload["issue"]["pull_request"] = json!({ "url": "https://api.github.com/pulls/1" });
+        payload["comment"]["body"] = json!("/override R05 a test fixture");
+        let Routed::Command(command) = route("issue_comment", payload.clone(), POLICY).unwrap()
+        else {
+            panic!("not a command");
+        };
+        assert_eq!(command.target.number, 1);
+        assert_eq!(command.target.repo.full_name(), "Codertocat/Hello-World");
+        assert_eq!(
+            Some(command.target.installation_id),
+            installation_of(&payload)
+        );
+        assert_eq!(command.comment_id, 492700400);
+        assert_eq!(command.author, "Codertocat");
+        assert_eq!(command.author_association.as_deref(), Some("OWNER"));
+        assert_eq!(command.pr_author.as_deref(), Some("Codertocat"));
+    }
+
+    /// Comments made of pieces that matter to the command parser: commands, indents, quotes,
+    /// fences, HTML comments, list markers and every kind of line end.
+    fn commentish() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            Just("/approve"),
+            Just("/reject not this time"),
+            Just("/overide typo"),
+            Just(" "),
+            Just("   "),
+            Just("\t"),
+            Just(">"),
+            Just("```"),
+            Just("~~~"),
+            Just("<!--"),
+            Just("-->"),
+            Just("- "),
+            Just("text"),
+            Just("\n"),
+            Just("\r\n"),
+            Just("\r"),
+        ];
+        proptest::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest::proptest! {
+        /// The cheap test never drops a comment the command parser finds a command in.
+        #[test]
+        fn every_comment_with_a_parsed_command_is_queued(body in commentish()) {
+            if !crate::commands::parse_commands(&body, 0).is_empty() {
+                proptest::prop_assert!(may_hold_command(&body), "{:?}", body);
+            }
+        }
     }
 }

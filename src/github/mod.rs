@@ -10,8 +10,9 @@ pub mod pacer;
 pub use auth::AppCredentials;
 pub use client::{
     Account, Annotation, AnnotationLevel, BranchRef, CheckOutput, CheckRunCreate, CheckRunUpdate,
-    CheckStatus, Conclusion, GithubApp, InstallationClient, IssueComment, Label,
-    MAX_ANNOTATIONS_PER_REQUEST, PullRequest, PullRequestFiles, PullRequestState,
+    CheckStatus, CollaboratorPermission, Conclusion, GithubApp, InstallationClient, IssueComment,
+    Label, MAX_ANNOTATIONS_PER_REQUEST, PullRequest, PullRequestFiles, PullRequestState, Reaction,
+    TeamMembership,
 };
 pub use error::GithubError;
 pub use pacer::{Pacer, Pacing};

@@ -99,7 +99,7 @@ async fn accept(
 
     let (status, ignored_reason) = match &routed {
         Routed::Ping | Routed::Installation(_) => (DeliveryStatus::Processed, None),
-        Routed::Evaluate(_) => (DeliveryStatus::Queued, None),
+        Routed::Evaluate(_) | Routed::Command(_) => (DeliveryStatus::Queued, None),
         Routed::Ignored(reason) => (DeliveryStatus::Ignored, Some(reason.as_str())),
     };
     let action = events::action_of(&payload);
@@ -126,6 +126,11 @@ async fn accept(
                 }
             }
         }
+        Routed::Command(command) => {
+            if jobs::enqueue_command(&mut tx, command).await? == Enqueued::Coalesced {
+                coalesced += 1;
+            }
+        }
         Routed::Installation(change) => store::apply_installation_change(&mut tx, change).await?,
         Routed::Ping | Routed::Ignored(_) => {}
     }
@@ -144,7 +149,7 @@ async fn accept(
             Json(json!({ "status": "ignored", "reason": reason })),
         )
             .into_response(),
-        Routed::Evaluate(_) | Routed::Installation(_) => {
+        Routed::Evaluate(_) | Routed::Command(_) | Routed::Installation(_) => {
             (StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))).into_response()
         }
     })

@@ -6,7 +6,7 @@ mod queue;
 pub use evaluate::Evaluator;
 pub use queue::{ClaimedJob, Enqueued, JobQueue, NewJob, backoff, enqueue};
 
-use crate::github::events::PrTarget;
+use crate::github::events::{CommentCommand, PrTarget};
 use sqlx::PgConnection;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 pub const EVALUATE_PR: &str = "evaluate_pr";
+pub const HANDLE_COMMAND: &str = "handle_command";
 
 /// Attempts before a job is given up (about 4 minutes of backoff in all).
 const MAX_ATTEMPTS: i32 = 8;
@@ -29,6 +30,23 @@ pub async fn enqueue_evaluation(
         payload: serde_json::to_value(target).unwrap_or_default(),
         installation_id: Some(target.installation_id),
         dedup_key: format!("evaluate:{}:{}", target.repo.id, target.number),
+        max_attempts: MAX_ATTEMPTS,
+    };
+    enqueue(conn, &job).await
+}
+
+/// Queues the commands of one pull-request comment. The key is the comment, so a redelivered
+/// webhook coalesces with its pending job; commands on one pull request are serialized by the
+/// handler, not by the key.
+pub async fn enqueue_command(
+    conn: &mut PgConnection,
+    command: &CommentCommand,
+) -> Result<Enqueued, sqlx::Error> {
+    let job = NewJob {
+        kind: HANDLE_COMMAND,
+        payload: serde_json::to_value(command).unwrap_or_default(),
+        installation_id: Some(command.target.installation_id),
+        dedup_key: format!("command:{}:{}", command.target.repo.id, command.comment_id),
         max_attempts: MAX_ATTEMPTS,
     };
     enqueue(conn, &job).await

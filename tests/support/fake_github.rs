@@ -1,6 +1,7 @@
 //! A fake GitHub: a real HTTP server on 127.0.0.1 that speaks GitHub's REST wire format, keeps
-//! state (installations, pull requests, files, check runs, comments) and refuses what GitHub
-//! refuses, so the app's tests run the real client against it.
+//! state (installations, pull requests, files, check runs, comments and their reactions,
+//! collaborators' roles, team memberships) and refuses what GitHub refuses, so the app's tests run
+//! the real client against it.
 //!
 //! Every request is recorded. Requests to routes the fake does not know are answered 404 and kept
 //! as unexpected; when GitHub's OpenAPI description is present (see [`super::openapi`]), every
@@ -32,6 +33,12 @@ const MAX_LISTED_FILES: usize = 3000;
 const MAX_ANNOTATIONS: usize = 50;
 const MAX_OUTPUT_BYTES: usize = 65_535;
 const MAX_COMMENT_CHARS: usize = 65_536;
+/// GitHub's reaction types.
+const REACTIONS: [&str; 8] = [
+    "+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes",
+];
+/// The legacy base roles of the collaborator-permission API.
+const BASE_PERMISSIONS: [&str; 4] = ["admin", "write", "read", "none"];
 const DOCS: &str = "https://docs.github.com/rest";
 
 /// A running fake. Dropping it stops the server.
@@ -191,6 +198,8 @@ pub struct CommentRecord {
     pub body: String,
     /// How many times it was edited.
     pub edits: u32,
+    /// The reactions the app left (`eyes`, `+1`, ...), each once, in the order first added.
+    pub reactions: Vec<String>,
 }
 
 /// One request the fake answered. `path` is below the API root, without the query.
@@ -307,8 +316,67 @@ impl FakeGithub {
             author: author.to_owned(),
             body: body.to_owned(),
             edits: 0,
+            reactions: Vec::new(),
         });
         id
+    }
+
+    /// Gives `user` a role on the repository, as the collaborator-permission API reports it:
+    /// `permission` is the legacy base role (`admin`, `write`, `read` or `none`), `role_name` the
+    /// assigned one (`admin`, `maintain`, `write`, `triage`, `read` or a custom role). Users
+    /// without one are answered 404, as GitHub answers for non-collaborators of a private
+    /// repository.
+    pub fn set_permission(
+        &self,
+        owner: &str,
+        repo: &str,
+        user: &str,
+        permission: &str,
+        role_name: &str,
+    ) {
+        assert!(
+            BASE_PERMISSIONS.contains(&permission),
+            "GitHub's base permission is one of {BASE_PERMISSIONS:?}, not {permission:?}"
+        );
+        let mut state = self.state();
+        state.repo_mut(owner, repo).collaborators.insert(
+            user.to_ascii_lowercase(),
+            Collaborator {
+                login: user.to_owned(),
+                permission: permission.to_owned(),
+                role_name: role_name.to_owned(),
+            },
+        );
+    }
+
+    /// Makes `user` an active member of the team `org/team_slug`. Teams are visible to an
+    /// installation that has a repository owned by `org`; other lookups are answered 404, like
+    /// those of non-members. A failing lookup is injected with [`Self::fail_next_with`] on
+    /// `/orgs/{org}/teams/`.
+    pub fn add_team_member(&self, org: &str, team_slug: &str, user: &str) {
+        self.set_team_membership(org, team_slug, user, "active");
+    }
+
+    /// Invites `user` to the team: the membership stays `pending` until accepted.
+    pub fn invite_team_member(&self, org: &str, team_slug: &str, user: &str) {
+        self.set_team_membership(org, team_slug, user, "pending");
+    }
+
+    fn set_team_membership(&self, org: &str, team_slug: &str, user: &str, membership: &str) {
+        self.state()
+            .team_memberships
+            .insert(team_key(org, team_slug, user), membership.to_owned());
+    }
+
+    /// The reactions the app left on a comment, in the order first added; empty for an unknown
+    /// comment.
+    pub fn reactions(&self, owner: &str, repo: &str, comment_id: u64) -> Vec<String> {
+        self.state()
+            .repos
+            .get(&repo_key(owner, repo))
+            .and_then(|r| r.comments.iter().find(|c| c.id == comment_id))
+            .map(|c| c.reactions.clone())
+            .unwrap_or_default()
     }
 
     /// Answers the next `times` requests whose method matches (`"*"` for any) and whose path
@@ -346,6 +414,8 @@ impl FakeGithub {
             .unwrap_or_default()
     }
 
+    /// Every comment on an issue or pull request, oldest first: those added with
+    /// [`Self::add_comment`] and those the app created.
     pub fn comments(&self, owner: &str, repo: &str, number: u64) -> Vec<CommentRecord> {
         self.state()
             .repos
@@ -360,7 +430,8 @@ impl FakeGithub {
             .unwrap_or_default()
     }
 
-    /// Comments written by the app.
+    /// Comments written by the app, oldest first: its sticky comment, which starts with
+    /// `tollgate::report::STICKY_COMMENT_MARKER`, and any replies, which do not.
     pub fn bot_comments(&self, owner: &str, repo: &str, number: u64) -> Vec<CommentRecord> {
         let mut comments = self.comments(owner, repo, number);
         comments.retain(|c| c.author == BOT_LOGIN);
@@ -427,6 +498,14 @@ fn repo_key(owner: &str, repo: &str) -> (String, String) {
     (owner.to_ascii_lowercase(), repo.to_ascii_lowercase())
 }
 
+fn team_key(org: &str, team_slug: &str, user: &str) -> (String, String, String) {
+    (
+        org.to_ascii_lowercase(),
+        team_slug.to_ascii_lowercase(),
+        user.to_ascii_lowercase(),
+    )
+}
+
 /// FNV-1a, for stable fake shas.
 fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -452,6 +531,14 @@ struct Repo {
     files: HashMap<(String, String), String>,
     check_runs: Vec<CheckRunRecord>,
     comments: Vec<CommentRecord>,
+    /// Lower-case login → role.
+    collaborators: HashMap<String, Collaborator>,
+}
+
+struct Collaborator {
+    login: String,
+    permission: String,
+    role_name: String,
 }
 
 struct FailRule {
@@ -466,6 +553,8 @@ struct FakeState {
     key: DecodingKey,
     installations: HashMap<u64, Installation>,
     repos: HashMap<(String, String), Repo>,
+    /// (org, team slug, user), lower case → `active` or `pending`.
+    team_memberships: HashMap<(String, String, String), String>,
     /// Installation token → installation id.
     tokens: HashMap<String, u64>,
     ids: u64,
@@ -485,6 +574,7 @@ impl FakeState {
             key,
             installations: HashMap::new(),
             repos: HashMap::new(),
+            team_memberships: HashMap::new(),
             tokens: HashMap::new(),
             ids: 1000,
             failures: Vec::new(),
@@ -513,6 +603,11 @@ impl FakeState {
 enum Route {
     App,
     AccessToken(u64),
+    TeamMembership {
+        org: String,
+        team_slug: String,
+        user: String,
+    },
     Repo(String, String, RepoRoute),
 }
 
@@ -525,6 +620,8 @@ enum RepoRoute {
     CommitCheckRuns(String),
     IssueComments(u64),
     IssueComment(u64),
+    CommentReactions(u64),
+    CollaboratorPermission(String),
 }
 
 fn parse_route(method: &Method, segments: &[String]) -> Option<Route> {
@@ -536,6 +633,13 @@ fn parse_route(method: &Method, segments: &[String]) -> Option<Route> {
         ["app"] if get => Some(Route::App),
         ["app", "installations", id, "access_tokens"] if post => {
             id.parse().ok().map(Route::AccessToken)
+        }
+        ["orgs", org, "teams", team_slug, "memberships", user] if get => {
+            Some(Route::TeamMembership {
+                org: (*org).to_owned(),
+                team_slug: (*team_slug).to_owned(),
+                user: (*user).to_owned(),
+            })
         }
         ["repos", owner, repo, rest @ ..] => {
             let route = match rest {
@@ -554,6 +658,12 @@ fn parse_route(method: &Method, segments: &[String]) -> Option<Route> {
                 }
                 ["issues", n, "comments"] if get || post => {
                     RepoRoute::IssueComments(n.parse().ok()?)
+                }
+                ["issues", "comments", id, "reactions"] if post => {
+                    RepoRoute::CommentReactions(id.parse().ok()?)
+                }
+                ["collaborators", user, "permission"] if get => {
+                    RepoRoute::CollaboratorPermission((*user).to_owned())
                 }
                 _ => return None,
             };
@@ -776,6 +886,11 @@ impl FakeState {
         let reply = match route {
             Route::App => self.app(req),
             Route::AccessToken(installation) => self.access_token(req, installation),
+            Route::TeamMembership {
+                org,
+                team_slug,
+                user,
+            } => self.team_membership(req, &org, &team_slug, &user),
             Route::Repo(owner, repo, route) => self.repo_request(req, &owner, &repo, route),
         };
         (reply, false)
@@ -847,7 +962,7 @@ impl FakeState {
                 "html_url": "https://github.com/apps/tollgate",
                 "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
                 "permissions": {"checks": "write", "contents": "read", "issues": "write",
-                                "pull_requests": "write", "metadata": "read"},
+                                "pull_requests": "write", "metadata": "read", "members": "read"},
                 "events": ["pull_request", "issue_comment", "check_run"]
             }),
         )
@@ -873,7 +988,7 @@ impl FakeState {
                 "token": token,
                 "expires_at": expires_at,
                 "permissions": {"checks": "write", "contents": "read", "issues": "write",
-                                "pull_requests": "write", "metadata": "read"},
+                                "pull_requests": "write", "metadata": "read", "members": "read"},
                 "repository_selection": "selected"
             }),
         )
@@ -902,6 +1017,33 @@ impl FakeState {
         }
         let repo_state = self.repos.get_mut(&key).expect("checked above");
         serve_repo(repo_state, &mut self.ids, req, route)
+    }
+
+    /// Team memberships are visible to an installation on the team's organization; GitHub answers
+    /// 404 alike for a non-member, an unknown team and a team the installation cannot see.
+    fn team_membership(&self, req: &Incoming<'_>, org: &str, team_slug: &str, user: &str) -> Reply {
+        let Some(installation) = req.bearer().and_then(|t| self.tokens.get(t)).copied() else {
+            return Reply::message(401, "Bad credentials");
+        };
+        let sees_org = self
+            .repos
+            .values()
+            .any(|r| r.installation == installation && r.owner.eq_ignore_ascii_case(org));
+        let membership = self.team_memberships.get(&team_key(org, team_slug, user));
+        match membership {
+            Some(state) if sees_org => Reply::json(
+                200,
+                json!({
+                    "url": format!(
+                        "https://api.github.com/organizations/1/team/{}/memberships/{user}",
+                        fnv(team_slug) % 1_000_000
+                    ),
+                    "role": "member",
+                    "state": state,
+                }),
+            ),
+            _ => Reply::not_found(),
+        }
     }
 
     /// GitHub's secondary limit on content creation, when the test set one.
@@ -1046,6 +1188,7 @@ fn serve_repo(repo: &mut Repo, ids: &mut u64, req: &Incoming<'_>, route: RepoRou
                             author: BOT_LOGIN.into(),
                             body,
                             edits: 0,
+                            reactions: Vec::new(),
                         };
                         let reply = Reply::json(201, comment_json(repo, &record));
                         repo.comments.push(record);
@@ -1089,6 +1232,37 @@ fn serve_repo(repo: &mut Repo, ids: &mut u64, req: &Incoming<'_>, route: RepoRou
                     }
                 }
                 _ => Reply::json(200, comment_json(repo, &repo.comments[index])),
+            }
+        }
+        RepoRoute::CommentReactions(id) => {
+            let Some(comment) = repo.comments.iter_mut().find(|c| c.id == id) else {
+                return Reply::not_found();
+            };
+            match validate_reaction(req.body) {
+                Err(message) => Reply::invalid(&message),
+                Ok(content) => {
+                    // Adding a reaction again answers 200 with the existing one.
+                    let status = if comment.reactions.contains(&content) {
+                        200
+                    } else {
+                        comment.reactions.push(content.clone());
+                        201
+                    };
+                    Reply::json(status, reaction_json(id, &content))
+                }
+            }
+        }
+        RepoRoute::CollaboratorPermission(user) => {
+            match repo.collaborators.get(&user.to_ascii_lowercase()) {
+                Some(collaborator) => Reply::json(
+                    200,
+                    json!({
+                        "permission": collaborator.permission,
+                        "role_name": collaborator.role_name,
+                        "user": user_json(&collaborator.login),
+                    }),
+                ),
+                None => Reply::not_found(),
             }
         }
     }
@@ -1254,6 +1428,16 @@ fn comment_json(repo: &Repo, comment: &CommentRecord) -> Value {
         "author_association": if comment.author.ends_with("[bot]") { "NONE" } else { "CONTRIBUTOR" },
         "created_at": "2026-01-01T00:00:00Z",
         "updated_at": "2026-01-01T00:00:00Z",
+    })
+}
+
+fn reaction_json(comment_id: u64, content: &str) -> Value {
+    json!({
+        "id": fnv(&format!("{comment_id}:{content}")) % 1_000_000_000,
+        "node_id": "REA_fake",
+        "user": user_json(BOT_LOGIN),
+        "content": content,
+        "created_at": "2026-01-01T00:00:00Z",
     })
 }
 
@@ -1471,4 +1655,17 @@ fn validate_comment(body: Option<&Value>) -> Result<String, String> {
         ));
     }
     Ok(text.to_owned())
+}
+
+/// What GitHub refuses in a new reaction; returns its content.
+fn validate_reaction(body: Option<&Value>) -> Result<String, String> {
+    let content = body
+        .and_then(|b| b.get("content"))
+        .ok_or("Invalid request.\n\n\"content\" wasn't supplied.")?;
+    match content.as_str() {
+        Some(content) if REACTIONS.contains(&content) => Ok(content.to_owned()),
+        _ => Err(format!(
+            "Invalid request.\n\nFor 'content', {content} is not a valid value."
+        )),
+    }
 }
