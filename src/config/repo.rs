@@ -1,6 +1,7 @@
-//! The repository config, `.github/tollgate.yml`: threshold, ignored paths and per-rule tuning.
-//! Parsed strictly: an unknown key or a bad value is an error that names the key.
+//! The repository config, `.github/tollgate.yml`: threshold, ignored paths, per-rule tuning and
+//! overrides. Parsed strictly: an unknown key or a bad value is an error that names the key.
 
+use super::overrides::{OverrideSettings, OverridesFile};
 use crate::domain::{RuleId, Threshold, Tier};
 use crate::policy::Catalog;
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -17,6 +18,8 @@ pub struct RepoConfigFile {
     pub ignore_paths: Vec<String>,
     #[serde(default)]
     pub rules: BTreeMap<RuleId, RuleSettings>,
+    #[serde(default)]
+    pub overrides: OverridesFile,
 }
 
 /// Per-rule tuning; every field is optional.
@@ -54,6 +57,41 @@ pub enum RepoConfigError {
         glob: String,
         message: String,
     },
+    #[error("overrides.approvers[{index}]: {value:?} is not a GitHub login or org/team slug")]
+    Approver { index: usize, value: String },
+    #[error(
+        "overrides.approvers[{index}]: {value:?} is listed twice (logins and teams are case-insensitive)"
+    )]
+    DuplicateApprover { index: usize, value: String },
+    #[error("overrides.slack_users: {login:?} is not a GitHub login")]
+    SlackLogin { login: String },
+    #[error(
+        "overrides.slack_users.{login}: {value:?} is not a Slack user id (U or W followed by uppercase letters and digits)"
+    )]
+    SlackUserId { login: String, value: String },
+    #[error(
+        "overrides.slack_users: {first:?} and {second:?} are the same login (logins are case-insensitive)"
+    )]
+    DuplicateSlackLogin { first: String, second: String },
+    #[error(
+        "overrides.slack_users: {first:?} and {second:?} both map to {id}, so a click from {id} could not be told apart"
+    )]
+    SharedSlackUser {
+        first: String,
+        second: String,
+        id: String,
+    },
+    #[error("overrides.{key}: {value} is out of range ({min} to {max})")]
+    OutOfRange {
+        key: &'static str,
+        value: i64,
+        min: i64,
+        max: i64,
+    },
+    #[error(
+        "overrides.required_approvals: {required} approvals can never be given by the {listed} listed approvers"
+    )]
+    UnreachableApprovals { required: u32, listed: usize },
 }
 
 /// A rule's settings after the repository config is applied to the pack's defaults.
@@ -71,6 +109,7 @@ pub struct RepoConfig {
     pub ignore_paths: Vec<String>,
     ignore_set: GlobSet,
     pub rules: BTreeMap<RuleId, EffectiveRule>,
+    pub overrides: OverrideSettings,
 }
 
 impl RepoConfigFile {
@@ -140,6 +179,7 @@ impl RepoConfig {
             ignore_paths: file.ignore_paths.clone(),
             ignore_set,
             rules,
+            overrides: file.overrides.resolve()?,
         })
     }
 

@@ -62,12 +62,16 @@ impl Counts {
     }
 }
 
-/// One approved override: the violations (by fingerprint) it was granted for, who approved it
-/// and why.
+/// One approved override: the violations (by fingerprint) it was granted for, who asked for it,
+/// who approved it and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApprovedOverride {
     pub fingerprints: BTreeSet<Fingerprint>,
-    pub approved_by: String,
+    /// GitHub login of the person who asked for the override.
+    pub requested_by: String,
+    /// GitHub logins of the approvers, in the order they approved; only the requester for a
+    /// self-service override of OVERRIDE-tier violations.
+    pub approved_by: Vec<String>,
     pub reason: String,
 }
 
@@ -202,7 +206,8 @@ mod tests {
     fn overriding(violations: &[&Violation]) -> Overrides {
         Overrides::new(vec![ApprovedOverride {
             fingerprints: violations.iter().map(|v| v.fingerprint.clone()).collect(),
-            approved_by: "octocat".into(),
+            requested_by: "hubot".into(),
+            approved_by: vec!["octocat".into()],
             reason: "accepted risk".into(),
         }])
     }

@@ -1,18 +1,27 @@
 //! What people read about an evaluation: the sticky pull-request comment and check-run summary
-//! (Markdown), the check-run title, and the `tollgate check` output (text or JSON).
+//! (Markdown), the check-run title, and the `tollgate check` output (text or JSON); and the
+//! replies to override commands.
 //!
 //! Every renderer takes the same input and builds a small view model from it; the wording lives
 //! in minijinja templates under `templates/`, compiled into the binary. Pure: no I/O.
 
+mod replies;
 mod templates;
 mod view;
 
 #[cfg(test)]
 mod tests;
 
-use crate::domain::{Counts, Overrides, RuleId, Threshold, Tier, Verdict, Violation, judge};
+use crate::config::Approver;
+use crate::domain::{
+    Counts, Fingerprint, Overrides, RuleId, Threshold, Tier, Verdict, Violation, judge,
+};
+use crate::overrides::RequestProgress;
 use crate::policy::{Catalog, Findings};
 use serde::Serialize;
+use std::collections::BTreeSet;
+
+pub use replies::{CommandKind, REPLY_MARKER, Reply, render_reply};
 
 /// The hidden first line of the sticky comment, by which the app finds its own comment again.
 pub const STICKY_COMMENT_MARKER: &str = "<!-- tollgate:sticky-comment -->";
@@ -48,6 +57,23 @@ pub struct Evaluation<'a> {
     /// Violations of the previous evaluation that this one no longer finds. Shown in Markdown
     /// only.
     pub fixed: Vec<Violation>,
+    /// Override requests waiting for approvals, listed in the Markdown report's Overrides
+    /// section next to the approved `overrides`. Shown in Markdown only.
+    pub pending_overrides: Vec<PendingOverride>,
+}
+
+/// An override request waiting for approvals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOverride {
+    pub requested_by: String,
+    pub reason: String,
+    /// The violations the request was made for; the report names the rules of those still found.
+    pub fingerprints: BTreeSet<Fingerprint>,
+    /// Approvals given and needed (its status is pending).
+    pub progress: RequestProgress,
+    /// Who may approve, from the settings the request was made under; empty: the repository's
+    /// maintainers and admins.
+    pub approvers: Vec<Approver>,
 }
 
 /// The score of an earlier evaluation and the commit it evaluated.
@@ -68,7 +94,7 @@ pub enum Surface {
 }
 
 impl<'a> Evaluation<'a> {
-    /// An evaluation without history or fixed violations.
+    /// An evaluation without history, fixed violations or pending overrides.
     pub fn new(
         catalog: &'a Catalog,
         findings: &'a Findings,
@@ -84,6 +110,7 @@ impl<'a> Evaluation<'a> {
             policy_digest,
             history: Vec::new(),
             fixed: Vec::new(),
+            pending_overrides: Vec::new(),
         }
     }
 

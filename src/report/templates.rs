@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 const MARKDOWN: &str = "markdown";
 const TERMINAL: &str = "terminal";
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 17] = [
     ("report.md.j2", include_str!("../../templates/report.md.j2")),
     ("error.md.j2", include_str!("../../templates/error.md.j2")),
     (
@@ -27,6 +27,54 @@ const TEMPLATES: [(&str, &str); 5] = [
     (
         "check_run_title.txt.j2",
         include_str!("../../templates/check_run_title.txt.j2"),
+    ),
+    (
+        "replies/approval_recorded.md.j2",
+        include_str!("../../templates/replies/approval_recorded.md.j2"),
+    ),
+    (
+        "replies/cancelled.md.j2",
+        include_str!("../../templates/replies/cancelled.md.j2"),
+    ),
+    (
+        "replies/decision_refused.md.j2",
+        include_str!("../../templates/replies/decision_refused.md.j2"),
+    ),
+    (
+        "replies/denied.md.j2",
+        include_str!("../../templates/replies/denied.md.j2"),
+    ),
+    (
+        "replies/macros.md.j2",
+        include_str!("../../templates/replies/macros.md.j2"),
+    ),
+    (
+        "replies/not_understood.md.j2",
+        include_str!("../../templates/replies/not_understood.md.j2"),
+    ),
+    (
+        "replies/nothing_pending.md.j2",
+        include_str!("../../templates/replies/nothing_pending.md.j2"),
+    ),
+    (
+        "replies/nothing_to_cancel.md.j2",
+        include_str!("../../templates/replies/nothing_to_cancel.md.j2"),
+    ),
+    (
+        "replies/override_pending.md.j2",
+        include_str!("../../templates/replies/override_pending.md.j2"),
+    ),
+    (
+        "replies/override_recorded.md.j2",
+        include_str!("../../templates/replies/override_recorded.md.j2"),
+    ),
+    (
+        "replies/rejected.md.j2",
+        include_str!("../../templates/replies/rejected.md.j2"),
+    ),
+    (
+        "replies/scope_refused.md.j2",
+        include_str!("../../templates/replies/scope_refused.md.j2"),
     ),
 ];
 
@@ -62,6 +110,7 @@ fn build() -> Environment<'static> {
     env.add_filter("code", code);
     env.add_filter("fenced", fenced);
     env.add_filter("location", location);
+    env.add_filter("mentions", mentions);
     env.add_filter("noun", noun);
     env.add_filter("pad", pad);
     env.add_filter("paint", paint);
@@ -188,6 +237,18 @@ fn location(violation: &Value) -> Result<String, Error> {
     Ok(text)
 }
 
+/// `@a`, `@a and @b`, `@a, @b and @c`: GitHub mentions of logins or `org/team` slugs, joined
+/// with `conjunction` (`and` unless given).
+fn mentions(names: Vec<String>, conjunction: Option<&str>) -> String {
+    let conjunction = conjunction.unwrap_or("and");
+    let mentioned: Vec<String> = names.iter().map(|name| "@".to_owned() + name).collect();
+    match mentioned.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => rest.join(", ") + " " + conjunction + " " + last,
+    }
+}
+
 /// `1 violation`, `3 violations`: the count followed by the noun, with a plural `s` unless the
 /// count is one.
 fn noun(count: u64, singular: &str) -> String {
@@ -260,6 +321,18 @@ mod tests {
         assert_eq!(
             fenced("a ```` b\n").as_str(),
             Some("`````\na ```` b\n`````")
+        );
+    }
+
+    #[test]
+    fn mentions_join_like_a_sentence() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(mentions(names(&[]), None), "");
+        assert_eq!(mentions(names(&["a"]), None), "@a");
+        assert_eq!(mentions(names(&["a", "b"]), None), "@a and @b");
+        assert_eq!(
+            mentions(names(&["a", "org/t", "c"]), Some("or")),
+            "@a, @org/t or @c"
         );
     }
 

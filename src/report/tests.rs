@@ -1,5 +1,6 @@
 use super::*;
 use crate::domain::{ApprovedOverride, Fingerprint};
+use crate::overrides::RequestProgress;
 use insta::assert_snapshot;
 
 const RULES: &str = r#"
@@ -42,13 +43,18 @@ const RULES: &str = r#"
 
 const DIGEST: &str = "3f9a1c0b7e25d4a8";
 
-fn catalog() -> Catalog {
+pub(super) fn catalog() -> Catalog {
     let mut catalog = Catalog::default();
     catalog.add_yaml("rules.yaml", RULES, false).unwrap();
     catalog
 }
 
-fn violation(rule: &str, path: Option<&str>, line: Option<u32>, message: &str) -> Violation {
+pub(super) fn violation(
+    rule: &str,
+    path: Option<&str>,
+    line: Option<u32>,
+    message: &str,
+) -> Violation {
     let rule_id: RuleId = rule.parse().unwrap();
     let tier = catalog().get(&rule_id).map_or(Tier::Warning, |r| r.tier);
     Violation {
@@ -61,7 +67,7 @@ fn violation(rule: &str, path: Option<&str>, line: Option<u32>, message: &str) -
     }
 }
 
-fn at(rule: &str, path: &str, line: u32, message: &str) -> Violation {
+pub(super) fn at(rule: &str, path: &str, line: u32, message: &str) -> Violation {
     violation(rule, Some(path), Some(line), message)
 }
 
@@ -76,7 +82,8 @@ fn findings(mut violations: Vec<Violation>) -> Findings {
 fn approve(violations: &[&Violation], by: &str, reason: &str) -> ApprovedOverride {
     ApprovedOverride {
         fingerprints: violations.iter().map(|v| v.fingerprint.clone()).collect(),
-        approved_by: by.to_owned(),
+        requested_by: "alice".to_owned(),
+        approved_by: vec![by.to_owned()],
         reason: reason.to_owned(),
     }
 }
@@ -156,7 +163,8 @@ fn overridden_block_passes() {
     assert!(evaluation.verdict().passed());
     assert_eq!(
         check_run_title(&input),
-        "Score 99/100 · 1 WARNING · 1 overridden"
+        "Score 99/100 · 1 WARNING · overridden by @security-lead: \
+         Documented fake key for the parser tests"
     );
     assert_snapshot!("overridden_block_passes", comment(evaluation));
 }
@@ -369,4 +377,123 @@ fn json_output() {
     let evaluation = Evaluation::new(&catalog, &findings, &overrides, Threshold::DEFAULT, DIGEST);
     let json = serde_json::to_string_pretty(&render_json(&evaluation)).unwrap();
     assert_snapshot!("json", json);
+}
+
+fn granted(
+    violations: &[&Violation],
+    requested_by: &str,
+    approved_by: &[&str],
+    reason: &str,
+) -> ApprovedOverride {
+    ApprovedOverride {
+        fingerprints: violations.iter().map(|v| v.fingerprint.clone()).collect(),
+        requested_by: requested_by.to_owned(),
+        approved_by: approved_by.iter().map(|a| a.to_string()).collect(),
+        reason: reason.to_owned(),
+    }
+}
+
+#[test]
+fn overrides_section_lists_approved_and_pending() {
+    let catalog = catalog();
+    let findings = findings(vec![
+        at("R01", "tests/fixtures/aws.txt", 1, "AWS access key id"),
+        at("R04", "docs/merging.md", 30, "Conflict marker <<<<<<< HEAD"),
+        at("R07", "src/cli.py", 5, "print() call"),
+        at("R07", "src/cli.py", 9, "print() call"),
+        at("R12", "src/lib.rs", 9, "TODO without issue"),
+    ]);
+    let [r01, r04, r07a, r07b, _] = &findings.violations[..] else {
+        panic!("five violations");
+    };
+    let gone = at("R01", "src/old.py", 3, "A key that was since removed");
+    let overrides = Overrides::new(vec![
+        granted(
+            &[r07a, r07b],
+            "alice",
+            &["alice"],
+            "The CLI prints on purpose",
+        ),
+        granted(&[r01], "bob", &["carol", "erin"], "Documented fake key"),
+        granted(&[&gone], "bob", &["carol"], "No longer relevant"),
+    ]);
+    let mut progress = RequestProgress::pending(2);
+    progress.approve("carol").unwrap();
+    let mut evaluation =
+        Evaluation::new(&catalog, &findings, &overrides, Threshold::DEFAULT, DIGEST);
+    evaluation.pending_overrides = vec![
+        PendingOverride {
+            requested_by: "dave".into(),
+            reason: "This page documents conflict markers".into(),
+            fingerprints: [r04.fingerprint.clone()].into(),
+            progress,
+            approvers: ["carol", "acme/security"]
+                .map(|a| a.parse().unwrap())
+                .into(),
+        },
+        PendingOverride {
+            requested_by: "dave".into(),
+            reason: "r".repeat(400),
+            fingerprints: [gone.fingerprint.clone()].into(),
+            progress: RequestProgress::pending(1),
+            approvers: Vec::new(),
+        },
+    ];
+    assert!(!evaluation.verdict().passed());
+    let markdown = comment(evaluation);
+    assert!(!markdown.contains("No longer relevant"));
+    assert!(markdown.contains(&("r".repeat(300) + "…”")));
+    assert_snapshot!("overrides_section", markdown);
+}
+
+#[test]
+fn the_title_names_the_override_that_made_the_difference() {
+    let catalog = catalog();
+    let findings = findings(vec![
+        at("R01", "tests/fixtures/aws.txt", 1, "AWS access key id"),
+        at("R07", "src/cli.py", 5, "print() call"),
+    ]);
+    let long =
+        "A documented fake key used by the parser tests; it was never valid anywhere, see #12";
+    let overrides = Overrides::new(vec![
+        granted(
+            &[&findings.violations[1]],
+            "alice",
+            &["alice"],
+            "CLI output",
+        ),
+        granted(&[&findings.violations[0]], "bob", &["carol", "erin"], long),
+    ]);
+    let evaluation = Evaluation::new(&catalog, &findings, &overrides, Threshold::DEFAULT, DIGEST);
+    let input = ReportInput::Evaluated(evaluation.clone());
+    assert_eq!(
+        check_run_title(&input),
+        "Score 100/100 · overridden by @carol and @erin: A documented fake key used by the \
+         parser tests; it was never valid anywhere, see… (+1 more override)"
+    );
+    let markdown = render_markdown(&input, Surface::CheckRun);
+    assert!(
+        markdown.contains(
+            "- **Overridden** by @carol and @erin: “A documented fake key used by the parser \
+             tests; it was never valid anywhere, see \\#12”\n- **Overridden** by @alice: “CLI output”\n"
+        ),
+        "{markdown}"
+    );
+
+    // Passing without the override: the title only counts it.
+    let only_r07 = Overrides::new(vec![granted(
+        &[&findings.violations[1]],
+        "alice",
+        &["alice"],
+        "CLI output",
+    )]);
+    let r07 = findings.violations[1..].to_vec();
+    let findings = super::Findings {
+        violations: r07,
+        not_evaluated: Vec::new(),
+    };
+    let evaluation = Evaluation::new(&catalog, &findings, &only_r07, Threshold::DEFAULT, DIGEST);
+    let input = ReportInput::Evaluated(evaluation);
+    assert_eq!(check_run_title(&input), "Score 100/100 · 1 overridden");
+    assert!(!render_markdown(&input, Surface::CheckRun).contains("**Overridden**"));
 }

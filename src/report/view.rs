@@ -1,11 +1,15 @@
 //! View models: the evaluation arranged the way the templates show it (grouped, counted, limited).
 
 use super::templates::render;
-use super::{Evaluation, MAX_MARKDOWN_BYTES, ReportInput};
-use crate::domain::{Overrides, RuleId, Tier, Verdict, VerdictReason, Violation};
+use super::{Evaluation, MAX_MARKDOWN_BYTES, PendingOverride, ReportInput};
+use crate::domain::{
+    ApprovedOverride, Fingerprint, Overrides, RuleId, Tier, Verdict, VerdictReason, Violation,
+    judge,
+};
 use crate::policy::Catalog;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A list longer than this is folded into a `<details>` section.
 const COLLAPSE_AFTER: usize = 10;
@@ -16,6 +20,11 @@ const COLLAPSE_WARNINGS_AFTER: usize = 3;
 const HISTORY_SHOWN: usize = 5;
 const SHORT_SHA: usize = 7;
 const SHORT_DIGEST: usize = 12;
+/// Longest override reason shown in reports and replies; the full text stays in the comment that
+/// asked for the override.
+pub(super) const REASON_CHARS: usize = 300;
+/// Longest override reason in a check-run title, which GitHub shows on one line.
+const TITLE_REASON_CHARS: usize = 80;
 
 #[derive(Serialize)]
 struct MarkdownView<'a> {
@@ -24,6 +33,8 @@ struct MarkdownView<'a> {
     score: u8,
     threshold: u8,
     reasons: &'a [VerdictReason],
+    /// The overrides that turned a failure into a pass, most severe first; empty otherwise.
+    passed_by: Vec<OverrideView<'a>>,
     found: u32,
     overridden: u32,
     counts: Vec<CountRow>,
@@ -32,6 +43,7 @@ struct MarkdownView<'a> {
     not_evaluated: List<&'a str>,
     tiers: Vec<TierView<'a>>,
     hidden_violations: usize,
+    overrides: Vec<OverrideEntryView<'a>>,
     fixed: List<LocationView<'a>>,
     policy_digest: &'a str,
 }
@@ -52,7 +64,7 @@ struct HistoryView {
 
 /// The first items of a list, and how many were left out.
 #[derive(Serialize)]
-struct List<T> {
+pub(super) struct List<T> {
     shown: Vec<T>,
     total: usize,
     hidden: usize,
@@ -60,7 +72,7 @@ struct List<T> {
 }
 
 impl<T> List<T> {
-    fn new(items: impl ExactSizeIterator<Item = T>, limit: usize) -> Self {
+    pub(super) fn new(items: impl ExactSizeIterator<Item = T>, limit: usize) -> Self {
         let total = items.len();
         let shown: Vec<T> = items.take(limit).collect();
         Self {
@@ -97,7 +109,7 @@ struct RuleView<'a> {
 }
 
 #[derive(Serialize)]
-struct LocationView<'a> {
+pub(super) struct LocationView<'a> {
     tier: Tier,
     rule_id: &'a RuleId,
     rule_name: Option<&'a str>,
@@ -109,8 +121,40 @@ struct LocationView<'a> {
 
 #[derive(Serialize)]
 struct OverrideView<'a> {
-    by: &'a str,
-    reason: &'a str,
+    by: &'a [String],
+    reason: Cow<'a, str>,
+}
+
+impl<'a> OverrideView<'a> {
+    fn of(approved: &'a ApprovedOverride, reason_chars: usize) -> Self {
+        Self {
+            by: &approved.approved_by,
+            reason: clip(&approved.reason, reason_chars),
+        }
+    }
+}
+
+/// One entry of the Overrides section: an approved override or a pending request.
+#[derive(Serialize)]
+struct OverrideEntryView<'a> {
+    pending: bool,
+    /// Approved by its requester alone (OVERRIDE-tier violations).
+    self_service: bool,
+    rules: Vec<RuleRefView<'a>>,
+    requested_by: &'a str,
+    approved_by: &'a [String],
+    reason: Cow<'a, str>,
+    missing_approvals: u32,
+    /// Who may approve, as `login` or `org/team`; empty: maintainers and admins.
+    approvers: Vec<String>,
+}
+
+/// A rule and how many of its current violations an override entry covers.
+#[derive(Serialize)]
+pub(super) struct RuleRefView<'a> {
+    pub(super) id: &'a RuleId,
+    pub(super) name: Option<&'a str>,
+    pub(super) violations: usize,
 }
 
 #[derive(Serialize)]
@@ -137,17 +181,120 @@ fn location<'a>(
     violation: &'a Violation,
 ) -> LocationView<'a> {
     LocationView {
+        overridden: overrides
+            .covering(violation)
+            .map(|o| OverrideView::of(o, REASON_CHARS)),
+        ..plain_location(catalog, violation)
+    }
+}
+
+/// A violation's location without its override.
+pub(super) fn plain_location<'a>(
+    catalog: &'a Catalog,
+    violation: &'a Violation,
+) -> LocationView<'a> {
+    LocationView {
         tier: violation.tier,
         rule_id: &violation.rule_id,
         rule_name: rule_name(catalog, violation),
         path: violation.path.as_deref(),
         line: violation.line,
         message: &violation.message,
-        overridden: overrides.covering(violation).map(|o| OverrideView {
-            by: &o.approved_by,
-            reason: &o.reason,
-        }),
+        overridden: None,
     }
+}
+
+/// `text` cut to `max_chars` characters, with an ellipsis when it was longer.
+pub(super) fn clip(text: &str, max_chars: usize) -> Cow<'_, str> {
+    let kept = short(text, max_chars);
+    if kept.len() == text.len() {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(kept.trim_end().to_owned() + "…")
+    }
+}
+
+/// The rules of the `violations` (sorted) whose fingerprint is in `fingerprints`, in report
+/// order, with how many of each.
+fn covered_rules<'a>(
+    catalog: &'a Catalog,
+    violations: &[&'a Violation],
+    fingerprints: &BTreeSet<Fingerprint>,
+) -> Vec<RuleRefView<'a>> {
+    let mut rules: Vec<RuleRefView> = Vec::new();
+    for v in violations
+        .iter()
+        .filter(|v| fingerprints.contains(&v.fingerprint))
+    {
+        match rules.iter_mut().find(|r| r.id == &v.rule_id) {
+            Some(rule) => rule.violations += 1,
+            None => rules.push(RuleRefView {
+                id: &v.rule_id,
+                name: rule_name(catalog, v),
+                violations: 1,
+            }),
+        }
+    }
+    rules
+}
+
+/// The approved overrides that cover a current violation, then every pending request. An
+/// approved override whose violations were all fixed is left out: it no longer changes anything.
+fn override_entries<'a>(
+    evaluation: &'a Evaluation,
+    violations: &[&'a Violation],
+) -> Vec<OverrideEntryView<'a>> {
+    let approved = evaluation.overrides.iter().filter_map(|o| {
+        let rules = covered_rules(evaluation.catalog, violations, &o.fingerprints);
+        (!rules.is_empty()).then(|| OverrideEntryView {
+            pending: false,
+            self_service: matches!(o.approved_by.as_slice(), [only] if only == &o.requested_by),
+            rules,
+            requested_by: &o.requested_by,
+            approved_by: &o.approved_by,
+            reason: clip(&o.reason, REASON_CHARS),
+            missing_approvals: 0,
+            approvers: Vec::new(),
+        })
+    });
+    let pending = evaluation
+        .pending_overrides
+        .iter()
+        .map(|p: &'a PendingOverride| OverrideEntryView {
+            pending: true,
+            self_service: false,
+            rules: covered_rules(evaluation.catalog, violations, &p.fingerprints),
+            requested_by: &p.requested_by,
+            approved_by: &p.progress.approved_by,
+            reason: clip(&p.reason, REASON_CHARS),
+            missing_approvals: p.progress.missing_approvals(),
+            approvers: p.approvers.iter().map(ToString::to_string).collect(),
+        });
+    approved.chain(pending).collect()
+}
+
+/// The overrides that made the difference: the evaluation passes, and would fail without them.
+/// Those covering the most severe violations come first.
+fn passed_by<'a>(evaluation: &'a Evaluation, verdict: &Verdict) -> Vec<&'a ApprovedOverride> {
+    let violations = &evaluation.findings.violations;
+    let without = judge(violations, &Overrides::default(), evaluation.threshold);
+    if !verdict.passed() || without.passed() {
+        return Vec::new();
+    }
+    let mut decisive: Vec<(Tier, &ApprovedOverride)> = evaluation
+        .overrides
+        .iter()
+        .filter_map(|o| {
+            violations
+                .iter()
+                .filter(|v| o.fingerprints.contains(&v.fingerprint))
+                .map(|v| v.tier)
+                .min()
+                .map(|tier| (tier, o))
+        })
+        .collect();
+    decisive.sort_by_key(|(tier, _)| *tier);
+    decisive.into_iter().map(|(_, o)| o).collect()
 }
 
 pub(super) fn markdown(evaluation: &Evaluation, marker: Option<&'static str>) -> String {
@@ -257,6 +404,10 @@ fn markdown_view<'a>(
         score: verdict.score().value(),
         threshold: verdict.threshold().value(),
         reasons: verdict.reasons(),
+        passed_by: passed_by(evaluation, verdict)
+            .into_iter()
+            .map(|o| OverrideView::of(o, REASON_CHARS))
+            .collect(),
         found: counts.total(),
         overridden: counts.total() - effective.total(),
         counts: Tier::ALL
@@ -278,13 +429,8 @@ fn markdown_view<'a>(
         ),
         tiers,
         hidden_violations: violations.len() - shown.len(),
-        fixed: List::new(
-            fixed.iter().map(|v| LocationView {
-                overridden: None,
-                ..location(catalog, overrides, v)
-            }),
-            limit,
-        ),
+        overrides: override_entries(evaluation, violations),
+        fixed: List::new(fixed.iter().map(|v| plain_location(catalog, v)), limit),
         policy_digest: short(evaluation.policy_digest, SHORT_DIGEST),
     }
 }
@@ -313,12 +459,15 @@ pub(super) fn markdown_error(error: &str, marker: Option<&'static str>) -> Strin
 }
 
 #[derive(Serialize)]
-struct TitleView {
+struct TitleView<'a> {
     failed: bool,
     score: u8,
     found: u32,
     tiers: Vec<TitleTier>,
     overridden: u32,
+    /// The override that made the difference (the most severe one), and how many others did.
+    passed_by: Option<OverrideView<'a>>,
+    passed_by_others: usize,
 }
 
 #[derive(Serialize)]
@@ -335,10 +484,13 @@ pub(super) fn check_run_title(input: &ReportInput) -> String {
             found: 0,
             tiers: Vec::new(),
             overridden: 0,
+            passed_by: None,
+            passed_by_others: 0,
         },
         ReportInput::Evaluated(evaluation) => {
             let verdict = evaluation.verdict();
             let effective = verdict.effective_counts();
+            let decisive = passed_by(evaluation, &verdict);
             TitleView {
                 failed: false,
                 score: verdict.score().value(),
@@ -352,6 +504,10 @@ pub(super) fn check_run_title(input: &ReportInput) -> String {
                     .filter(|t| t.count > 0)
                     .collect(),
                 overridden: verdict.counts().total() - effective.total(),
+                passed_by: decisive
+                    .first()
+                    .map(|o| OverrideView::of(o, TITLE_REASON_CHARS)),
+                passed_by_others: decisive.len().saturating_sub(1),
             }
         }
     };
