@@ -2,8 +2,8 @@
 //! a message's fallback `text` and Block Kit `blocks` as one JSON object.
 //!
 //! Templates write JSON and put values inside JSON strings. Every string a template prints goes
-//! through the formatter, which escapes it twice: for Slack's mrkdwn (`&`, `<`, `>`, so user text
-//! can neither link nor mention) and for a JSON string. Filters that must bound or shape text
+//! through the formatter, which escapes it for Slack's mrkdwn (`&`, `<`, `>`, so user text can
+//! neither link nor mention) and then for a JSON string. Filters that must bound or shape text
 //! (`clip`, `clip_mentions`, `code`, `link`, `broadcast`) do the same escaping themselves and
 //! return safe strings. This is a separate environment from the report's: its escaping is a
 //! different language, and the report's helpers are private to that module.
