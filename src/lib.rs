@@ -9,6 +9,7 @@ pub mod domain;
 pub mod github;
 pub mod intake;
 pub mod jobs;
+pub mod notify;
 pub mod overrides;
 pub mod policy;
 pub mod report;

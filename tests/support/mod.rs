@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_github;
+pub mod fake_slack;
 pub mod openapi;
 pub mod test_app;
 

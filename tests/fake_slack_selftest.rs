@@ -1,0 +1,449 @@
+//! The real Slack client against the fake Slack: proves the fake speaks the Web API's wire format
+//! and refuses what Slack refuses, that the client maps every answer to the right result, and
+//! that every message Tollgate builds is accepted.
+
+mod support;
+
+use serde_json::json;
+use std::time::Duration;
+use support::fake_slack::{FakeSlack, block_action_body, signature_headers};
+use tollgate::config::Secret;
+use tollgate::notify::slack::{
+    ACTION_ACKNOWLEDGE_ALERT, AlertState, AlertView, BlockAction, Interaction, OutgoingMessage,
+    OverrideRequestView, PrSummary, RequestState, SlackClient, SlackError, SlackMessage,
+    TollgateAction, ViolationLine, alert_message, escalation_message, override_request_message,
+    parse_interaction, thread_note, verify_slack_signature,
+};
+
+const TOKEN: &str = "xoxb-test-token";
+const CHANNEL: &str = "C0TOLLGATE";
+const ESCALATION_CHANNEL: &str = "C0ONCALL";
+
+async fn setup() -> (FakeSlack, SlackClient) {
+    let fake = FakeSlack::start(TOKEN, &[CHANNEL, ESCALATION_CHANNEL]).await;
+    let client = SlackClient::new(&fake.api_url(), Secret::new(TOKEN)).unwrap();
+    (fake, client)
+}
+
+fn outgoing(channel: &str, thread_ts: Option<&str>, message: SlackMessage) -> OutgoingMessage {
+    OutgoingMessage {
+        channel: channel.to_owned(),
+        thread_ts: thread_ts.map(str::to_owned),
+        message,
+    }
+}
+
+fn pr() -> PrSummary {
+    PrSummary {
+        repo_full_name: "acme/widgets".into(),
+        number: 7,
+        title: "Add the deploy script".into(),
+        url: "https://github.com/acme/widgets/pull/7".into(),
+        author: "@octocat".into(),
+    }
+}
+
+fn violations(count: usize) -> Vec<ViolationLine> {
+    (0..count)
+        .map(|i| ViolationLine {
+            rule_id: "R01".into(),
+            rule_name: Some("Provider secret or token".into()),
+            location: Some(format!("deploy/f{i}.env:{i}")),
+            message: "GitHub personal access token".into(),
+        })
+        .collect()
+}
+
+fn override_view(state: RequestState) -> OverrideRequestView {
+    OverrideRequestView {
+        request_id: 17,
+        pr: pr(),
+        requester: "@alice".into(),
+        reason: "Revoked test fixture & <harmless>".into(),
+        violations: violations(3),
+        state,
+    }
+}
+
+fn alert_view(state: AlertState) -> AlertView {
+    AlertView {
+        alert_id: 9,
+        pr: pr(),
+        rule_id: "R01".into(),
+        rule_name: Some("Provider secret or token".into()),
+        violations: violations(12),
+        state,
+    }
+}
+
+#[tokio::test]
+async fn post_update_and_ephemeral_round_trip() {
+    let (fake, client) = setup().await;
+    let pending = override_request_message(&override_view(RequestState::Pending {
+        approvals: 0,
+        required: 1,
+    }));
+    let posted = client
+        .post_message(&outgoing(CHANNEL, None, pending.clone()))
+        .await
+        .unwrap();
+    assert_eq!(posted.channel, CHANNEL);
+    assert_eq!(posted.ts, "1700000000.000100");
+    let stored = fake.message(CHANNEL, &posted.ts).unwrap();
+    assert_eq!(stored.text.as_deref(), Some(pending.text.as_str()));
+    assert_eq!(stored.blocks.as_ref(), Some(&pending.blocks));
+
+    let approved = override_request_message(&override_view(RequestState::Approved {
+        by: "<@U0BOB>".into(),
+        note: None,
+    }));
+    client
+        .update_message(&posted.channel, &posted.ts, &approved)
+        .await
+        .unwrap();
+    let stored = fake.message(CHANNEL, &posted.ts).unwrap();
+    assert_eq!(stored.blocks.as_ref(), Some(&approved.blocks));
+    assert_eq!(stored.history.len(), 1);
+    assert_eq!(stored.history[0].blocks.as_ref(), Some(&pending.blocks));
+
+    client
+        .post_ephemeral(
+            CHANNEL,
+            "U0MALLORY",
+            "Only approvers can decide.",
+            Some(&posted.ts),
+        )
+        .await
+        .unwrap();
+    let ephemerals = fake.ephemerals();
+    assert_eq!(ephemerals.len(), 1);
+    assert_eq!(ephemerals[0].user, "U0MALLORY");
+    assert_eq!(ephemerals[0].thread_ts.as_deref(), Some(posted.ts.as_str()));
+    assert_eq!(fake.messages().len(), 1, "an ephemeral is not a message");
+
+    let requests = fake.requests();
+    let methods: Vec<&str> = requests.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        ["chat.postMessage", "chat.update", "chat.postEphemeral"]
+    );
+    assert_eq!(
+        requests[0].body.as_ref().unwrap()["channel"],
+        json!(CHANNEL)
+    );
+    assert!(
+        requests[0]
+            .body
+            .as_ref()
+            .unwrap()
+            .get("thread_ts")
+            .is_none()
+    );
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn replies_go_in_the_thread() {
+    let (fake, client) = setup().await;
+    let parent = client
+        .post_message(&outgoing(
+            CHANNEL,
+            None,
+            alert_message(&alert_view(AlertState::Open)),
+        ))
+        .await
+        .unwrap();
+    let reply = client
+        .post_message(&outgoing(
+            CHANNEL,
+            Some(&parent.ts),
+            thread_note("Override cancelled by @alice"),
+        ))
+        .await
+        .unwrap();
+    assert!(reply.ts > parent.ts, "ts values increase");
+    let replies = fake.replies(CHANNEL, &parent.ts);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].ts, reply.ts);
+    assert_eq!(
+        fake.requests()[1].body.as_ref().unwrap()["thread_ts"],
+        json!(parent.ts)
+    );
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn a_bad_token_is_a_permanent_error() {
+    let (fake, _) = setup().await;
+    let client = SlackClient::new(&fake.api_url(), Secret::new("xoxb-wrong")).unwrap();
+    let error = client
+        .post_message(&outgoing(CHANNEL, None, thread_note("hello")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SlackError::Api { code, .. } if code == "invalid_auth"),
+        "{error:?}"
+    );
+    assert!(!error.is_retryable());
+    assert!(!error.to_string().contains("xoxb"), "{error}");
+    assert_eq!(fake.rejections()[0].error, "invalid_auth");
+    assert!(fake.messages().is_empty());
+}
+
+#[tokio::test]
+async fn server_errors_are_retryable_and_the_retry_succeeds() {
+    let (fake, client) = setup().await;
+    fake.fail_next("chat.postMessage", 500, 1);
+    let message = outgoing(CHANNEL, None, thread_note("hello"));
+    let error = client.post_message(&message).await.unwrap_err();
+    assert_eq!(error, SlackError::Server { status: 500 });
+    assert!(error.is_retryable());
+    assert_eq!(error.retry_after(), None);
+    client.post_message(&message).await.unwrap();
+    assert_eq!(fake.messages().len(), 1);
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn rate_limits_carry_retry_after() {
+    let (fake, client) = setup().await;
+    fake.rate_limit_next("chat.update", 7, 1);
+    let posted = client
+        .post_message(&outgoing(CHANNEL, None, thread_note("v1")))
+        .await
+        .unwrap();
+    let error = client
+        .update_message(&posted.channel, &posted.ts, &thread_note("v2"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
+    assert!(error.is_retryable());
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn injected_api_errors_keep_their_retryability() {
+    let (fake, client) = setup().await;
+    fake.api_error_next("*", "service_unavailable", 1);
+    fake.api_error_next("chat.postEphemeral", "user_not_in_channel", 1);
+    let message = outgoing(CHANNEL, None, thread_note("hello"));
+    assert!(
+        client
+            .post_message(&message)
+            .await
+            .unwrap_err()
+            .is_retryable()
+    );
+    let error = client
+        .post_ephemeral(CHANNEL, "U0NOBODY", "hi", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(&error, SlackError::Api { code, .. } if code == "user_not_in_channel"));
+    assert!(!error.is_retryable());
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn unknown_channels_messages_threads_and_users_are_refused() {
+    let (fake, client) = setup().await;
+    let code = |error: SlackError| match error {
+        SlackError::Api { code, .. } => code,
+        other => panic!("not an API error: {other:?}"),
+    };
+    let note = thread_note("hello");
+    let error = client
+        .post_message(&outgoing("C0UNKNOWN", None, note.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(code(error), "channel_not_found");
+    let error = client
+        .post_message(&outgoing(CHANNEL, Some("1.000001"), note.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(code(error), "thread_not_found");
+    let error = client
+        .update_message(CHANNEL, "1700000000.000100", &note)
+        .await
+        .unwrap_err();
+    assert_eq!(code(error), "message_not_found");
+    let error = client
+        .post_ephemeral(CHANNEL, "", "hi", None)
+        .await
+        .unwrap_err();
+    assert_eq!(code(error), "invalid_arguments");
+    let refused: Vec<String> = fake.rejections().into_iter().map(|r| r.error).collect();
+    assert_eq!(
+        refused,
+        [
+            "channel_not_found",
+            "thread_not_found",
+            "message_not_found",
+            "invalid_arguments"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn invalid_blocks_are_refused_with_slacks_explanation() {
+    let (fake, client) = setup().await;
+    let cases = [
+        json!([{"type": "section"}]),
+        json!([{"type": "section", "text": {"type": "mrkdwn", "text": ""}}]),
+        json!([{"type": "section", "text": {"type": "mrkdwn", "text": "x".repeat(3001)}}]),
+        json!([{"type": "header", "text": {"type": "mrkdwn", "text": "x"}}]),
+        json!([{"type": "header", "text": {"type": "plain_text", "text": "x".repeat(151)}}]),
+        json!([{"type": "carousel"}]),
+        json!([{"type": "divider", "color": "red"}]),
+        json!(
+            (0..51)
+                .map(|_| json!({"type": "divider"}))
+                .collect::<Vec<_>>()
+        ),
+        json!([{"type": "actions", "elements": [
+            {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "A"}},
+            {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "B"}}
+        ]}]),
+        json!([{"type": "actions", "elements": [
+            {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "A"},
+             "value": "v".repeat(2001)}
+        ]}]),
+        json!([{"type": "actions", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "A"}, "style": "loud"}
+        ]}]),
+    ];
+    for (i, blocks) in cases.into_iter().enumerate() {
+        let message = SlackMessage {
+            text: "fallback".into(),
+            blocks,
+        };
+        let error = client
+            .post_message(&outgoing(CHANNEL, None, message))
+            .await
+            .unwrap_err();
+        let explained = matches!(
+            &error,
+            SlackError::Api { code, detail: Some(_), .. } if code == "invalid_blocks"
+        );
+        assert!(explained, "case {i}: {error:?}");
+        assert!(!error.is_retryable());
+    }
+    assert_eq!(fake.rejections().len(), 11);
+    assert!(fake.messages().is_empty());
+}
+
+#[tokio::test]
+async fn every_message_tollgate_builds_is_accepted() {
+    let (fake, client) = setup().await;
+    let request_states = [
+        RequestState::Pending {
+            approvals: 1,
+            required: 2,
+        },
+        RequestState::Approved {
+            by: "<@U0BOB>".into(),
+            note: Some("ok".into()),
+        },
+        RequestState::Rejected {
+            by: "@bob".into(),
+            reason: "no".into(),
+        },
+        RequestState::Cancelled {
+            by: "@alice".into(),
+        },
+        RequestState::Expired,
+    ];
+    let alert_states = [
+        AlertState::Open,
+        AlertState::Acknowledged {
+            by: "<@U0CAROL>".into(),
+        },
+        AlertState::Resolved,
+    ];
+    let mut messages: Vec<SlackMessage> = request_states
+        .into_iter()
+        .map(|state| override_request_message(&override_view(state)))
+        .collect();
+    for state in alert_states {
+        let alert = alert_view(state);
+        messages.push(alert_message(&alert));
+        messages.push(escalation_message(
+            &alert,
+            Duration::from_secs(900),
+            Some("<!channel>"),
+        ));
+    }
+    messages.push(thread_note("Override cancelled by <@U0ALICE>"));
+    for message in messages {
+        let posted = client
+            .post_message(&outgoing(CHANNEL, None, message.clone()))
+            .await
+            .unwrap();
+        client
+            .update_message(&posted.channel, &posted.ts, &message)
+            .await
+            .unwrap();
+    }
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn a_signed_click_body_verifies_and_parses() {
+    let (fake, client) = setup().await;
+    let posted = client
+        .post_message(&outgoing(
+            CHANNEL,
+            None,
+            alert_message(&alert_view(AlertState::Open)),
+        ))
+        .await
+        .unwrap();
+    let body = block_action_body(
+        "U0CAROL",
+        ACTION_ACKNOWLEDGE_ALERT,
+        "9",
+        CHANNEL,
+        &posted.ts,
+    );
+    let [timestamp, signature] = signature_headers("signing-secret", 1_700_000_000, &body);
+    let verified = verify_slack_signature(
+        &Secret::new("signing-secret"),
+        Some(&timestamp.1),
+        Some(&signature.1),
+        &body,
+        1_700_000_060,
+    );
+    assert_eq!(verified, Ok(()));
+    let Interaction::BlockAction(action) = parse_interaction(&body).unwrap() else {
+        panic!("not a block action");
+    };
+    assert_eq!(
+        action,
+        BlockAction {
+            user_id: "U0CAROL".into(),
+            user_name: Some("u0carol".into()),
+            team_id: Some("T0TEST".into()),
+            channel_id: CHANNEL.into(),
+            message_ts: posted.ts.clone(),
+            action_id: ACTION_ACKNOWLEDGE_ALERT.into(),
+            value: "9".into(),
+        }
+    );
+    assert_eq!(
+        action.tollgate_action(),
+        Ok(TollgateAction::AcknowledgeAlert { alert_id: 9 })
+    );
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn unknown_paths_are_unexpected() {
+    let (fake, _) = setup().await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/conversations.list", fake.api_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(fake.unexpected_requests().len(), 1);
+}
