@@ -5,9 +5,10 @@ use crate::github::Pacing;
 use crate::github::client::GithubApp;
 use crate::github::events::RoutingPolicy;
 use crate::intake::{self, IntakeState, MAX_BODY_BYTES};
-use crate::jobs::{self, Evaluator, JobQueue};
+use crate::jobs::{self, AlertPolicy, CommandHandler, Evaluator, Handlers, JobQueue, SlackSender};
 use crate::policy::{PolicyEngine, PolicyError, PolicyPack};
 use crate::store;
+use crate::web::slack::{MAX_INTERACTION_BYTES, SlackInteractionState};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -62,6 +63,8 @@ pub enum StartError {
     Policy(#[from] PolicyError),
     #[error("cannot set up the GitHub client: {0}")]
     Github(String),
+    #[error("cannot set up the Slack client: {0}")]
+    Slack(String),
     #[error("cannot listen on {address}: {message}")]
     Listen {
         address: SocketAddr,
@@ -116,22 +119,20 @@ impl Application {
         });
 
         if options.role != Role::Web {
-            let github = GithubApp::new(
-                &settings.github_api_url,
-                settings.app_id,
-                settings.private_key.expose(),
-                options.pacing,
-            )
-            .map_err(|e| StartError::Github(e.to_string()))?;
-            let evaluator = Arc::new(Evaluator::new(pool.clone(), github, engine, settings));
+            let handlers = Arc::new(handlers(&pool, settings, &options, engine)?);
             let worker_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
             let queue = JobQueue::new(pool.clone(), worker_id, options.job_lease);
             tasks.spawn(jobs::run_workers(
                 queue,
-                evaluator,
+                handlers,
                 options.workers,
                 shutdown_rx,
             ));
+        }
+        if settings.slack.is_none() {
+            tracing::info!(
+                "Slack is off (SLACK_BOT_TOKEN is not set): no alerts, approvals on GitHub only"
+            );
         }
         tracing::info!(%address, role = ?options.role, "tollgate started");
         Ok(Self {
@@ -164,6 +165,58 @@ impl Application {
     }
 }
 
+/// The job handlers of a worker process.
+fn handlers(
+    pool: &PgPool,
+    settings: &AppSettings,
+    options: &RuntimeOptions,
+    engine: Arc<PolicyEngine>,
+) -> Result<Handlers, StartError> {
+    let github = GithubApp::new(
+        &settings.github_api_url,
+        settings.app_id,
+        settings.private_key.expose(),
+        options.pacing,
+    )
+    .map_err(|e| StartError::Github(e.to_string()))?;
+    let alerts = settings.slack.clone().map(|slack| AlertPolicy {
+        slack,
+        escalate_after: settings.alert_escalation_after,
+    });
+    let slack = match &settings.slack {
+        Some(slack) => Some(
+            SlackSender::new(
+                pool.clone(),
+                slack.clone(),
+                engine.clone(),
+                settings.github_web_url(),
+                settings.alert_escalation_after,
+            )
+            .map_err(|e| StartError::Slack(e.to_string()))?,
+        ),
+        None => None,
+    };
+    Ok(Handlers {
+        pool: pool.clone(),
+        evaluator: Evaluator::new(
+            pool.clone(),
+            github.clone(),
+            engine.clone(),
+            settings,
+            alerts.clone(),
+        ),
+        commands: CommandHandler::new(pool.clone(), github, engine, settings.slack.clone()),
+        slack,
+        alerts,
+    })
+}
+
+#[derive(Clone)]
+struct HealthState {
+    pool: PgPool,
+    slack_on: bool,
+}
+
 fn router(pool: &PgPool, settings: &AppSettings, role: Role) -> Router {
     let health = Router::new()
         .route(
@@ -171,7 +224,10 @@ fn router(pool: &PgPool, settings: &AppSettings, role: Role) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(readyz))
-        .with_state(pool.clone());
+        .with_state(HealthState {
+            pool: pool.clone(),
+            slack_on: settings.slack.is_some(),
+        });
     if role == Role::Worker {
         return health;
     }
@@ -186,15 +242,40 @@ fn router(pool: &PgPool, settings: &AppSettings, role: Role) -> Router {
         .route("/api/github/webhooks", post(intake::receive))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(intake);
-    health.merge(webhooks)
+    let health = health.merge(webhooks);
+    match &settings.slack {
+        Some(slack) => {
+            let state = Arc::new(SlackInteractionState {
+                pool: pool.clone(),
+                signing_secret: slack.signing_secret.clone(),
+            });
+            let interactions = Router::new()
+                .route(
+                    "/api/slack/interactions",
+                    post(crate::web::slack::interactions),
+                )
+                .layer(DefaultBodyLimit::max(MAX_INTERACTION_BYTES))
+                .with_state(state);
+            health.merge(interactions)
+        }
+        None => health,
+    }
 }
 
-async fn readyz(State(pool): State<PgPool>) -> impl IntoResponse {
-    match store::readiness(&pool).await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+async fn readyz(State(state): State<HealthState>) -> impl IntoResponse {
+    let slack = if state.slack_on {
+        "on"
+    } else {
+        "off (SLACK_BOT_TOKEN not set)"
+    };
+    match store::readiness(&state.pool).await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "slack": slack })),
+        ),
         Err(problem) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "problem": problem })),
+            Json(json!({ "status": "not ready", "problem": problem, "slack": slack })),
         ),
     }
 }

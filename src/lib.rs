@@ -15,3 +15,4 @@ pub mod policy;
 pub mod report;
 pub mod store;
 pub mod telemetry;
+pub mod web;

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// A value that must never be logged.
 #[derive(Clone, PartialEq, Eq)]
@@ -54,6 +55,23 @@ pub struct AppSettings {
     pub public_url: Option<String>,
     /// Evaluate draft pull requests too.
     pub evaluate_drafts: bool,
+    /// `None` when `SLACK_BOT_TOKEN` is not set: the app runs without Slack.
+    pub slack: Option<SlackSettings>,
+    /// How long a Tier 1 alert may stay unacknowledged before it is escalated.
+    pub alert_escalation_after: Duration,
+}
+
+/// Slack, when configured: alerts and override approvals.
+#[derive(Debug, Clone)]
+pub struct SlackSettings {
+    pub bot_token: Secret,
+    pub signing_secret: Secret,
+    /// Alerts and approval requests.
+    pub channel: String,
+    /// Escalations of unacknowledged alerts; without it they mention the channel instead.
+    pub escalation_channel: Option<String>,
+    /// Without a trailing slash.
+    pub api_url: String,
 }
 
 /// Settings the database commands need (`tollgate migrate`).
@@ -121,7 +139,56 @@ impl AppSettings {
             log_format,
             public_url: optional(lookup, "PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
             evaluate_drafts,
+            slack: slack(lookup)?,
+            alert_escalation_after: alert_escalation_after(lookup)?,
         })
+    }
+}
+
+impl AppSettings {
+    /// Where people open pull requests in a browser: github.com for the public API, the host of
+    /// a GitHub Enterprise Server (`https://ghe.example/api/v3`), else the API URL itself.
+    pub fn github_web_url(&self) -> String {
+        let api = self.github_api_url.as_str();
+        if api == "https://api.github.com" {
+            return "https://github.com".to_owned();
+        }
+        api.strip_suffix("/api/v3").unwrap_or(api).to_owned()
+    }
+}
+
+/// Slack is on when `SLACK_BOT_TOKEN` is set; then the signing secret and channel are required.
+fn slack(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SlackSettings>, SettingsError> {
+    let Some(bot_token) = optional(lookup, "SLACK_BOT_TOKEN") else {
+        return Ok(None);
+    };
+    let api_url = optional(lookup, "SLACK_API_URL")
+        .unwrap_or_else(|| crate::notify::slack::DEFAULT_SLACK_API_URL.to_owned());
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        return Err(invalid("SLACK_API_URL", "expected an http(s) URL"));
+    }
+    Ok(Some(SlackSettings {
+        bot_token: Secret(bot_token.trim().to_owned()),
+        signing_secret: Secret(required(lookup, "SLACK_SIGNING_SECRET")?.trim().to_owned()),
+        channel: required(lookup, "SLACK_CHANNEL")?.trim().to_owned(),
+        escalation_channel: optional(lookup, "SLACK_ESCALATION_CHANNEL")
+            .map(|c| c.trim().to_owned()),
+        api_url: api_url.trim_end_matches('/').to_owned(),
+    }))
+}
+
+fn alert_escalation_after(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Duration, SettingsError> {
+    match optional(lookup, "ALERT_ESCALATION_MINUTES") {
+        None => Ok(Duration::from_secs(15 * 60)),
+        Some(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|m| (1..=24 * 60).contains(m))
+            .map(|m| Duration::from_secs(m * 60))
+            .ok_or_else(|| invalid("ALERT_ESCALATION_MINUTES", "expected minutes (1-1440)")),
     }
 }
 
@@ -199,6 +266,35 @@ mod tests {
         assert_eq!(s.listen.port(), 3000);
         assert_eq!(s.log_format, LogFormat::Pretty);
         assert!(s.evaluate_drafts);
+        assert!(s.slack.is_none(), "Slack is off without a token");
+        assert_eq!(s.alert_escalation_after, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn slack_needs_its_secret_and_channel_once_a_token_is_set() {
+        let mut vars = complete();
+        vars.push(("SLACK_BOT_TOKEN", "xoxb-1"));
+        assert_eq!(
+            settings(&vars).unwrap_err().variable,
+            "SLACK_SIGNING_SECRET"
+        );
+        vars.push(("SLACK_SIGNING_SECRET", "shh"));
+        assert_eq!(settings(&vars).unwrap_err().variable, "SLACK_CHANNEL");
+        vars.push(("SLACK_CHANNEL", "C123"));
+        vars.push(("SLACK_API_URL", "http://127.0.0.1:9/api/"));
+        let slack = settings(&vars).unwrap().slack.expect("Slack is on");
+        assert_eq!(slack.channel, "C123");
+        assert_eq!(slack.api_url, "http://127.0.0.1:9/api");
+        assert_eq!(slack.escalation_channel, None);
+        assert!(
+            !format!("{slack:?}").contains("xoxb"),
+            "the token leaks into Debug output"
+        );
+        vars.push(("ALERT_ESCALATION_MINUTES", "0"));
+        assert_eq!(
+            settings(&vars).unwrap_err().variable,
+            "ALERT_ESCALATION_MINUTES"
+        );
     }
 
     #[test]

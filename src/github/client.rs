@@ -703,6 +703,17 @@ pub enum Reaction {
     MinusOne,
 }
 
+impl Reaction {
+    /// GitHub's name of the reaction, as sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reaction::Eyes => "eyes",
+            Reaction::PlusOne => "+1",
+            Reaction::MinusOne => "-1",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {

@@ -6,9 +6,11 @@
 //! retried job edits what an earlier attempt created instead of posting again.
 
 use super::JobError;
+use super::alerts::{AlertPolicy, reconcile_alerts};
+use super::requests::{approved_overrides, pending_overrides};
 use crate::config::{AppSettings, RepoConfig, RepoConfigFile};
 use crate::diff::from_github_files;
-use crate::domain::{Overrides, Violation};
+use crate::domain::Violation;
 use crate::github::events::PrTarget;
 use crate::github::{
     Annotation, AnnotationLevel, CheckOutput, CheckRunCreate, CheckRunUpdate, CheckStatus,
@@ -37,6 +39,8 @@ pub struct Evaluator {
     github: GithubApp,
     engine: Arc<PolicyEngine>,
     evaluate_drafts: bool,
+    /// `None` when Slack is off: no Tier 1 alerts.
+    alerts: Option<AlertPolicy>,
 }
 
 impl From<GithubError> for JobError {
@@ -83,12 +87,14 @@ impl Evaluator {
         github: GithubApp,
         engine: Arc<PolicyEngine>,
         settings: &AppSettings,
+        alerts: Option<AlertPolicy>,
     ) -> Self {
         Self {
             pool,
             github,
             engine,
             evaluate_drafts: settings.evaluate_drafts,
+            alerts,
         }
     }
 
@@ -167,7 +173,8 @@ impl Evaluator {
                 config,
                 config_digest,
             } => {
-                let overrides = Overrides::default();
+                let requests = store::override_requests_of_pr(&self.pool, target).await?;
+                let overrides = approved_overrides(&requests);
                 let mut evaluation = Evaluation::new(
                     self.engine.catalog(),
                     &findings,
@@ -175,6 +182,7 @@ impl Evaluator {
                     config.threshold,
                     self.engine.digest(),
                 );
+                evaluation.pending_overrides = pending_overrides(&requests);
                 let previous = store::previous_evaluation(&self.pool, target, &head_sha).await?;
                 if let Some(previous) = &previous {
                     evaluation.fixed = fixed_since(&previous.violations, &findings.violations);
@@ -226,6 +234,21 @@ impl Evaluator {
                     violations: &findings.violations,
                 };
                 store::complete_evaluation(&self.pool, &done).await?;
+                if let Some(policy) = &self.alerts {
+                    // Alerts are a side effect: a failure here must not fail the evaluation.
+                    if let Err(error) = reconcile_alerts(
+                        &self.pool,
+                        policy,
+                        target,
+                        &head_sha,
+                        &findings.violations,
+                        &overrides,
+                    )
+                    .await
+                    {
+                        tracing::error!(%error, "cannot record Tier 1 alerts");
+                    }
+                }
                 tracing::info!(
                     score = verdict.score().value(),
                     verdict = verdict.as_str(),
@@ -236,8 +259,7 @@ impl Evaluator {
         Ok(())
     }
 
-    /// Reads the config from the base branch (never the head: a pull request must not loosen
-    /// its own policy), fetches the files and runs the pack.
+    /// Reads the config from the base branch, fetches the files and runs the pack.
     async fn evaluate(
         &self,
         client: &InstallationClient,
@@ -245,22 +267,17 @@ impl Evaluator {
         pr: &PullRequest,
     ) -> Result<Outcome, JobError> {
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
-        let config_text = client
-            .file_contents(owner, repo, CONFIG_PATH, &pr.base.sha)
-            .await?;
-        let config_digest = digest(config_text.as_deref().unwrap_or_default());
-        let config = match RepoConfigFile::parse(config_text.as_deref().unwrap_or_default())
-            .and_then(|file| RepoConfig::resolve(&file, self.engine.catalog()))
-        {
-            Ok(config) => config,
-            Err(error) => {
-                return Ok(Outcome::Failed {
-                    error: format!("{CONFIG_PATH} on {}: {error}", pr.base.git_ref),
-                    config_digest: Some(config_digest),
-                    conclusion: Conclusion::Neutral,
-                });
-            }
-        };
+        let (config, config_digest) =
+            match read_repo_config(client, target, pr, self.engine.catalog()).await? {
+                (Ok(config), digest) => (config, digest),
+                (Err(error), digest) => {
+                    return Ok(Outcome::Failed {
+                        error,
+                        config_digest: Some(digest),
+                        conclusion: Conclusion::Neutral,
+                    });
+                }
+            };
         let files = client
             .pull_request_files(owner, repo, target.number)
             .await?;
@@ -395,6 +412,39 @@ impl Evaluator {
         store::set_comment_id(&self.pool, target, id).await?;
         Ok(id)
     }
+}
+
+/// The repository config from the pull request's base (never its head: a pull request must not
+/// loosen its own policy), or the error to show, with the digest of the file's text.
+async fn read_repo_config(
+    client: &InstallationClient,
+    target: &PrTarget,
+    pr: &PullRequest,
+    catalog: &Catalog,
+) -> Result<(Result<RepoConfig, String>, String), GithubError> {
+    let text = client
+        .file_contents(
+            &target.repo.owner,
+            &target.repo.name,
+            CONFIG_PATH,
+            &pr.base.sha,
+        )
+        .await?
+        .unwrap_or_default();
+    let config = RepoConfigFile::parse(&text)
+        .and_then(|file| RepoConfig::resolve(&file, catalog))
+        .map_err(|error| format!("{CONFIG_PATH} on {}: {error}", pr.base.git_ref));
+    Ok((config, digest(&text)))
+}
+
+/// [`read_repo_config`] without the digest.
+pub(super) async fn load_repo_config(
+    client: &InstallationClient,
+    target: &PrTarget,
+    pr: &PullRequest,
+    catalog: &Catalog,
+) -> Result<Result<RepoConfig, String>, JobError> {
+    Ok(read_repo_config(client, target, pr, catalog).await?.0)
 }
 
 fn change_context(target: &PrTarget, pr: &PullRequest) -> ChangeContext {

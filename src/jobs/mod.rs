@@ -1,20 +1,35 @@
 //! Background work: the queue, the worker loop, and one module per job kind.
 
+mod alerts;
+mod commands;
 mod evaluate;
 mod queue;
+mod requests;
+mod slack;
 
+pub use alerts::{ALERT_DEDUP_WINDOW, AlertPolicy, reconcile_alerts};
+pub use commands::CommandHandler;
 pub use evaluate::Evaluator;
-pub use queue::{ClaimedJob, Enqueued, JobQueue, NewJob, backoff, enqueue};
+pub use queue::{ClaimedJob, Enqueued, JobQueue, NewJob, backoff, enqueue, enqueue_delayed};
+pub use slack::{SlackSender, enqueue_slack_send};
 
 use crate::github::events::{CommentCommand, PrTarget};
-use sqlx::PgConnection;
+use serde::Deserialize;
+use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;
 
 pub const EVALUATE_PR: &str = "evaluate_pr";
+/// Decides the commands of one pull-request comment.
 pub const HANDLE_COMMAND: &str = "handle_command";
+/// Sends (or edits) one recorded Slack message.
+pub const SEND_SLACK: &str = "send_slack";
+/// Escalates a Tier 1 alert still open at the end of its window.
+pub const ESCALATE_ALERT: &str = "escalate_alert";
+/// Applies an Approve or Reject click from Slack.
+pub const SLACK_DECISION: &str = "slack_decision";
 
 /// Attempts before a job is given up (about 4 minutes of backoff in all).
 const MAX_ATTEMPTS: i32 = 8;
@@ -66,10 +81,70 @@ pub enum JobError {
     Permanent(String),
 }
 
+/// Everything the jobs run with.
+pub struct Handlers {
+    pub pool: PgPool,
+    pub evaluator: Evaluator,
+    pub commands: CommandHandler,
+    /// `None` when Slack is off.
+    pub slack: Option<SlackSender>,
+    pub alerts: Option<AlertPolicy>,
+}
+
+#[derive(Deserialize)]
+struct SlackSendPayload {
+    message_id: i64,
+}
+
+#[derive(Deserialize)]
+struct EscalationPayload {
+    alert_id: i64,
+    target: PrTarget,
+}
+
+impl Handlers {
+    async fn run(&self, job: &ClaimedJob) -> Result<(), JobError> {
+        let payload = job.payload.clone();
+        match job.kind.as_str() {
+            EVALUATE_PR => self.evaluator.run(&parse(payload)?).await,
+            HANDLE_COMMAND => self.commands.run(&parse(payload)?).await,
+            SLACK_DECISION => self.commands.slack_decision(&parse(payload)?).await,
+            SEND_SLACK => {
+                let SlackSendPayload { message_id } = parse(payload)?;
+                let Some(slack) = &self.slack else {
+                    return Err(JobError::Permanent("Slack is not configured".into()));
+                };
+                let result = slack.run(message_id).await;
+                let last_attempt = job.attempt >= job.max_attempts;
+                // A message given up on is marked so, with the error, for whoever looks.
+                if let Err(error) = &result
+                    && (last_attempt || matches!(error, JobError::Permanent(_)))
+                {
+                    crate::store::fail_slack_message(&self.pool, message_id, &error.to_string())
+                        .await?;
+                }
+                result
+            }
+            ESCALATE_ALERT => {
+                let EscalationPayload { alert_id, target } = parse(payload)?;
+                let Some(policy) = &self.alerts else {
+                    return Err(JobError::Permanent("Slack is not configured".into()));
+                };
+                alerts::escalate_alert(&self.pool, policy, alert_id, &target).await
+            }
+            other => Err(JobError::Permanent(format!("unknown job kind {other}"))),
+        }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(payload: serde_json::Value) -> Result<T, JobError> {
+    serde_json::from_value(payload).map_err(|e| JobError::Permanent(format!("bad payload: {e}")))
+}
+
 /// Runs `concurrency` worker loops until `shutdown` turns true.
 pub async fn run_workers(
     queue: JobQueue,
-    evaluator: Arc<Evaluator>,
+    handlers: Arc<Handlers>,
     concurrency: usize,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -77,7 +152,7 @@ pub async fn run_workers(
     for _ in 0..concurrency.max(1) {
         workers.spawn(worker_loop(
             queue.clone(),
-            evaluator.clone(),
+            handlers.clone(),
             shutdown.clone(),
         ));
     }
@@ -86,7 +161,7 @@ pub async fn run_workers(
 
 async fn worker_loop(
     queue: JobQueue,
-    evaluator: Arc<Evaluator>,
+    handlers: Arc<Handlers>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     // Notifications wake idle workers at once; the poll interval covers delayed retries and a
@@ -95,7 +170,7 @@ async fn worker_loop(
     let poll = Duration::from_millis(500);
     while !*shutdown.borrow() {
         match queue.claim().await {
-            Ok(Some(job)) => run_one(&queue, &evaluator, job).await,
+            Ok(Some(job)) => run_one(&queue, &handlers, job).await,
             Ok(None) => {
                 tokio::select! {
                     _ = shutdown.changed() => {}
@@ -116,14 +191,12 @@ async fn worker_loop(
     }
 }
 
-async fn run_one(queue: &JobQueue, evaluator: &Evaluator, job: ClaimedJob) {
+async fn run_one(queue: &JobQueue, handlers: &Handlers, job: ClaimedJob) {
     let span = tracing::info_span!("job", id = job.id, kind = %job.kind, key = %job.dedup_key, attempt = job.attempt);
-    run_one_in_span(queue, evaluator, job)
-        .instrument(span)
-        .await
+    run_one_in_span(queue, handlers, job).instrument(span).await
 }
 
-async fn run_one_in_span(queue: &JobQueue, evaluator: &Evaluator, job: ClaimedJob) {
+async fn run_one_in_span(queue: &JobQueue, handlers: &Handlers, job: ClaimedJob) {
     let heartbeat = {
         let (queue, job) = (queue.clone(), job.clone());
         tokio::spawn(async move {
@@ -137,13 +210,7 @@ async fn run_one_in_span(queue: &JobQueue, evaluator: &Evaluator, job: ClaimedJo
             }
         })
     };
-    let outcome = match job.kind.as_str() {
-        EVALUATE_PR => match serde_json::from_value::<PrTarget>(job.payload.clone()) {
-            Ok(target) => evaluator.run(&target).await,
-            Err(e) => Err(JobError::Permanent(format!("bad payload: {e}"))),
-        },
-        other => Err(JobError::Permanent(format!("unknown job kind {other}"))),
-    };
+    let outcome = handlers.run(&job).await;
     heartbeat.abort();
     let recorded = match &outcome {
         Ok(()) => queue.complete(&job).await,

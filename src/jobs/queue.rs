@@ -68,6 +68,24 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Enqueued, 
     })
 }
 
+/// Adds a job that becomes ready only after `delay` (a scheduled escalation, say).
+pub async fn enqueue_delayed(
+    conn: &mut PgConnection,
+    job: &NewJob,
+    delay: Duration,
+) -> Result<Enqueued, sqlx::Error> {
+    let enqueued = enqueue(conn, job).await?;
+    sqlx::query(
+        "UPDATE jobs SET run_at = now() + make_interval(secs => $2)
+         WHERE dedup_key = $1 AND state = 'pending'",
+    )
+    .bind(&job.dedup_key)
+    .bind(delay.as_secs_f64())
+    .execute(&mut *conn)
+    .await?;
+    Ok(enqueued)
+}
+
 /// A worker's handle on the queue.
 #[derive(Clone)]
 pub struct JobQueue {

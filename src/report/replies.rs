@@ -82,6 +82,13 @@ pub enum Reply<'a> {
     },
     /// `/approve` or `/reject` with no pending request on the pull request.
     NothingPending { to: &'a str, command: CommandKind },
+    /// Any command while `.github/tollgate.yml` on the base branch is invalid: the approvers it
+    /// names are unknown, so nothing is decided.
+    ConfigInvalid {
+        to: &'a str,
+        command: CommandKind,
+        error: &'a str,
+    },
     /// `/approve` or `/reject` that the request's state does not allow.
     DecisionRefused {
         to: &'a str,
@@ -221,6 +228,15 @@ fn render_view(reply: &Reply, catalog: &Catalog) -> String {
                 marker,
                 to,
                 command,
+            },
+        ),
+        Reply::ConfigInvalid { to, command, error } => render(
+            "replies/config_invalid.md.j2",
+            &ConfigInvalidView {
+                marker,
+                to,
+                command,
+                error,
             },
         ),
         Reply::DecisionRefused { to, command, error } => {
@@ -399,6 +415,14 @@ struct CommandView<'a> {
     marker: &'static str,
     to: &'a str,
     command: CommandKind,
+}
+
+#[derive(Serialize)]
+struct ConfigInvalidView<'a> {
+    marker: &'static str,
+    to: &'a str,
+    command: CommandKind,
+    error: &'a str,
 }
 
 #[derive(Serialize)]

@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 const MARKDOWN: &str = "markdown";
 const TERMINAL: &str = "terminal";
 
-const TEMPLATES: [(&str, &str); 17] = [
+const TEMPLATES: [(&str, &str); 18] = [
     ("report.md.j2", include_str!("../../templates/report.md.j2")),
     ("error.md.j2", include_str!("../../templates/error.md.j2")),
     (
@@ -35,6 +35,10 @@ const TEMPLATES: [(&str, &str); 17] = [
     (
         "replies/cancelled.md.j2",
         include_str!("../../templates/replies/cancelled.md.j2"),
+    ),
+    (
+        "replies/config_invalid.md.j2",
+        include_str!("../../templates/replies/config_invalid.md.j2"),
     ),
     (
         "replies/decision_refused.md.j2",

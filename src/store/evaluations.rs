@@ -124,17 +124,7 @@ pub async fn previous_evaluation(
     else {
         return Ok(None);
     };
-    let rows = sqlx::query(
-        "SELECT rule_id, tier, path, line, message, fingerprint FROM violations
-         WHERE evaluation_id = $1 ORDER BY id",
-    )
-    .bind(row.get::<i64, _>("id"))
-    .fetch_all(pool)
-    .await?;
-    let violations = rows
-        .iter()
-        .map(violation_from_row)
-        .collect::<Result<_, _>>()?;
+    let violations = violations_of(pool, row.get("id")).await?;
     let score: i16 = row.get("score");
     Ok(Some(PreviousEvaluation {
         head_sha: row.get("head_sha"),
@@ -292,4 +282,67 @@ fn violation_from_row(row: &sqlx::postgres::PgRow) -> Result<Violation, sqlx::Er
         message: row.get("message"),
         fingerprint: Fingerprint::from_stored(fingerprint),
     })
+}
+
+/// A pull request as recorded at its last evaluation, for messages about it.
+#[derive(Debug, Clone)]
+pub struct PullRequestRecord {
+    pub repo_full_name: String,
+    pub title: String,
+    pub author: Option<String>,
+    pub head_sha: Option<String>,
+}
+
+pub async fn pull_request_record(
+    conn: &mut sqlx::PgConnection,
+    repository_id: i64,
+    pr_number: i32,
+) -> Result<Option<PullRequestRecord>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT r.full_name, p.title, p.author, p.head_sha
+         FROM pull_requests p JOIN repositories r ON r.id = p.repository_id
+         WHERE p.repository_id = $1 AND p.number = $2",
+    )
+    .bind(repository_id)
+    .bind(pr_number)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|row| PullRequestRecord {
+        repo_full_name: row.get("full_name"),
+        title: row.get("title"),
+        author: row.get("author"),
+        head_sha: row.get("head_sha"),
+    }))
+}
+
+/// The violations of the pull request's latest completed evaluation, and its head SHA.
+pub async fn latest_violations(
+    pool: &PgPool,
+    target: &PrTarget,
+) -> Result<Option<(String, Vec<Violation>)>, sqlx::Error> {
+    let Some(row) = sqlx::query(
+        "SELECT id, head_sha FROM evaluations
+         WHERE repository_id = $1 AND pr_number = $2 AND status = 'completed'
+         ORDER BY completed_at DESC LIMIT 1",
+    )
+    .bind(target.repo.id)
+    .bind(pr_number(target))
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let violations = violations_of(pool, row.get("id")).await?;
+    Ok(Some((row.get("head_sha"), violations)))
+}
+
+async fn violations_of(pool: &PgPool, evaluation_id: i64) -> Result<Vec<Violation>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT rule_id, tier, path, line, message, fingerprint FROM violations
+         WHERE evaluation_id = $1 ORDER BY id",
+    )
+    .bind(evaluation_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(violation_from_row).collect()
 }

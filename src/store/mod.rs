@@ -1,14 +1,35 @@
 //! PostgreSQL access: every SQL statement of the app lives under this module.
 
+mod alerts;
+mod audit;
 mod deliveries;
 mod evaluations;
+mod overrides;
+mod slack;
 mod tenants;
+
+pub use alerts::{
+    AlertRow, NewAlert, alert, alert_history, close_alert, insert_alert, mark_escalated,
+    open_alerts,
+};
+pub use audit::{AuditEntry, audit};
+pub use overrides::{
+    CommandComment, CommandResult, NewOverrideRequest, OverrideRequestRow, add_approval,
+    command_result, insert_command_result, insert_override_request, lock_pull_request,
+    override_request, override_requests_of, override_requests_of_pr, set_override_status,
+    set_reply_comment_id,
+};
+pub use slack::{
+    NewSlackMessage, SlackMessageRow, SlackSubject, assign_thread, fail_slack_message,
+    record_slack_attempt, set_slack_ts, slack_message, slack_message_of, upsert_slack_message,
+};
 
 pub use deliveries::{DeliveryRecord, DeliveryStatus, record_delivery};
 pub use evaluations::{
-    CompletedEvaluation, EvaluationStart, PreviousEvaluation, comment_id, complete_evaluation,
-    fail_evaluation, previous_evaluation, recent_scores, set_check_run_id, set_comment_id,
-    start_evaluation, supersede_evaluation,
+    CompletedEvaluation, EvaluationStart, PreviousEvaluation, PullRequestRecord, comment_id,
+    complete_evaluation, fail_evaluation, latest_violations, previous_evaluation,
+    pull_request_record, recent_scores, set_check_run_id, set_comment_id, start_evaluation,
+    supersede_evaluation,
 };
 pub use tenants::{apply_installation_change, ensure_repository, sync_rule_definitions};
 

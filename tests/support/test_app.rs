@@ -42,7 +42,35 @@ pub async fn fresh_database() -> String {
 }
 
 pub fn settings(database_url: &str, github_url: &str) -> AppSettings {
-    let vars = [
+    settings_with(database_url, github_url, &[])
+}
+
+pub const SLACK_TOKEN: &str = "xoxb-test-token";
+pub const SLACK_SIGNING_SECRET: &str = "test-slack-signing-secret";
+pub const SLACK_CHANNEL: &str = "C0ALERTS";
+pub const SLACK_ESCALATION_CHANNEL: &str = "C0ESCALATE";
+
+/// The variables that turn Slack on, against a fake Slack at `slack_api_url`.
+pub fn slack_vars(slack_api_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("SLACK_BOT_TOKEN", SLACK_TOKEN.to_owned()),
+        ("SLACK_SIGNING_SECRET", SLACK_SIGNING_SECRET.to_owned()),
+        ("SLACK_CHANNEL", SLACK_CHANNEL.to_owned()),
+        (
+            "SLACK_ESCALATION_CHANNEL",
+            SLACK_ESCALATION_CHANNEL.to_owned(),
+        ),
+        ("SLACK_API_URL", slack_api_url.to_owned()),
+    ]
+}
+
+/// Test settings plus `extra` variables (which win).
+pub fn settings_with(
+    database_url: &str,
+    github_url: &str,
+    extra: &[(&'static str, String)],
+) -> AppSettings {
+    let mut vars = vec![
         ("APP_ID", APP_ID.to_string()),
         ("PRIVATE_KEY", PRIVATE_KEY.to_owned()),
         ("WEBHOOK_SECRET", format!("old-secret,{WEBHOOK_SECRET}")),
@@ -51,6 +79,7 @@ pub fn settings(database_url: &str, github_url: &str) -> AppSettings {
         ("HOST", "127.0.0.1".to_owned()),
         ("PORT", "0".to_owned()),
     ];
+    vars.splice(0..0, extra.iter().cloned());
     AppSettings::from_lookup(&|name| {
         vars.iter()
             .find(|(k, _)| *k == name)
@@ -82,8 +111,24 @@ impl TestApp {
     }
 
     pub async fn start_on(database_url: String, github_url: &str, options: RuntimeOptions) -> Self {
+        Self::start_configured(database_url, github_url, options, &[]).await
+    }
+
+    /// The app with Slack on, against a fake Slack at `slack_api_url`.
+    pub async fn start_with_slack(github_url: &str, slack_api_url: &str) -> Self {
+        let vars = slack_vars(slack_api_url);
+        Self::start_configured(fresh_database().await, github_url, options(), &vars).await
+    }
+
+    pub async fn start_configured(
+        database_url: String,
+        github_url: &str,
+        options: RuntimeOptions,
+        extra: &[(&'static str, String)],
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let app = Application::build(&settings(&database_url, github_url), options)
+        let settings = settings_with(&database_url, github_url, extra);
+        let app = Application::build(&settings, options)
             .await
             .expect("the app starts");
         Self {
@@ -210,5 +255,40 @@ pub fn pull_request_event(
         },
         "installation": { "id": INSTALLATION_ID },
         "sender": { "login": "alice", "type": "User" }
+    })
+}
+
+/// An `issue_comment` `created` delivery for a comment on pull request `number`.
+pub fn issue_comment_event(
+    owner: &str,
+    repo: &str,
+    number: u64,
+    comment_id: u64,
+    author: &str,
+    body: &str,
+) -> Value {
+    json!({
+        "action": "created",
+        "issue": {
+            "number": number,
+            "title": "feat: add things",
+            "user": { "login": "alice", "type": "User" },
+            "pull_request": { "url": format!("https://api.github.com/repos/{owner}/{repo}/pulls/{number}") }
+        },
+        "comment": {
+            "id": comment_id,
+            "body": body,
+            "user": { "login": author, "type": "User", "id": 9000 },
+            "author_association": "MEMBER"
+        },
+        "repository": {
+            "id": 1001,
+            "name": repo,
+            "full_name": format!("{owner}/{repo}"),
+            "owner": { "login": owner, "type": "Organization" },
+            "private": true
+        },
+        "installation": { "id": INSTALLATION_ID },
+        "sender": { "login": author, "type": "User" }
     })
 }

@@ -1,0 +1,214 @@
+//! Tier 1 alerts. After each evaluation, a BLOCK violation no alert has reported yet raises one
+//! (at most one per pull request and rule an hour) and schedules its escalation; alerts whose
+//! violations are gone or overridden are resolved. The `escalate_alert` job escalates an alert
+//! still open when its window ends, once.
+
+use super::slack::enqueue_slack_send;
+use super::{ESCALATE_ALERT, JobError};
+use crate::config::SlackSettings;
+use crate::domain::{Overrides, Tier, Violation};
+use crate::github::events::PrTarget;
+use crate::store::{self, AuditEntry, NewAlert, NewSlackMessage, SlackSubject};
+use sqlx::{PgConnection, PgPool};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// The same pull request and rule alert at most once in this window.
+pub const ALERT_DEDUP_WINDOW: Duration = Duration::from_secs(60 * 60);
+const ESCALATION_ATTEMPTS: i32 = 8;
+
+/// Where alerts go and when they escalate.
+#[derive(Debug, Clone)]
+pub struct AlertPolicy {
+    pub slack: SlackSettings,
+    pub escalate_after: Duration,
+}
+
+/// Raises and resolves the pull request's alerts after an evaluation of `head_sha`, in one
+/// transaction.
+pub async fn reconcile_alerts(
+    pool: &PgPool,
+    policy: &AlertPolicy,
+    target: &PrTarget,
+    head_sha: &str,
+    violations: &[Violation],
+    overrides: &Overrides,
+) -> Result<(), sqlx::Error> {
+    let mut blocking: BTreeMap<&str, Vec<&Violation>> = BTreeMap::new();
+    for violation in violations
+        .iter()
+        .filter(|v| v.tier == Tier::Block && overrides.covering(v).is_none())
+    {
+        blocking
+            .entry(violation.rule_id.as_str())
+            .or_default()
+            .push(violation);
+    }
+    let mut tx = pool.begin().await?;
+    let number = i64::try_from(target.number).unwrap_or(i64::MAX);
+    store::lock_pull_request(&mut tx, target.repo.id, number).await?;
+    let blocking_fingerprints: BTreeSet<&str> = blocking
+        .values()
+        .flatten()
+        .map(|v| v.fingerprint.as_str())
+        .collect();
+    for alert in store::open_alerts(&mut tx, target).await? {
+        let still_blocking = alert
+            .fingerprints
+            .iter()
+            .any(|f| blocking_fingerprints.contains(f.as_str()));
+        if still_blocking {
+            continue;
+        }
+        if let Some(resolved) = store::close_alert(&mut tx, alert.id, "resolved", None).await? {
+            record_change(&mut tx, "alert.resolved", &alert, &resolved).await?;
+            resend_alert_message(&mut tx, target, resolved.id).await?;
+        }
+    }
+    for (rule_id, group) in blocking {
+        let (reported, recent) =
+            store::alert_history(&mut tx, target, rule_id, ALERT_DEDUP_WINDOW).await?;
+        let is_new = group
+            .iter()
+            .any(|v| !reported.iter().any(|f| f == v.fingerprint.as_str()));
+        if !is_new {
+            continue;
+        }
+        if recent {
+            tracing::info!(
+                rule = rule_id,
+                "alert suppressed: one was raised within the hour"
+            );
+            continue;
+        }
+        let alert = store::insert_alert(
+            &mut tx,
+            &NewAlert {
+                target,
+                rule_id,
+                head_sha,
+                fingerprints: group.iter().map(|v| v.fingerprint.to_string()).collect(),
+                violations: serde_json::to_value(&group).unwrap_or_default(),
+                escalate_after: policy.escalate_after,
+            },
+        )
+        .await?;
+        store::audit(
+            &mut tx,
+            &AuditEntry {
+                installation_id: target.installation_id,
+                actor: "tollgate",
+                action: "alert.raised",
+                target: &alert.audit_target(),
+                before: None,
+                after: Some(alert.audit_state()),
+            },
+        )
+        .await?;
+        let message_id = store::upsert_slack_message(
+            &mut tx,
+            &NewSlackMessage {
+                target,
+                subject: SlackSubject::Alert,
+                subject_id: Some(alert.id),
+                channel: &policy.slack.channel,
+                user_id: None,
+                body: None,
+            },
+        )
+        .await?;
+        enqueue_slack_send(&mut tx, target.installation_id, message_id).await?;
+        let escalation = super::NewJob {
+            kind: ESCALATE_ALERT,
+            payload: serde_json::json!({ "alert_id": alert.id, "target": target }),
+            installation_id: Some(target.installation_id),
+            dedup_key: format!("escalate:{}", alert.id),
+            max_attempts: ESCALATION_ATTEMPTS,
+        };
+        super::enqueue_delayed(&mut tx, &escalation, policy.escalate_after).await?;
+        tracing::info!(rule = rule_id, alert = alert.id, "Tier 1 alert raised");
+    }
+    tx.commit().await
+}
+
+/// Queues an edit of an alert's Slack message, when it has one.
+pub async fn resend_alert_message(
+    tx: &mut PgConnection,
+    target: &PrTarget,
+    alert_id: i64,
+) -> Result<(), sqlx::Error> {
+    if let Some(message) = store::slack_message_of(tx, SlackSubject::Alert, alert_id).await? {
+        enqueue_slack_send(tx, target.installation_id, message.id).await?;
+    }
+    Ok(())
+}
+
+async fn record_change(
+    tx: &mut PgConnection,
+    action: &str,
+    before: &store::AlertRow,
+    after: &store::AlertRow,
+) -> Result<(), sqlx::Error> {
+    store::audit(
+        tx,
+        &AuditEntry {
+            installation_id: after.installation_id,
+            actor: "tollgate",
+            action,
+            target: &after.audit_target(),
+            before: Some(before.audit_state()),
+            after: Some(after.audit_state()),
+        },
+    )
+    .await
+}
+
+/// Escalates an alert that is still open at the end of its window; an acknowledged or resolved
+/// alert, or one already escalated, needs nothing.
+pub async fn escalate_alert(
+    pool: &PgPool,
+    policy: &AlertPolicy,
+    alert_id: i64,
+    target: &PrTarget,
+) -> Result<(), JobError> {
+    let mut tx = pool.begin().await?;
+    let Some(before) = store::alert(&mut tx, alert_id).await? else {
+        return Err(JobError::Permanent(format!("no alert {alert_id}")));
+    };
+    let Some(escalated) = store::mark_escalated(&mut tx, alert_id).await? else {
+        if before.status == "open" && before.escalated_at.is_none() {
+            // Not due yet (the window was lengthened): try again when it is.
+            let wait = (before.escalate_at - chrono::Utc::now())
+                .to_std()
+                .unwrap_or_default();
+            return Err(JobError::Retry {
+                message: "escalation not due yet".to_owned(),
+                after: Some(wait),
+            });
+        }
+        tracing::info!(alert = alert_id, status = %before.status, "no escalation needed");
+        return Ok(());
+    };
+    record_change(&mut tx, "alert.escalated", &before, &escalated).await?;
+    let channel = policy
+        .slack
+        .escalation_channel
+        .as_deref()
+        .unwrap_or(&policy.slack.channel);
+    let message_id = store::upsert_slack_message(
+        &mut tx,
+        &NewSlackMessage {
+            target,
+            subject: SlackSubject::Escalation,
+            subject_id: Some(alert_id),
+            channel,
+            user_id: None,
+            body: None,
+        },
+    )
+    .await?;
+    enqueue_slack_send(&mut tx, target.installation_id, message_id).await?;
+    tx.commit().await?;
+    tracing::info!(alert = alert_id, channel, "alert escalated");
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! The `send_slack` job: posts a recorded Slack message, or edits it in place once posted.
+//!
+//! Messages about an override request or an alert are rendered from the subject's current state
+//! when the job runs, so a burst of changes ends in one edit showing the latest state, and a
+//! retry never posts twice: Slack's `ts` is recorded the moment the post succeeds.
+
+use super::{JobError, SEND_SLACK};
+use crate::config::SlackSettings;
+use crate::domain::Violation;
+use crate::notify::slack::{
+    AlertState, AlertView, OutgoingMessage, OverrideRequestView, PrSummary, RequestState,
+    SlackClient, SlackError, SlackMessage, ViolationLine, alert_message, escalation_message,
+    override_request_message, thread_note,
+};
+use crate::policy::PolicyEngine;
+use crate::store::{self, AlertRow, OverrideRequestRow, SlackMessageRow, SlackSubject};
+use sqlx::{PgConnection, PgPool};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Attempts before a Slack message is given up (about 17 minutes of backoff in all).
+const MAX_ATTEMPTS: i32 = 10;
+
+pub struct SlackSender {
+    pool: PgPool,
+    client: SlackClient,
+    settings: SlackSettings,
+    engine: Arc<PolicyEngine>,
+    github_web_url: String,
+    escalation_after: Duration,
+}
+
+impl From<SlackError> for JobError {
+    fn from(error: SlackError) -> Self {
+        if error.is_retryable() {
+            JobError::Retry {
+                message: format!("Slack: {error}"),
+                after: error.retry_after(),
+            }
+        } else {
+            JobError::Permanent(format!("Slack: {error}"))
+        }
+    }
+}
+
+/// Queues a send of message `message_id` in the caller's transaction.
+pub async fn enqueue_slack_send(
+    conn: &mut PgConnection,
+    installation_id: i64,
+    message_id: i64,
+) -> Result<(), sqlx::Error> {
+    let job = super::NewJob {
+        kind: SEND_SLACK,
+        payload: serde_json::json!({ "message_id": message_id }),
+        installation_id: Some(installation_id),
+        dedup_key: format!("slack:{message_id}"),
+        max_attempts: MAX_ATTEMPTS,
+    };
+    super::enqueue(conn, &job).await.map(drop)
+}
+
+impl SlackSender {
+    pub fn new(
+        pool: PgPool,
+        settings: SlackSettings,
+        engine: Arc<PolicyEngine>,
+        github_web_url: String,
+        escalation_after: Duration,
+    ) -> Result<Self, SlackError> {
+        let client = SlackClient::new(&settings.api_url, settings.bot_token.clone())?;
+        Ok(Self {
+            pool,
+            client,
+            settings,
+            engine,
+            github_web_url,
+            escalation_after,
+        })
+    }
+
+    pub async fn run(&self, message_id: i64) -> Result<(), JobError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(mut message) = store::slack_message(&mut conn, message_id).await? else {
+            return Err(JobError::Permanent(format!(
+                "no Slack message {message_id}"
+            )));
+        };
+        if message.subject == SlackSubject::Ephemeral {
+            return self.send_ephemeral(&message).await;
+        }
+        let Some(rendered) = self.render(&mut conn, &message).await? else {
+            return Err(JobError::Permanent(format!(
+                "the subject of Slack message {message_id} is gone"
+            )));
+        };
+        drop(conn);
+        match message.ts.clone() {
+            Some(ts) => {
+                let result = self
+                    .client
+                    .update_message(&message.channel, &ts, &rendered)
+                    .await;
+                self.record(&message, "chat.update", &result).await?;
+                result?;
+            }
+            None => {
+                store::assign_thread(&self.pool, &mut message).await?;
+                let outgoing = OutgoingMessage {
+                    channel: message.channel.clone(),
+                    thread_ts: message.thread_ts.clone(),
+                    message: rendered,
+                };
+                let result = self.client.post_message(&outgoing).await;
+                self.record(&message, "chat.postMessage", &result).await?;
+                let posted = result?;
+                store::set_slack_ts(&self.pool, &message, &posted.channel, &posted.ts).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the attempt; a database error here is retried like any other.
+    async fn record<T>(
+        &self,
+        message: &SlackMessageRow,
+        method: &str,
+        result: &Result<T, SlackError>,
+    ) -> Result<(), JobError> {
+        let (outcome, error) = match result {
+            Ok(_) => ("sent", None),
+            Err(e) => ("failed", Some(e.to_string())),
+        };
+        store::record_slack_attempt(&self.pool, message, method, outcome, error.as_deref()).await?;
+        Ok(())
+    }
+
+    async fn send_ephemeral(&self, message: &SlackMessageRow) -> Result<(), JobError> {
+        if message.status == "sent" {
+            return Ok(());
+        }
+        let text = note_text(message);
+        let user = message.user_id.as_deref().unwrap_or_default();
+        let result = self
+            .client
+            .post_ephemeral(&message.channel, user, &text, message.thread_ts.as_deref())
+            .await;
+        self.record(message, "chat.postEphemeral", &result).await?;
+        result?;
+        Ok(())
+    }
+
+    /// The message as it should look now; `None` when its subject no longer exists.
+    async fn render(
+        &self,
+        conn: &mut PgConnection,
+        message: &SlackMessageRow,
+    ) -> Result<Option<SlackMessage>, sqlx::Error> {
+        let Some(subject_id) = message.subject_id else {
+            return Ok(Some(thread_note(&note_text(message))));
+        };
+        Ok(match message.subject {
+            SlackSubject::OverrideRequest => match store::override_request(conn, subject_id).await?
+            {
+                Some(request) => {
+                    let pr = self
+                        .pr_summary(conn, request.repository_id, request.pr_number)
+                        .await?;
+                    Some(override_request_message(&self.request_view(&request, pr)))
+                }
+                None => None,
+            },
+            SlackSubject::Alert | SlackSubject::Escalation => {
+                match store::alert(conn, subject_id).await? {
+                    Some(alert) => {
+                        let pr = self
+                            .pr_summary(conn, alert.repository_id, alert.pr_number)
+                            .await?;
+                        let view = self.alert_view(&alert, pr);
+                        Some(if message.subject == SlackSubject::Alert {
+                            alert_message(&view)
+                        } else {
+                            let mention = self
+                                .settings
+                                .escalation_channel
+                                .is_none()
+                                .then_some("<!channel>");
+                            escalation_message(&view, self.escalation_after, mention)
+                        })
+                    }
+                    None => None,
+                }
+            }
+            SlackSubject::Note | SlackSubject::Ephemeral => Some(thread_note(&note_text(message))),
+        })
+    }
+
+    async fn pr_summary(
+        &self,
+        conn: &mut PgConnection,
+        repository_id: i64,
+        number: i32,
+    ) -> Result<PrSummary, sqlx::Error> {
+        let record = store::pull_request_record(conn, repository_id, number).await?;
+        let (repo_full_name, title, author) = match record {
+            Some(r) => (r.repo_full_name, r.title, r.author.unwrap_or_default()),
+            None => (
+                format!("repository {repository_id}"),
+                String::new(),
+                String::new(),
+            ),
+        };
+        Ok(PrSummary {
+            url: format!("{}/{repo_full_name}/pull/{number}", self.github_web_url),
+            repo_full_name,
+            number: u64::try_from(number).unwrap_or_default(),
+            title,
+            author,
+        })
+    }
+
+    fn request_view(&self, request: &OverrideRequestRow, pr: PrSummary) -> OverrideRequestView {
+        let by = || format!("@{}", request.decided_by.as_deref().unwrap_or("someone"));
+        let state = match request.status.as_str() {
+            "approved" => RequestState::Approved {
+                by: by(),
+                note: request.decision_note.clone(),
+            },
+            "rejected" => RequestState::Rejected {
+                by: by(),
+                reason: request.decision_note.clone().unwrap_or_default(),
+            },
+            "cancelled" => RequestState::Cancelled { by: by() },
+            "expired" => RequestState::Expired,
+            _ => RequestState::Pending {
+                approvals: u32::try_from(request.approvals.len()).unwrap_or_default(),
+                required: u32::try_from(request.required_approvals).unwrap_or(1),
+            },
+        };
+        OverrideRequestView {
+            request_id: request.id,
+            pr,
+            requester: format!("@{}", request.requested_by),
+            reason: request.reason.clone(),
+            violations: self.violation_lines(&request.violations),
+            state,
+        }
+    }
+
+    fn alert_view(&self, alert: &AlertRow, pr: PrSummary) -> AlertView {
+        let state = match (alert.status.as_str(), &alert.acknowledged_by) {
+            ("acknowledged", by) => AlertState::Acknowledged {
+                by: by.clone().unwrap_or_default(),
+            },
+            ("resolved", _) => AlertState::Resolved,
+            _ => AlertState::Open,
+        };
+        AlertView {
+            alert_id: alert.id,
+            pr,
+            rule_name: self.rule_name(&alert.rule_id),
+            rule_id: alert.rule_id.clone(),
+            violations: self.violation_lines(&alert.violations),
+            state,
+        }
+    }
+
+    fn rule_name(&self, rule_id: &str) -> Option<String> {
+        let id = rule_id.parse().ok()?;
+        self.engine.catalog().get(&id).map(|rule| rule.name.clone())
+    }
+
+    fn violation_lines(&self, stored: &serde_json::Value) -> Vec<ViolationLine> {
+        let violations: Vec<Violation> = serde_json::from_value(stored.clone()).unwrap_or_default();
+        violations
+            .iter()
+            .map(|v| ViolationLine {
+                rule_id: v.rule_id.to_string(),
+                rule_name: self.rule_name(v.rule_id.as_str()),
+                location: v.path.as_ref().map(|path| match v.line {
+                    Some(line) => format!("{path}:{line}"),
+                    None => path.clone(),
+                }),
+                message: v.message.clone(),
+            })
+            .collect()
+    }
+}
+
+fn note_text(message: &SlackMessageRow) -> String {
+    message
+        .body
+        .as_ref()
+        .and_then(|b| b.get("text"))
+        .and_then(|t| t.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}

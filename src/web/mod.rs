@@ -1,0 +1,3 @@
+//! HTTP routes besides the GitHub webhook intake: Slack interactivity.
+
+pub mod slack;

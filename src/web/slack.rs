@@ -1,0 +1,168 @@
+//! `POST /api/slack/interactions`: Slack's button clicks. The request signature is verified
+//! before anything is read; the answer comes at once (Slack waits 3 seconds at most), and the work
+//! a click asks for runs from the job queue.
+
+use crate::config::Secret;
+use crate::jobs::{self, NewJob, SLACK_DECISION, enqueue_slack_send};
+use crate::notify::slack::{
+    ACTION_ACKNOWLEDGE_ALERT, ACTION_APPROVE_OVERRIDE, ACTION_REJECT_OVERRIDE, BlockAction,
+    Interaction, parse_interaction, verify_slack_signature,
+};
+use crate::store::{self, AuditEntry, SlackSubject};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Slack's interaction payloads are small; anything bigger is not from Slack.
+pub const MAX_INTERACTION_BYTES: usize = 1024 * 1024;
+
+pub struct SlackInteractionState {
+    pub pool: PgPool,
+    pub signing_secret: Secret,
+}
+
+/// An Approve or Reject click, as the `slack_decision` job reads it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SlackDecision {
+    pub request_id: i64,
+    pub approve: bool,
+    pub slack_user_id: String,
+    pub channel_id: String,
+    pub message_ts: String,
+}
+
+pub async fn interactions(
+    State(state): State<Arc<SlackInteractionState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    if let Err(error) = verify_slack_signature(
+        &state.signing_secret,
+        header("x-slack-request-timestamp"),
+        header("x-slack-signature"),
+        &body,
+        now,
+    ) {
+        tracing::warn!(%error, "Slack interaction refused");
+        return refuse(StatusCode::UNAUTHORIZED, &error.to_string());
+    }
+    let action = match parse_interaction(&body) {
+        Ok(Interaction::BlockAction(action)) => action,
+        Ok(Interaction::Unsupported(kind)) => {
+            tracing::info!(kind, "Slack interaction ignored");
+            return StatusCode::OK.into_response();
+        }
+        Err(error) => {
+            tracing::warn!(%error, "malformed Slack interaction");
+            return refuse(StatusCode::BAD_REQUEST, &error.to_string());
+        }
+    };
+    match handle(&state.pool, &action).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(error) => {
+            tracing::error!(%error, "Slack interaction not recorded");
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "cannot record the click")
+        }
+    }
+}
+
+fn refuse(status: StatusCode, error: &str) -> Response {
+    (status, Json(json!({ "error": error }))).into_response()
+}
+
+async fn handle(pool: &PgPool, action: &BlockAction) -> Result<(), sqlx::Error> {
+    let Ok(subject_id) = action.value.parse::<i64>() else {
+        tracing::warn!(value = %action.value, "Slack action without a known id");
+        return Ok(());
+    };
+    let approve = match action.action_id.as_str() {
+        ACTION_APPROVE_OVERRIDE => true,
+        ACTION_REJECT_OVERRIDE => false,
+        ACTION_ACKNOWLEDGE_ALERT => return acknowledge(pool, subject_id, action).await,
+        other => {
+            tracing::info!(action = other, "Slack action ignored");
+            return Ok(());
+        }
+    };
+    let mut conn = pool.acquire().await?;
+    let Some(request) = store::override_request(&mut conn, subject_id).await? else {
+        tracing::warn!(
+            request = subject_id,
+            "Slack click on an unknown override request"
+        );
+        return Ok(());
+    };
+    let decision = SlackDecision {
+        request_id: subject_id,
+        approve,
+        slack_user_id: action.user_id.clone(),
+        channel_id: action.channel_id.clone(),
+        message_ts: action.message_ts.clone(),
+    };
+    let job = NewJob {
+        kind: SLACK_DECISION,
+        payload: serde_json::to_value(&decision).unwrap_or_default(),
+        installation_id: Some(request.installation_id),
+        dedup_key: format!(
+            "slack-decision:{subject_id}:{}:{}",
+            action.user_id,
+            if approve { "approve" } else { "reject" }
+        ),
+        max_attempts: 8,
+    };
+    jobs::enqueue(&mut conn, &job).await?;
+    Ok(())
+}
+
+/// Anyone in the channel may acknowledge an alert: it stops the escalation.
+async fn acknowledge(
+    pool: &PgPool,
+    alert_id: i64,
+    action: &BlockAction,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let Some(before) = store::alert(&mut tx, alert_id).await? else {
+        return Ok(());
+    };
+    let by = format!("<@{}>", action.user_id);
+    let Some(after) = store::close_alert(&mut tx, alert_id, "acknowledged", Some(&by)).await?
+    else {
+        tracing::info!(alert = alert_id, status = %before.status, "alert already closed");
+        return Ok(());
+    };
+    let actor = format!("slack:{}", action.user_id);
+    store::audit(
+        &mut tx,
+        &AuditEntry {
+            installation_id: after.installation_id,
+            actor: &actor,
+            action: "alert.acknowledged",
+            target: &after.audit_target(),
+            before: Some(before.audit_state()),
+            after: Some(after.audit_state()),
+        },
+    )
+    .await?;
+    let message = store::slack_message_of(&mut tx, SlackSubject::Alert, alert_id).await?;
+    if let Some(message) = &message {
+        enqueue_slack_send(&mut tx, after.installation_id, message.id).await?;
+    }
+    tx.commit().await?;
+    if let Some(message) = &message {
+        store::record_slack_attempt(pool, message, "interaction", "acknowledged", None).await?;
+    }
+    tracing::info!(alert = alert_id, by = %action.user_id, "alert acknowledged");
+    Ok(())
+}

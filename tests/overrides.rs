@@ -1,0 +1,789 @@
+//! The enforcement loop end to end: `/override` commands, approvals on GitHub and in Slack,
+//! Tier 1 alerts with dedup and escalation, and the audit trail. The real app runs against a
+//! fake GitHub, a fake Slack and a fresh PostgreSQL database per test.
+
+mod support;
+
+use serde_json::Value;
+use std::time::Duration;
+use support::fake_github::{FakeGithub, PrSpec, file_entry};
+use support::fake_slack::{FakeSlack, MessageRecord, block_action_body};
+use support::test_app::{
+    self, INSTALLATION_ID, SLACK_CHANNEL, SLACK_ESCALATION_CHANNEL, SLACK_SIGNING_SECRET,
+    SLACK_TOKEN, TestApp, issue_comment_event, pull_request_event,
+};
+use support::{TEST_APP_KEY, wait_until};
+use tollgate::notify::slack::{
+    ACTION_ACKNOWLEDGE_ALERT, ACTION_APPROVE_OVERRIDE, ACTION_REJECT_OVERRIDE, sign_slack_request,
+};
+
+const OWNER: &str = "acme";
+const REPO: &str = "widgets";
+const WAIT: Duration = Duration::from_secs(20);
+const AUTHOR: &str = "alice";
+const APPROVER: &str = "carol";
+const APPROVER_SLACK: &str = "U0CAROL";
+const DEVELOPER: &str = "bob";
+
+/// An AWS key (R01, BLOCK) in an added line.
+const SECRET_PATCH: &str =
+    "@@ -0,0 +1,3 @@\n+import os\n+AWS_KEY = \"AKIAZ7Q3XK2M4N5P6R7T\"\n+print(os.name)";
+/// The same key, moved down a line: the same violation (fingerprints ignore line numbers).
+const SECRET_MOVED_PATCH: &str = "@@ -0,0 +1,4 @@\n+import os\n+import sys\n+AWS_KEY = \"AKIAZ7Q3XK2M4N5P6R7T\"\n+print(os.name)";
+/// The same key plus a GitHub token: a new BLOCK violation.
+const TWO_SECRETS_PATCH: &str = "@@ -0,0 +1,4 @@\n+import os\n+AWS_KEY = \"AKIAZ7Q3XK2M4N5P6R7T\"\n+GH = \"ghp_Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2\"\n+print(os.name)";
+/// A CI workflow change (R09, OVERRIDE tier).
+const WORKFLOW_PATCH: &str = "@@ -0,0 +1,2 @@\n+on: push\n+jobs: {}";
+
+const CONFIG: &str = "threshold: 70
+overrides:
+  approvers: [carol]
+  slack_users:
+    carol: U0CAROL
+    alice: U0ALICE
+";
+
+fn sha(n: u32) -> String {
+    format!("{n:040x}")
+}
+
+struct World {
+    github: FakeGithub,
+    slack: FakeSlack,
+    app: TestApp,
+}
+
+impl World {
+    async fn start(config: &str) -> Self {
+        let github = FakeGithub::start(test_app::APP_ID, TEST_APP_KEY).await;
+        github.add_installation(INSTALLATION_ID as u64);
+        github.add_repo(INSTALLATION_ID as u64, OWNER, REPO);
+        github.set_file(OWNER, REPO, &base_sha(), ".github/tollgate.yml", config);
+        github.set_permission(OWNER, REPO, AUTHOR, "admin", "admin");
+        github.set_permission(OWNER, REPO, APPROVER, "write", "maintain");
+        github.set_permission(OWNER, REPO, DEVELOPER, "write", "write");
+        github.set_permission(OWNER, REPO, "tina", "read", "triage");
+        let slack = FakeSlack::start(SLACK_TOKEN, &[SLACK_CHANNEL, SLACK_ESCALATION_CHANNEL]).await;
+        let app = TestApp::start_with_slack(&github.url(), &slack.api_url()).await;
+        Self { github, slack, app }
+    }
+
+    /// Opens (or pushes to) pull request 1 with one file and waits for its check run.
+    async fn push(&self, action: &str, head: u32, files: Vec<Value>) -> String {
+        let head = sha(head);
+        self.github.set_pull_request(
+            OWNER,
+            REPO,
+            PrSpec {
+                number: 1,
+                title: "feat: add settings".into(),
+                author: AUTHOR.into(),
+                head_sha: head.clone(),
+                base_sha: base_sha(),
+                files,
+                ..PrSpec::default()
+            },
+        );
+        self.app
+            .send_webhook(
+                "pull_request",
+                &pull_request_event(action, OWNER, REPO, 1, &head),
+            )
+            .await;
+        self.settle().await;
+        self.conclusion(&head).expect("a completed check run")
+    }
+
+    /// Comments on pull request 1 as `author` and waits for the app to finish with it.
+    async fn comment(&self, author: &str, body: &str) -> u64 {
+        let id = self.github.add_comment(OWNER, REPO, 1, author, body);
+        let (status, _) = self
+            .app
+            .send_webhook(
+                "issue_comment",
+                &issue_comment_event(OWNER, REPO, 1, id, author, body),
+            )
+            .await;
+        assert_eq!(status, 202);
+        self.settle().await;
+        id
+    }
+
+    /// The conclusion of the newest completed check run on `head`.
+    fn conclusion(&self, head: &str) -> Option<String> {
+        self.github
+            .check_runs(OWNER, REPO)
+            .into_iter()
+            .rfind(|c| c.head_sha == head && c.status == "completed")
+            .and_then(|c| c.conclusion)
+    }
+
+    fn check_run_summary(&self, head: &str) -> String {
+        self.github
+            .check_runs(OWNER, REPO)
+            .into_iter()
+            .rfind(|c| c.head_sha == head)
+            .and_then(|c| c.output_summary)
+            .unwrap_or_default()
+    }
+
+    fn sticky_comment(&self) -> String {
+        self.github
+            .bot_comments(OWNER, REPO, 1)
+            .into_iter()
+            .map(|c| c.body)
+            .find(|b| b.starts_with("<!-- tollgate:sticky-comment -->"))
+            .unwrap_or_default()
+    }
+
+    /// The app's replies to commands, oldest first.
+    fn replies(&self) -> Vec<String> {
+        self.github
+            .bot_comments(OWNER, REPO, 1)
+            .into_iter()
+            .map(|c| c.body)
+            .filter(|b| b.starts_with("<!-- tollgate:reply -->"))
+            .collect()
+    }
+
+    fn reactions(&self, comment_id: u64) -> Vec<String> {
+        self.github.reactions(OWNER, REPO, comment_id)
+    }
+
+    /// Sends a Slack button click, signed as Slack would.
+    async fn click(&self, user: &str, action_id: &str, value: &str, ts: &str) -> u16 {
+        let body = block_action_body(user, action_id, value, SLACK_CHANNEL, ts);
+        let now = chrono::Utc::now().timestamp();
+        let signature = sign_slack_request(SLACK_SIGNING_SECRET, now, &body);
+        self.post_interaction(body, &now.to_string(), &signature)
+            .await
+    }
+
+    async fn post_interaction(&self, body: Vec<u8>, timestamp: &str, signature: &str) -> u16 {
+        let status = self
+            .app
+            .http
+            .post(self.app.url("/api/slack/interactions"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", timestamp)
+            .header("x-slack-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("the app answers")
+            .status()
+            .as_u16();
+        self.settle().await;
+        status
+    }
+
+    /// Waits until no job is ready or running (scheduled ones, such as escalations, may wait).
+    async fn settle(&self) {
+        for _ in 0..1000 {
+            let busy = self
+                .app
+                .count(
+                    "SELECT count(*) FROM jobs
+                     WHERE state IN ('pending', 'running') AND run_at <= now()",
+                )
+                .await;
+            if busy == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("jobs left unfinished");
+    }
+
+    async fn scalar(&self, sql: &'static str) -> i64 {
+        self.app.count(sql).await
+    }
+
+    /// Moves the app's clock forward: everything recorded and scheduled so far happened
+    /// `minutes` earlier.
+    async fn advance_clock(&self, minutes: i32) {
+        let mut db = self.app.db().await;
+        for sql in [
+            "UPDATE alerts SET created_at = created_at - make_interval(mins => $1),
+                 escalate_at = escalate_at - make_interval(mins => $1)",
+            "UPDATE jobs SET run_at = run_at - make_interval(mins => $1)
+             WHERE state = 'pending'",
+        ] {
+            sqlx::query(sql)
+                .bind(minutes)
+                .execute(&mut db)
+                .await
+                .expect("clock moves");
+        }
+        // Wake the workers rather than wait for their poll.
+        sqlx::query("SELECT pg_notify('tollgate_jobs', '')")
+            .execute(&mut db)
+            .await
+            .expect("notify");
+        self.settle().await;
+    }
+
+    /// The Slack message asking for approval of an override, as it stands.
+    fn request_message(&self) -> Option<MessageRecord> {
+        self.messages_with(ACTION_REJECT_OVERRIDE)
+            .into_iter()
+            .next()
+    }
+
+    /// Slack messages that hold `needle` now or held it before an update.
+    fn messages_with(&self, needle: &str) -> Vec<MessageRecord> {
+        self.slack
+            .messages()
+            .into_iter()
+            .filter(|m| {
+                content(m).contains(needle)
+                    || m.history.iter().any(|h| {
+                        h.blocks
+                            .as_ref()
+                            .is_some_and(|b| b.to_string().contains(needle))
+                    })
+            })
+            .collect()
+    }
+
+    fn messages_in(&self, channel: &str) -> Vec<MessageRecord> {
+        self.slack
+            .messages()
+            .into_iter()
+            .filter(|m| m.channel == channel)
+            .collect()
+    }
+
+    async fn audit_actions(&self) -> Vec<String> {
+        let mut db = self.app.db().await;
+        sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id")
+            .fetch_all(&mut db)
+            .await
+            .expect("audit log readable")
+    }
+}
+
+/// A message's current text and blocks, as one string to search.
+fn content(message: &MessageRecord) -> String {
+    format!(
+        "{} {}",
+        message.text.as_deref().unwrap_or_default(),
+        message
+            .blocks
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default()
+    )
+}
+
+fn base_sha() -> String {
+    "2222222222222222222222222222222222222222".to_owned()
+}
+
+fn secret_files(patch: &str) -> Vec<Value> {
+    vec![file_entry("app/settings.py", "added", Some(patch))]
+}
+
+#[tokio::test]
+async fn a_writer_overrides_override_tier_violations_at_once() {
+    let world = World::start("threshold: 100\n").await;
+    let head = sha(1);
+    let files = vec![file_entry(
+        ".github/workflows/ci.yml",
+        "added",
+        Some(WORKFLOW_PATCH),
+    )];
+    assert_eq!(world.push("opened", 1, files).await, "failure");
+
+    let id = world
+        .comment(
+            DEVELOPER,
+            "/override the workflow change was reviewed by the platform team",
+        )
+        .await;
+    assert_eq!(world.conclusion(&head).as_deref(), Some("success"));
+    assert!(world.reactions(id).contains(&"eyes".to_owned()));
+    assert!(world.reactions(id).contains(&"+1".to_owned()));
+    let sticky = world.sticky_comment();
+    assert!(sticky.contains("overridden"), "{sticky}");
+    assert!(sticky.contains("@bob"), "{sticky}");
+    assert!(
+        world
+            .check_run_summary(&head)
+            .contains("overridden by @bob")
+    );
+    assert_eq!(
+        world
+            .scalar("SELECT count(*) FROM override_requests WHERE status = 'approved'")
+            .await,
+        1
+    );
+    assert!(
+        world
+            .audit_actions()
+            .await
+            .iter()
+            .any(|a| a.starts_with("override."))
+    );
+    assert!(
+        world.messages_with(ACTION_APPROVE_OVERRIDE).is_empty(),
+        "no Slack for self-service"
+    );
+    world.github.assert_clean();
+    world.slack.assert_clean();
+}
+
+#[tokio::test]
+async fn a_block_override_is_approved_in_slack_and_the_check_passes() {
+    let world = World::start(CONFIG).await;
+    let head = sha(1);
+    assert_eq!(
+        world.push("opened", 1, secret_files(SECRET_PATCH)).await,
+        "failure"
+    );
+
+    let id = world
+        .comment(
+            DEVELOPER,
+            "/override R01 this key is a documented test fixture",
+        )
+        .await;
+    assert_eq!(
+        world.conclusion(&head).as_deref(),
+        Some("failure"),
+        "pending is not approved"
+    );
+    assert!(world.reactions(id).contains(&"+1".to_owned()));
+    let replies = world.replies();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(
+        replies[0].contains("@carol"),
+        "the reply names the approvers: {}",
+        replies[0]
+    );
+    assert!(
+        world.sticky_comment().contains("pending") || world.sticky_comment().contains("Pending")
+    );
+
+    let message = world
+        .request_message()
+        .expect("an approval request in Slack");
+    assert_eq!(message.channel, SLACK_CHANNEL);
+    let text = content(&message);
+    for expected in [
+        "acme/widgets",
+        "R01",
+        "documented test fixture",
+        "bob",
+        ACTION_REJECT_OVERRIDE,
+    ] {
+        assert!(text.contains(expected), "{expected} missing from {text}");
+    }
+    let request_id = world
+        .scalar("SELECT max(id) FROM override_requests")
+        .await
+        .to_string();
+
+    // Someone who is not a mapped approver is refused in private.
+    assert_eq!(
+        world
+            .click(
+                "U0STRANGER",
+                ACTION_APPROVE_OVERRIDE,
+                &request_id,
+                &message.ts
+            )
+            .await,
+        200
+    );
+    assert_eq!(world.slack.ephemerals().len(), 1);
+    assert_eq!(world.conclusion(&head).as_deref(), Some("failure"));
+
+    assert_eq!(
+        world
+            .click(
+                APPROVER_SLACK,
+                ACTION_APPROVE_OVERRIDE,
+                &request_id,
+                &message.ts
+            )
+            .await,
+        200
+    );
+    assert_eq!(world.conclusion(&head).as_deref(), Some("success"));
+    let updated = world
+        .slack
+        .message(SLACK_CHANNEL, &message.ts)
+        .expect("message kept");
+    assert!(
+        content(&updated).contains("carol"),
+        "decision shown: {}",
+        content(&updated)
+    );
+    assert!(
+        !content(&updated).contains(ACTION_APPROVE_OVERRIDE),
+        "buttons removed"
+    );
+    let sticky = world.sticky_comment();
+    assert!(
+        sticky.contains("@carol") && sticky.contains("documented test fixture"),
+        "{sticky}"
+    );
+    let actions = world.audit_actions().await;
+    assert!(
+        actions.contains(&"override.requested".to_owned()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"override.approved".to_owned()),
+        "{actions:?}"
+    );
+    world.github.assert_clean();
+    world.slack.assert_clean();
+}
+
+#[tokio::test]
+async fn the_pr_author_cannot_approve_their_own_override() {
+    let world = World::start(CONFIG).await;
+    let head = sha(1);
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    world
+        .comment(
+            DEVELOPER,
+            "/override R01 this key is a documented test fixture",
+        )
+        .await;
+
+    let id = world.comment(AUTHOR, "/approve").await;
+    assert!(world.reactions(id).contains(&"-1".to_owned()));
+    let replies = world.replies();
+    assert!(
+        replies.last().is_some_and(|r| r.contains("own")),
+        "{replies:?}"
+    );
+    assert_eq!(world.conclusion(&head).as_deref(), Some("failure"));
+    assert_eq!(
+        world
+            .scalar("SELECT count(*) FROM override_requests WHERE status = 'pending'")
+            .await,
+        1
+    );
+
+    // The author's Slack click is refused too.
+    let message = world
+        .request_message()
+        .expect("an approval request in Slack");
+    let request_id = world
+        .scalar("SELECT max(id) FROM override_requests")
+        .await
+        .to_string();
+    world
+        .click("U0ALICE", ACTION_APPROVE_OVERRIDE, &request_id, &message.ts)
+        .await;
+    assert_eq!(world.slack.ephemerals().len(), 1);
+    assert_eq!(world.conclusion(&head).as_deref(), Some("failure"));
+}
+
+#[tokio::test]
+async fn slack_clicks_with_a_bad_or_stale_signature_are_refused() {
+    let world = World::start(CONFIG).await;
+    let body = block_action_body(
+        APPROVER_SLACK,
+        ACTION_APPROVE_OVERRIDE,
+        "1",
+        SLACK_CHANNEL,
+        "1.0",
+    );
+    let now = chrono::Utc::now().timestamp();
+    let wrong = sign_slack_request("not-the-secret", now, &body);
+    assert_eq!(
+        world
+            .post_interaction(body.clone(), &now.to_string(), &wrong)
+            .await,
+        401
+    );
+    let stale = now - 6 * 60;
+    let signature = sign_slack_request(SLACK_SIGNING_SECRET, stale, &body);
+    assert_eq!(
+        world
+            .post_interaction(body.clone(), &stale.to_string(), &signature)
+            .await,
+        401
+    );
+    assert_eq!(
+        world.post_interaction(body, &now.to_string(), "").await,
+        401
+    );
+    assert_eq!(world.scalar("SELECT count(*) FROM jobs").await, 0);
+}
+
+#[tokio::test]
+async fn a_rejected_override_keeps_the_check_failing() {
+    let world = World::start(CONFIG).await;
+    let head = sha(1);
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    world
+        .comment(
+            DEVELOPER,
+            "/override R01 this key is a documented test fixture",
+        )
+        .await;
+    let message = world
+        .request_message()
+        .expect("an approval request in Slack");
+
+    let id = world
+        .comment(APPROVER, "/reject rotate the key and use a vault reference")
+        .await;
+    assert!(world.reactions(id).contains(&"+1".to_owned()));
+    assert_eq!(world.conclusion(&head).as_deref(), Some("failure"));
+    assert_eq!(
+        world
+            .scalar("SELECT count(*) FROM override_requests WHERE status = 'rejected'")
+            .await,
+        1
+    );
+    let updated = world
+        .slack
+        .message(SLACK_CHANNEL, &message.ts)
+        .expect("message kept");
+    assert!(content(&updated).contains("carol"), "{}", content(&updated));
+    assert!(!content(&updated).contains(ACTION_APPROVE_OVERRIDE));
+    assert!(
+        world
+            .audit_actions()
+            .await
+            .contains(&"override.rejected".to_owned())
+    );
+
+    // A Slack click on a decided request changes nothing.
+    let request_id = world
+        .scalar("SELECT max(id) FROM override_requests")
+        .await
+        .to_string();
+    world
+        .click(
+            APPROVER_SLACK,
+            ACTION_APPROVE_OVERRIDE,
+            &request_id,
+            &message.ts,
+        )
+        .await;
+    assert_eq!(
+        world
+            .scalar("SELECT count(*) FROM override_requests WHERE status = 'rejected'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_override_survives_a_push_without_new_blocks_and_lapses_on_one_with_them() {
+    let world = World::start(CONFIG).await;
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    world
+        .comment(
+            DEVELOPER,
+            "/override R01 this key is a documented test fixture",
+        )
+        .await;
+    world
+        .comment(APPROVER, "/approve checked with security")
+        .await;
+    assert_eq!(world.conclusion(&sha(1)).as_deref(), Some("success"));
+
+    let moved = world
+        .push("synchronize", 2, secret_files(SECRET_MOVED_PATCH))
+        .await;
+    assert_eq!(
+        moved, "success",
+        "the same violation on another line stays overridden"
+    );
+
+    let more = world
+        .push("synchronize", 3, secret_files(TWO_SECRETS_PATCH))
+        .await;
+    assert_eq!(
+        more, "failure",
+        "a new BLOCK violation needs a new override"
+    );
+    world.github.assert_clean();
+}
+
+#[tokio::test]
+async fn an_unknown_override_form_gets_the_syntax_and_the_failing_rules() {
+    let world = World::start(CONFIG).await;
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    let id = world.comment(DEVELOPER, "/override").await;
+    assert!(world.reactions(id).contains(&"-1".to_owned()));
+    let reply = world.replies().pop().expect("a reply");
+    assert!(reply.contains("/override R05 R07 <reason>"), "{reply}");
+    assert!(reply.contains("R01"), "failing rules listed: {reply}");
+
+    // A reader cannot override, and a bot's or an edited comment is not read at all.
+    let id = world
+        .comment(
+            "tina",
+            "/override R01 this key is a documented test fixture",
+        )
+        .await;
+    assert!(world.reactions(id).contains(&"-1".to_owned()));
+    assert_eq!(
+        world.scalar("SELECT count(*) FROM override_requests").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_block_alert_is_posted_once_an_hour_per_rule() {
+    let world = World::start(CONFIG).await;
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    let alerts = world.messages_with(ACTION_ACKNOWLEDGE_ALERT);
+    assert_eq!(alerts.len(), 1, "one alert for the new BLOCK violation");
+    assert!(content(&alerts[0]).contains("R01"));
+
+    // Another R01 violation within the hour: no second alert.
+    world
+        .push("synchronize", 2, secret_files(TWO_SECRETS_PATCH))
+        .await;
+    assert_eq!(world.messages_with(ACTION_ACKNOWLEDGE_ALERT).len(), 1);
+    assert_eq!(world.scalar("SELECT count(*) FROM alerts").await, 1);
+
+    // An hour later a new violation of the rule alerts again; an old one does not.
+    world.advance_clock(61).await;
+    world
+        .push("synchronize", 3, secret_files(TWO_SECRETS_PATCH))
+        .await;
+    assert_eq!(world.scalar("SELECT count(*) FROM alerts").await, 2);
+    world
+        .push("synchronize", 4, secret_files(TWO_SECRETS_PATCH))
+        .await;
+    assert_eq!(world.scalar("SELECT count(*) FROM alerts").await, 2);
+    world.slack.assert_clean();
+}
+
+#[tokio::test]
+async fn an_unacknowledged_alert_escalates_once_after_the_window() {
+    let world = World::start(CONFIG).await;
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    assert_eq!(world.messages_with(ACTION_ACKNOWLEDGE_ALERT).len(), 1);
+
+    world.advance_clock(14).await;
+    assert!(
+        world.messages_in(SLACK_ESCALATION_CHANNEL).is_empty(),
+        "not before 15 minutes"
+    );
+    world.advance_clock(2).await;
+    let escalations = world.messages_in(SLACK_ESCALATION_CHANNEL);
+    assert_eq!(escalations.len(), 1, "escalated once");
+    world.advance_clock(30).await;
+    assert_eq!(world.messages_in(SLACK_ESCALATION_CHANNEL).len(), 1);
+    assert!(
+        world
+            .audit_actions()
+            .await
+            .contains(&"alert.escalated".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn acknowledged_or_resolved_alerts_do_not_escalate() {
+    let world = World::start(CONFIG).await;
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    let alert = world.messages_with(ACTION_ACKNOWLEDGE_ALERT).remove(0);
+    let alert_id = world.scalar("SELECT max(id) FROM alerts").await.to_string();
+    assert_eq!(
+        world
+            .click("U0ONCALL", ACTION_ACKNOWLEDGE_ALERT, &alert_id, &alert.ts)
+            .await,
+        200
+    );
+    let updated = world.slack.message(SLACK_CHANNEL, &alert.ts).expect("kept");
+    assert!(
+        !content(&updated).contains(ACTION_ACKNOWLEDGE_ALERT),
+        "acknowledged"
+    );
+
+    // A second pull request whose violation is fixed before the window ends.
+    world.advance_clock(61).await;
+    world
+        .push("synchronize", 2, secret_files(TWO_SECRETS_PATCH))
+        .await;
+    world
+        .push(
+            "synchronize",
+            3,
+            vec![file_entry(
+                "app/settings.py",
+                "added",
+                Some("@@ -0,0 +1 @@\n+import os"),
+            )],
+        )
+        .await;
+    world.advance_clock(20).await;
+    assert!(world.messages_in(SLACK_ESCALATION_CHANNEL).is_empty());
+    assert_eq!(
+        world
+            .scalar("SELECT count(*) FROM alerts WHERE status = 'resolved'")
+            .await,
+        1
+    );
+    assert_eq!(
+        world
+            .scalar("SELECT count(*) FROM alerts WHERE status = 'acknowledged'")
+            .await,
+        1
+    );
+    assert_eq!(
+        world
+            .scalar("SELECT count(*) FROM slack_attempts WHERE outcome = 'acknowledged'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn slack_failing_once_delivers_the_alert_once_and_records_both_attempts() {
+    let world = World::start(CONFIG).await;
+    world.slack.fail_next("chat.postMessage", 500, 1);
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    let delivered = wait_until(WAIT, || {
+        world.messages_with(ACTION_ACKNOWLEDGE_ALERT).len() == 1
+    })
+    .await;
+    // The retry waits out its backoff (1 s).
+    assert!(delivered);
+    world.settle().await;
+    assert_eq!(world.messages_with(ACTION_ACKNOWLEDGE_ALERT).len(), 1);
+    assert_eq!(
+        world
+            .scalar("SELECT count(*) FROM slack_attempts WHERE outcome = 'failed'")
+            .await,
+        1
+    );
+    assert_eq!(
+        world
+            .scalar("SELECT count(*) FROM slack_attempts WHERE outcome = 'sent'")
+            .await,
+        1
+    );
+    assert_eq!(
+        world.conclusion(&sha(1)).as_deref(),
+        Some("failure"),
+        "evaluation unaffected"
+    );
+}
+
+#[tokio::test]
+async fn the_audit_log_is_append_only() {
+    let world = World::start(CONFIG).await;
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    assert!(world.scalar("SELECT count(*) FROM audit_log").await >= 1);
+    let mut db = world.app.db().await;
+    let update = sqlx::query("UPDATE audit_log SET actor = 'mallory'")
+        .execute(&mut db)
+        .await;
+    assert!(update.is_err(), "audit entries cannot be edited");
+    let delete = sqlx::query("DELETE FROM audit_log").execute(&mut db).await;
+    assert!(delete.is_err(), "audit entries cannot be deleted");
+}
