@@ -366,6 +366,12 @@ async fn a_block_override_is_approved_in_slack_and_the_check_passes() {
         .request_message()
         .expect("an approval request in Slack");
     assert_eq!(message.channel, SLACK_CHANNEL);
+    let alert = world.messages_with(ACTION_ACKNOWLEDGE_ALERT).remove(0);
+    assert_eq!(
+        message.thread_ts.as_deref(),
+        Some(alert.ts.as_str()),
+        "later messages about the pull request go in the thread of the first"
+    );
     let text = content(&message);
     for expected in [
         "acme/widgets",
