@@ -223,6 +223,15 @@ impl World {
         self.settle().await;
     }
 
+    /// The developer asks for an override of the AWS key (R01, BLOCK).
+    async fn request_block_override(&self) -> u64 {
+        self.comment(
+            DEVELOPER,
+            "/override R01 this key is a documented test fixture",
+        )
+        .await
+    }
+
     /// The Slack message asking for approval of an override, as it stands.
     fn request_message(&self) -> Option<MessageRecord> {
         self.messages_with(ACTION_REJECT_OVERRIDE)
@@ -339,12 +348,7 @@ async fn a_block_override_is_approved_in_slack_and_the_check_passes() {
         "failure"
     );
 
-    let id = world
-        .comment(
-            DEVELOPER,
-            "/override R01 this key is a documented test fixture",
-        )
-        .await;
+    let id = world.request_block_override().await;
     assert_eq!(
         world.conclusion(&head).as_deref(),
         Some("failure"),
@@ -450,12 +454,7 @@ async fn the_pr_author_cannot_approve_their_own_override() {
     let world = World::start(CONFIG).await;
     let head = sha(1);
     world.push("opened", 1, secret_files(SECRET_PATCH)).await;
-    world
-        .comment(
-            DEVELOPER,
-            "/override R01 this key is a documented test fixture",
-        )
-        .await;
+    world.request_block_override().await;
 
     let id = world.comment(AUTHOR, "/approve").await;
     assert!(world.reactions(id).contains(&"-1".to_owned()));
@@ -527,12 +526,7 @@ async fn a_rejected_override_keeps_the_check_failing() {
     let world = World::start(CONFIG).await;
     let head = sha(1);
     world.push("opened", 1, secret_files(SECRET_PATCH)).await;
-    world
-        .comment(
-            DEVELOPER,
-            "/override R01 this key is a documented test fixture",
-        )
-        .await;
+    world.request_block_override().await;
     let message = world
         .request_message()
         .expect("an approval request in Slack");
@@ -586,12 +580,7 @@ async fn a_rejected_override_keeps_the_check_failing() {
 async fn an_override_survives_a_push_without_new_blocks_and_lapses_on_one_with_them() {
     let world = World::start(CONFIG).await;
     world.push("opened", 1, secret_files(SECRET_PATCH)).await;
-    world
-        .comment(
-            DEVELOPER,
-            "/override R01 this key is a documented test fixture",
-        )
-        .await;
+    world.request_block_override().await;
     world
         .comment(APPROVER, "/approve checked with security")
         .await;
@@ -625,7 +614,7 @@ async fn an_unknown_override_form_gets_the_syntax_and_the_failing_rules() {
     assert!(reply.contains("/override R05 R07 <reason>"), "{reply}");
     assert!(reply.contains("R01"), "failing rules listed: {reply}");
 
-    // A reader cannot override, and a bot's or an edited comment is not read at all.
+    // A reader (triage permission) cannot override.
     let id = world
         .comment(
             "tina",

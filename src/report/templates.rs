@@ -93,7 +93,9 @@ pub(super) fn render(name: &str, view: &impl Serialize) -> String {
         .unwrap_or_else(|e| panic!("template {name} failed to render: {e:#}"))
 }
 
-fn build() -> Environment<'static> {
+/// An environment with the syntax every template of ours is written in: block tags take their
+/// line with them, and an undefined variable is an error, not an empty string.
+pub(crate) fn strict_environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_syntax(
         minijinja::syntax::SyntaxConfig::builder()
@@ -103,6 +105,11 @@ fn build() -> Environment<'static> {
             .expect("static syntax config is valid"),
     );
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env
+}
+
+fn build() -> Environment<'static> {
+    let mut env = strict_environment();
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".md.j2") {
             AutoEscape::Custom(MARKDOWN.into())

@@ -246,13 +246,7 @@ pub fn pull_request_event(
             "head": { "ref": "feature", "sha": head_sha },
             "base": { "ref": "main", "sha": "base0000000000000000000000000000000000000" }
         },
-        "repository": {
-            "id": 1001,
-            "name": repo,
-            "full_name": format!("{owner}/{repo}"),
-            "owner": { "login": owner, "type": "Organization" },
-            "private": true
-        },
+        "repository": repository(owner, repo),
         "installation": { "id": INSTALLATION_ID },
         "sender": { "login": "alice", "type": "User" }
     })
@@ -281,14 +275,19 @@ pub fn issue_comment_event(
             "user": { "login": author, "type": "User", "id": 9000 },
             "author_association": "MEMBER"
         },
-        "repository": {
-            "id": 1001,
-            "name": repo,
-            "full_name": format!("{owner}/{repo}"),
-            "owner": { "login": owner, "type": "Organization" },
-            "private": true
-        },
+        "repository": repository(owner, repo),
         "installation": { "id": INSTALLATION_ID },
         "sender": { "login": author, "type": "User" }
+    })
+}
+
+/// The `repository` object of the test deliveries.
+fn repository(owner: &str, repo: &str) -> Value {
+    json!({
+        "id": 1001,
+        "name": repo,
+        "full_name": format!("{owner}/{repo}"),
+        "owner": { "login": owner, "type": "Organization" },
+        "private": true
     })
 }

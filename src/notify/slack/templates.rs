@@ -13,7 +13,7 @@ use super::interaction::{
 };
 use super::message::SlackMessage;
 use minijinja::value::Value;
-use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State};
 use serde::Deserialize;
 use std::sync::LazyLock;
 
@@ -67,15 +67,7 @@ pub(super) fn render(name: &str, context: Value) -> SlackMessage {
 }
 
 fn build() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_syntax(
-        minijinja::syntax::SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .build()
-            .expect("static syntax config is valid"),
-    );
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let mut env = crate::report::strict_environment();
     // Custom, not None: macro output is then marked safe and not escaped a second time.
     env.set_auto_escape_callback(|_| AutoEscape::Custom(SLACK_JSON.into()));
     env.set_formatter(format_value);
