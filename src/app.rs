@@ -198,6 +198,7 @@ fn handlers(
     };
     Ok(Handlers {
         pool: pool.clone(),
+        github: github.clone(),
         evaluator: Evaluator::new(
             pool.clone(),
             github.clone(),

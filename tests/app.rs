@@ -527,6 +527,19 @@ async fn health_and_readiness() {
         .await
         .unwrap();
     assert_eq!(ready["status"], "ready");
+    assert!(
+        ready["slack"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("off")),
+        "readiness says Slack is off without a token: {ready}"
+    );
+    let interactions = app
+        .http
+        .post(app.url("/api/slack/interactions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(interactions.status(), 404, "no Slack route without Slack");
 }
 
 /// GitHub's own example payloads (in `../shared/fixtures/github/webhooks/<event>/`, when present)

@@ -781,3 +781,35 @@ async fn the_audit_log_is_append_only() {
     let delete = sqlx::query("DELETE FROM audit_log").execute(&mut db).await;
     assert!(delete.is_err(), "audit entries cannot be deleted");
 }
+
+#[tokio::test]
+async fn an_alert_of_a_pull_request_closed_before_the_window_ends_is_resolved() {
+    let world = World::start(CONFIG).await;
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    world.github.set_pull_request(
+        OWNER,
+        REPO,
+        PrSpec {
+            number: 1,
+            state: "closed".into(),
+            author: AUTHOR.into(),
+            head_sha: sha(1),
+            base_sha: base_sha(),
+            files: secret_files(SECRET_PATCH),
+            ..PrSpec::default()
+        },
+    );
+    world.advance_clock(16).await;
+    assert!(world.messages_in(SLACK_ESCALATION_CHANNEL).is_empty());
+    assert_eq!(
+        world
+            .scalar("SELECT count(*) FROM alerts WHERE status = 'resolved'")
+            .await,
+        1
+    );
+    let alert = world.messages_with(ACTION_ACKNOWLEDGE_ALERT).remove(0);
+    assert!(
+        !content(&alert).contains(ACTION_ACKNOWLEDGE_ALERT),
+        "the alert message shows it resolved"
+    );
+}

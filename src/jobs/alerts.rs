@@ -8,6 +8,7 @@ use super::{ESCALATE_ALERT, JobError};
 use crate::config::SlackSettings;
 use crate::domain::{Overrides, Tier, Violation};
 use crate::github::events::PrTarget;
+use crate::github::{GithubApp, PullRequestState};
 use crate::store::{self, AuditEntry, NewAlert, NewSlackMessage, SlackSubject};
 use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,10 +61,7 @@ pub async fn reconcile_alerts(
         if still_blocking {
             continue;
         }
-        if let Some(resolved) = store::close_alert(&mut tx, alert.id, "resolved", None).await? {
-            record_change(&mut tx, "alert.resolved", &alert, &resolved).await?;
-            resend_alert_message(&mut tx, target, resolved.id).await?;
-        }
+        resolve(&mut tx, target, &alert).await?;
     }
     for (rule_id, group) in blocking {
         let (reported, recent) =
@@ -131,6 +129,19 @@ pub async fn reconcile_alerts(
     tx.commit().await
 }
 
+/// Resolves an open alert, records it and queues the edit of its Slack message.
+async fn resolve(
+    tx: &mut PgConnection,
+    target: &PrTarget,
+    alert: &store::AlertRow,
+) -> Result<(), sqlx::Error> {
+    if let Some(resolved) = store::close_alert(tx, alert.id, "resolved", None).await? {
+        record_change(tx, "alert.resolved", alert, &resolved).await?;
+        resend_alert_message(tx, target, resolved.id).await?;
+    }
+    Ok(())
+}
+
 /// Queues an edit of an alert's Slack message, when it has one.
 pub async fn resend_alert_message(
     tx: &mut PgConnection,
@@ -164,14 +175,33 @@ async fn record_change(
 }
 
 /// Escalates an alert that is still open at the end of its window; an acknowledged or resolved
-/// alert, or one already escalated, needs nothing.
+/// alert, or one already escalated, needs nothing. An alert of a pull request closed in the
+/// meantime is resolved instead: nobody needs waking for it.
 pub async fn escalate_alert(
     pool: &PgPool,
     policy: &AlertPolicy,
+    github: &GithubApp,
     alert_id: i64,
     target: &PrTarget,
 ) -> Result<(), JobError> {
+    let installation = u64::try_from(target.installation_id)
+        .map_err(|_| JobError::Permanent("negative installation id".into()))?;
+    let pr = github
+        .installation(installation)?
+        .pull_request(&target.repo.owner, &target.repo.name, target.number)
+        .await?;
     let mut tx = pool.begin().await?;
+    if pr.state == PullRequestState::Closed {
+        if let Some(alert) = store::alert(&mut tx, alert_id).await? {
+            resolve(&mut tx, target, &alert).await?;
+        }
+        tx.commit().await?;
+        tracing::info!(
+            alert = alert_id,
+            "pull request closed: alert resolved, not escalated"
+        );
+        return Ok(());
+    }
     let Some(before) = store::alert(&mut tx, alert_id).await? else {
         return Err(JobError::Permanent(format!("no alert {alert_id}")));
     };

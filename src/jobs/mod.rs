@@ -13,6 +13,7 @@ pub use evaluate::Evaluator;
 pub use queue::{ClaimedJob, Enqueued, JobQueue, NewJob, backoff, enqueue, enqueue_delayed};
 pub use slack::{SlackSender, enqueue_slack_send};
 
+use crate::github::GithubApp;
 use crate::github::events::{CommentCommand, PrTarget};
 use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
@@ -84,6 +85,7 @@ pub enum JobError {
 /// Everything the jobs run with.
 pub struct Handlers {
     pub pool: PgPool,
+    pub github: GithubApp,
     pub evaluator: Evaluator,
     pub commands: CommandHandler,
     /// `None` when Slack is off.
@@ -130,7 +132,7 @@ impl Handlers {
                 let Some(policy) = &self.alerts else {
                     return Err(JobError::Permanent("Slack is not configured".into()));
                 };
-                alerts::escalate_alert(&self.pool, policy, alert_id, &target).await
+                alerts::escalate_alert(&self.pool, policy, &self.github, alert_id, &target).await
             }
             other => Err(JobError::Permanent(format!("unknown job kind {other}"))),
         }
