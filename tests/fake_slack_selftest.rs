@@ -61,6 +61,7 @@ fn override_view(state: RequestState) -> OverrideRequestView {
         requester: "@alice".into(),
         reason: "Revoked test fixture & <harmless>".into(),
         violations: violations(3),
+        approvers: vec!["<@U0CAROL>".into()],
         state,
     }
 }

@@ -382,6 +382,7 @@ async fn a_block_override_is_approved_in_slack_and_the_check_passes() {
         "R01",
         "documented test fixture",
         "bob",
+        "<@U0CAROL>",
         ACTION_REJECT_OVERRIDE,
     ] {
         assert!(text.contains(expected), "{expected} missing from {text}");

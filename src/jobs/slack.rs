@@ -5,7 +5,7 @@
 //! retry never posts twice: Slack's `ts` is recorded the moment the post succeeds.
 
 use super::{JobError, SEND_SLACK};
-use crate::config::SlackSettings;
+use crate::config::{Approver, SlackSettings};
 use crate::domain::Violation;
 use crate::notify::slack::{
     AlertState, AlertView, OutgoingMessage, OverrideRequestView, PrSummary, RequestState,
@@ -242,6 +242,7 @@ impl SlackSender {
             requester: format!("@{}", request.requested_by),
             reason: request.reason.clone(),
             violations: self.violation_lines(&request.violations),
+            approvers: approver_mentions(request),
             state,
         }
     }
@@ -284,6 +285,23 @@ impl SlackSender {
             })
             .collect()
     }
+}
+
+/// The request's approvers as Slack shows them: a mention for those mapped in `slack_users`, so
+/// that they are notified, the GitHub login or team otherwise.
+fn approver_mentions(request: &OverrideRequestRow) -> Vec<String> {
+    let settings = super::requests::settings_of(request);
+    settings
+        .approvers
+        .iter()
+        .map(|approver| match approver {
+            Approver::User(login) => match settings.slack_user_of(login) {
+                Some(slack_id) => format!("<@{slack_id}>"),
+                None => format!("@{login}"),
+            },
+            Approver::Team(team) => team.to_string(),
+        })
+        .collect()
 }
 
 fn note_text(message: &SlackMessageRow) -> String {

@@ -59,6 +59,9 @@ pub struct OverrideRequestView {
     pub requester: String,
     pub reason: String,
     pub violations: Vec<ViolationLine>,
+    /// Who may decide, as display strings: Slack mentions (`<@U0123ABC>`) notify them. Empty:
+    /// the repository's maintainers and admins.
+    pub approvers: Vec<String>,
     pub state: RequestState,
 }
 
@@ -119,6 +122,7 @@ pub fn override_request_message(request: &OverrideRequestView) -> SlackMessage {
             pr => pr_value(&request.pr),
             requester => request.requester.as_str(),
             reason => request.reason.as_str(),
+            approvers => request.approvers.join(", "),
             state,
             ..violations_value(&request.violations)
         },

@@ -50,6 +50,7 @@ fn request(state: RequestState) -> OverrideRequestView {
         requester: "@alice".into(),
         reason: "The token is a revoked test fixture.".into(),
         violations: block_violations(),
+        approvers: vec!["<@U0CAROL>".into(), "@dave".into(), "acme/security".into()],
         state,
     }
 }
@@ -278,6 +279,7 @@ fn worst_case_input_stays_within_slack_limits() {
             requester: huge.clone(),
             reason: huge.clone(),
             violations: huge_violations.clone(),
+            approvers: vec![huge.clone(); 40],
             state,
         }));
     }
