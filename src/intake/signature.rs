@@ -2,8 +2,9 @@
 //! secrets may be configured so a secret can be rotated without downtime.
 
 use crate::config::Secret;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use crate::signing::{MacError, hex_mac, verify_hex_mac};
+
+const PREFIX: &str = "sha256=";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignatureError {
@@ -21,30 +22,18 @@ pub fn verify_signature(
     body: &[u8],
 ) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
-    let expected = header
-        .strip_prefix("sha256=")
-        .and_then(|h| hex::decode(h).ok())
+    let hex = header
+        .strip_prefix(PREFIX)
         .ok_or(SignatureError::Malformed)?;
-    let matches = secrets.iter().any(|secret| {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) else {
-            return false;
-        };
-        mac.update(body);
-        mac.verify_slice(&expected).is_ok()
-    });
-    if matches {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
+    verify_hex_mac(secrets, hex, body).map_err(|error| match error {
+        MacError::Malformed => SignatureError::Malformed,
+        MacError::Mismatch => SignatureError::Mismatch,
+    })
 }
 
 /// The header value GitHub would send for `body` signed with `secret`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    format!("{PREFIX}{}", hex_mac(secret, body))
 }
 
 #[cfg(test)]

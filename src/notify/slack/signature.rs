@@ -1,20 +1,14 @@
 //! `X-Slack-Signature`: `v0=` and the hex HMAC-SHA256 of `v0:{timestamp}:{body}` under the app's
 //! signing secret, with `X-Slack-Request-Timestamp` at most five minutes from now so a captured
 //! request cannot be replayed later.
-//!
-//! The MAC and its constant-time comparison are GitHub's webhook signature (HMAC-SHA256, hex) over
-//! a different base string and behind a different prefix, so both directions go through
-//! [`crate::intake`]'s implementation instead of a second copy of it.
 
 use crate::config::Secret;
-use crate::intake::{self, SignatureError};
+use crate::signing::{MacError, hex_mac, verify_hex_mac};
 
 /// How far the request timestamp may be from the clock, either way.
 pub const MAX_TIMESTAMP_SKEW_SECONDS: i64 = 5 * 60;
 
 const VERSION_PREFIX: &str = "v0=";
-/// The prefix of the GitHub-style header [`intake::verify_signature`] reads.
-const SHA256_PREFIX: &str = "sha256=";
 
 /// Why a request does not come from Slack, as far as we can tell.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -55,27 +49,20 @@ pub fn verify_slack_signature(
     let digest = signature
         .strip_prefix(VERSION_PREFIX)
         .ok_or(SlackSignatureError::MalformedSignature)?;
-    let as_github_header = SHA256_PREFIX.to_owned() + digest;
-    intake::verify_signature(
+    verify_hex_mac(
         std::slice::from_ref(secret),
-        Some(&as_github_header),
+        digest,
         &base_string(timestamp, body),
     )
     .map_err(|error| match error {
-        SignatureError::Mismatch => SlackSignatureError::Mismatch,
-        SignatureError::Missing | SignatureError::Malformed => {
-            SlackSignatureError::MalformedSignature
-        }
+        MacError::Mismatch => SlackSignatureError::Mismatch,
+        MacError::Malformed => SlackSignatureError::MalformedSignature,
     })
 }
 
 /// The `X-Slack-Signature` value Slack would send for `body` at `timestamp` (Unix seconds).
 pub fn sign_slack_request(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let github_header = intake::sign(secret, &base_string(&timestamp.to_string(), body));
-    let digest = github_header
-        .strip_prefix(SHA256_PREFIX)
-        .unwrap_or(&github_header);
-    VERSION_PREFIX.to_owned() + digest
+    VERSION_PREFIX.to_owned() + &hex_mac(secret, &base_string(&timestamp.to_string(), body))
 }
 
 /// `v0:{timestamp}:{body}`, the bytes the signature covers.
