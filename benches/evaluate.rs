@@ -1,5 +1,7 @@
 //! Parse + evaluate benchmark: generated diffs of 1k, 10k and 100k added lines run through the
-//! full default pack. Prints wall time (min and median of several runs) and peak memory.
+//! full default pack. Prints wall time (min and median of several runs), added lines per second
+//! at the median, and peak memory: the process's resident high-water mark (`VmHWM`), so with the
+//! sizes run smallest first each row shows the peak up to and including that size.
 //!
 //! Run with `cargo bench --bench evaluate`. Figures, not assertions: machines are noisy.
 
@@ -35,8 +37,10 @@ const FINDINGS: &[&str] = &[
     "    cursor.execute(\"SELECT * FROM users WHERE id = \" + user_id)",
 ];
 
+/// Added lines per generated file.
+const LINES_PER_FILE: usize = 500;
+
 fn generate_diff(added_lines: usize) -> String {
-    const LINES_PER_FILE: usize = 500;
     let mut out = String::with_capacity(added_lines * 60);
     let mut written = 0;
     let mut file = 0;
@@ -80,8 +84,15 @@ fn main() {
     let config = RepoConfig::defaults(engine.catalog());
     let context = ChangeContext::default();
     println!(
-        "{:>8} {:>10} {:>10} {:>10} {:>11} {:>13}",
-        "lines", "parse", "evaluate", "total min", "total median", "peak RSS MiB"
+        "{:>8} {:>6} {:>10} {:>10} {:>10} {:>11} {:>14} {:>13}",
+        "lines",
+        "files",
+        "parse",
+        "evaluate",
+        "total min",
+        "total median",
+        "lines/s median",
+        "peak RSS MiB"
     );
     for (added, runs) in [(1_000, 30), (10_000, 15), (100_000, 5)] {
         let text = generate_diff(added);
@@ -102,12 +113,15 @@ fn main() {
             totals.push(done - start);
         }
         totals.sort();
+        let median = totals[totals.len() / 2];
         println!(
-            "{added:>8} {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>9.1}ms {:>13.1}   ({violations} violations)",
+            "{added:>8} {:>6} {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>9.1}ms {:>14.0} {:>13.1}   ({violations} violations)",
+            added.div_ceil(LINES_PER_FILE),
             parse_time.as_secs_f64() * 1e3,
             eval_time.as_secs_f64() * 1e3,
             totals[0].as_secs_f64() * 1e3,
-            totals[totals.len() / 2].as_secs_f64() * 1e3,
+            median.as_secs_f64() * 1e3,
+            added as f64 / median.as_secs_f64(),
             peak_rss_mib().unwrap_or(f64::NAN),
         );
     }

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sqlx::PgPool;
+use std::borrow::Cow;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -93,8 +94,13 @@ async fn accept(
         .ok_or(IntakeError::MissingHeader("X-GitHub-Delivery"))?;
     let event = header_str(headers, "x-github-event")
         .ok_or(IntakeError::MissingHeader("X-GitHub-Event"))?;
-    let payload = parse_payload(header_str(headers, header::CONTENT_TYPE.as_str()), body)?;
-    let routed = events::route(event, payload.clone(), state.routing)
+    let payload_json = payload_text(header_str(headers, header::CONTENT_TYPE.as_str()), body)?;
+    let payload: serde_json::Value =
+        serde_json::from_str(&payload_json).map_err(|e| IntakeError::Malformed(e.to_string()))?;
+    // Read what the delivery row records before routing consumes the payload.
+    let action = events::action_of(&payload);
+    let installation_id = events::installation_of(&payload);
+    let routed = events::route(event, payload, state.routing)
         .map_err(|e| IntakeError::Malformed(e.to_string()))?;
 
     let (status, ignored_reason) = match &routed {
@@ -102,15 +108,14 @@ async fn accept(
         Routed::Evaluate(_) | Routed::Command(_) => (DeliveryStatus::Queued, None),
         Routed::Ignored(reason) => (DeliveryStatus::Ignored, Some(reason.as_str())),
     };
-    let action = events::action_of(&payload);
     let record = DeliveryRecord {
         delivery_id,
         event,
         action: action.as_deref(),
-        installation_id: events::installation_of(&payload),
+        installation_id,
         status,
         ignored_reason,
-        payload: &payload,
+        payload_json: &payload_json,
     };
     let mut tx = state.pool.begin().await?;
     if !store::record_delivery(&mut tx, &record).await? {
@@ -163,20 +168,57 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// GitHub sends JSON either as the body or form-encoded in a `payload` field.
-fn parse_payload(
+/// The payload's JSON text: GitHub sends it either as the body or form-encoded in a `payload`
+/// field. The delivery row stores this text as received, so the parsed value is never
+/// serialized again.
+fn payload_text<'a>(
     content_type: Option<&str>,
-    body: &[u8],
-) -> Result<serde_json::Value, IntakeError> {
+    body: &'a [u8],
+) -> Result<Cow<'a, str>, IntakeError> {
     let is_form =
         content_type.is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    let json_text = if is_form {
+    if is_form {
         form_urlencoded::parse(body)
             .find(|(key, _)| key == "payload")
-            .map(|(_, value)| value.into_owned().into_bytes())
-            .ok_or_else(|| IntakeError::Malformed("form body without a payload field".to_owned()))?
+            .map(|(_, value)| value)
+            .ok_or_else(|| IntakeError::Malformed("form body without a payload field".to_owned()))
     } else {
-        body.to_vec()
-    };
-    serde_json::from_slice(&json_text).map_err(|e| IntakeError::Malformed(e.to_string()))
+        std::str::from_utf8(body)
+            .map(Cow::Borrowed)
+            .map_err(|e| IntakeError::Malformed(format!("the body is not UTF-8: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+    #[test]
+    fn a_json_body_is_its_own_payload_text_without_a_copy() {
+        let body = br#"{"zen":"Keep it logically awesome."}"#;
+        let text = payload_text(Some("application/json"), body).unwrap();
+        assert!(matches!(text, Cow::Borrowed(_)));
+        assert_eq!(text.as_bytes(), body);
+        assert_eq!(payload_text(None, body).unwrap().as_bytes(), body);
+    }
+
+    #[test]
+    fn a_form_body_yields_its_decoded_payload_field() {
+        let body = b"other=1&payload=%7B%22action%22%3A%22opened%22%7D";
+        assert_eq!(payload_text(FORM, body).unwrap(), r#"{"action":"opened"}"#);
+    }
+
+    #[test]
+    fn a_form_without_payload_or_a_body_that_is_not_utf8_is_malformed() {
+        assert!(matches!(
+            payload_text(FORM, b"other=1"),
+            Err(IntakeError::Malformed(_))
+        ));
+        assert!(matches!(
+            payload_text(Some("application/json"), b"{\"a\": \"\xff\"}"),
+            Err(IntakeError::Malformed(_))
+        ));
+    }
 }

@@ -40,27 +40,39 @@ pub enum Enqueued {
     Coalesced,
 }
 
-/// Adds a job inside the caller's transaction: it becomes visible (and wakes workers) only if
-/// that transaction commits.
+/// Adds a job inside the caller's transaction: it becomes visible only if that transaction
+/// commits. Idle workers are woken (a notification delivered at commit) only when the job became
+/// ready for them: a new pending job, or a pending job that was waiting out a retry's backoff. A
+/// job merged into a pending job that was already ready needs no wake-up, since the workers
+/// already know of it or are busy and claim again when done. Skipping the notification matters
+/// under load: PostgreSQL serializes the commits of all transactions that notified, server-wide.
 pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Enqueued, sqlx::Error> {
+    // One round trip. `previous` reads the pending job as it was before the upsert (all parts of
+    // a statement see one snapshot). `woken` is counted so that PostgreSQL evaluates it: a plain
+    // `WITH` query nobody reads is skipped.
     let row = sqlx::query(
-        "INSERT INTO jobs (kind, payload, installation_id, dedup_key, max_attempts)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (dedup_key) WHERE state = 'pending'
-         DO UPDATE SET payload = EXCLUDED.payload, run_at = LEAST(jobs.run_at, now())
-         RETURNING (xmax = 0) AS inserted",
+        "WITH previous AS (
+             SELECT run_at FROM jobs WHERE dedup_key = $4 AND state = 'pending'
+         ), upserted AS (
+             INSERT INTO jobs (kind, payload, installation_id, dedup_key, max_attempts)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (dedup_key) WHERE state = 'pending'
+             DO UPDATE SET payload = EXCLUDED.payload, run_at = LEAST(jobs.run_at, now())
+             RETURNING (xmax = 0) AS inserted
+         ), woken AS (
+             SELECT pg_notify($6, '') FROM upserted
+             WHERE inserted OR EXISTS (SELECT 1 FROM previous WHERE run_at > now())
+         )
+         SELECT inserted, (SELECT count(*) FROM woken) AS notifications FROM upserted",
     )
     .bind(job.kind)
     .bind(&job.payload)
     .bind(job.installation_id)
     .bind(&job.dedup_key)
     .bind(job.max_attempts)
+    .bind(CHANNEL)
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
-        .execute(&mut *conn)
-        .await?;
     Ok(if row.get::<bool, _>("inserted") {
         Enqueued::New
     } else {

@@ -28,7 +28,9 @@ pub struct DeliveryRecord<'a> {
     pub installation_id: Option<i64>,
     pub status: DeliveryStatus,
     pub ignored_reason: Option<&'a str>,
-    pub payload: &'a serde_json::Value,
+    /// The payload's JSON text as received: PostgreSQL parses it into `jsonb` itself, so the
+    /// intake never serializes its parsed copy again.
+    pub payload_json: &'a str,
 }
 
 /// Records a delivery; `false` when this delivery id was already recorded (a redelivery).
@@ -39,7 +41,7 @@ pub async fn record_delivery(
     let inserted = sqlx::query(
         "INSERT INTO webhook_deliveries
              (delivery_id, event, action, installation_id, status, ignored_reason, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
          ON CONFLICT (delivery_id) DO NOTHING",
     )
     .bind(delivery.delivery_id)
@@ -48,7 +50,7 @@ pub async fn record_delivery(
     .bind(delivery.installation_id)
     .bind(delivery.status.as_str())
     .bind(delivery.ignored_reason)
-    .bind(delivery.payload)
+    .bind(delivery.payload_json)
     .execute(conn)
     .await?
     .rows_affected();
