@@ -150,3 +150,39 @@ async fn several_workers_split_the_work_without_running_a_job_twice() {
     let unique: HashSet<_> = ran.iter().collect();
     assert_eq!((ran.len(), unique.len()), (60, 60));
 }
+
+/// Whether a wake-up notification arrives within half a second.
+async fn woken(listener: &mut sqlx::postgres::PgListener) -> bool {
+    tokio::time::timeout(Duration::from_millis(500), listener.recv())
+        .await
+        .is_ok()
+}
+
+/// Idle workers are woken when a job becomes ready, and only then: a delivery merged into a job
+/// that is already waiting to run needs no wake-up (and skips PostgreSQL's notify lock).
+#[tokio::test]
+async fn enqueue_wakes_workers_only_when_a_job_becomes_ready() {
+    let pool = pool().await;
+    let worker = queue(&pool, "w", Duration::from_secs(60));
+    let mut listener = worker.listener().await.unwrap();
+
+    add(&pool, &job("pr:1", 3)).await;
+    assert!(woken(&mut listener).await, "a new job wakes the workers");
+    add(&pool, &job("pr:1", 3)).await;
+    assert!(
+        !woken(&mut listener).await,
+        "merging into a ready job does not"
+    );
+
+    // A job backing off after a failure is pulled forward by a new delivery: that wakes them.
+    let claimed = worker.claim().await.unwrap().expect("the job is ready");
+    worker
+        .retry(&claimed, "GitHub answered 502", Duration::from_secs(600))
+        .await
+        .unwrap();
+    add(&pool, &job("pr:1", 3)).await;
+    assert!(
+        woken(&mut listener).await,
+        "a job pulled forward wakes them"
+    );
+}
