@@ -814,3 +814,46 @@ async fn an_alert_of_a_pull_request_closed_before_the_window_ends_is_resolved() 
         "the alert message shows it resolved"
     );
 }
+
+#[tokio::test]
+async fn a_pending_request_expires_when_its_violations_are_gone() {
+    let world = World::start(CONFIG).await;
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    world.request_block_override().await;
+    let message = world
+        .request_message()
+        .expect("an approval request in Slack");
+
+    let clean = vec![file_entry(
+        "app/settings.py",
+        "added",
+        Some("@@ -0,0 +1 @@\n+import os"),
+    )];
+    assert_eq!(world.push("synchronize", 2, clean).await, "success");
+    assert_eq!(
+        world
+            .scalar("SELECT count(*) FROM override_requests WHERE status = 'expired'")
+            .await,
+        1
+    );
+    let updated = world
+        .slack
+        .message(SLACK_CHANNEL, &message.ts)
+        .expect("message kept");
+    assert!(
+        !content(&updated).contains(ACTION_APPROVE_OVERRIDE),
+        "no buttons on an expired request: {}",
+        content(&updated)
+    );
+    assert!(
+        world
+            .audit_actions()
+            .await
+            .contains(&"override.expired".to_owned())
+    );
+    let sticky = world.sticky_comment();
+    assert!(
+        !sticky.contains("Pending"),
+        "no pending request left in the comment: {sticky}"
+    );
+}

@@ -7,7 +7,7 @@
 //! retried job finds that result and only finishes the feedback (reaction and reply), so a
 //! command is decided once and answered once.
 
-use super::requests::{approved_overrides, progress_of, settings_of, status_of};
+use super::requests::{approved_overrides, audit_request, progress_of, settings_of, status_of};
 use super::slack::enqueue_slack_send;
 use super::{JobError, enqueue_evaluation};
 use crate::commands::{Command, CommandError, parse_commands};
@@ -777,27 +777,6 @@ async fn target_of(
             number: u64::try_from(request.pr_number).ok()?,
         })
     }))
-}
-
-async fn audit_request(
-    tx: &mut PgConnection,
-    request: &OverrideRequestRow,
-    actor: &str,
-    action: &str,
-    before: Option<&OverrideRequestRow>,
-) -> Result<(), sqlx::Error> {
-    store::audit(
-        tx,
-        &AuditEntry {
-            installation_id: request.installation_id,
-            actor,
-            action,
-            target: &request.audit_target(),
-            before: before.map(OverrideRequestRow::audit_state),
-            after: Some(request.audit_state()),
-        },
-    )
-    .await
 }
 
 /// Records the Slack message of an override request (posted, or edited once it exists).

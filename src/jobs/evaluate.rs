@@ -7,7 +7,7 @@
 
 use super::JobError;
 use super::alerts::{AlertPolicy, reconcile_alerts};
-use super::requests::{approved_overrides, pending_overrides};
+use super::requests::{approved_overrides, expire_stale_requests, pending_overrides};
 use crate::config::{AppSettings, RepoConfig, RepoConfigFile};
 use crate::diff::from_github_files;
 use crate::domain::Violation;
@@ -173,6 +173,7 @@ impl Evaluator {
                 config,
                 config_digest,
             } => {
+                expire_stale_requests(&self.pool, target, &findings.violations).await?;
                 let requests = store::override_requests_of_pr(&self.pool, target).await?;
                 let overrides = approved_overrides(&requests);
                 let mut evaluation = Evaluation::new(

@@ -1,10 +1,13 @@
 //! Stored override requests read back as the domain and report see them.
 
 use crate::config::OverrideSettings;
+use crate::domain::Violation;
 use crate::domain::{ApprovedOverride, Fingerprint, Overrides};
+use crate::github::events::PrTarget;
 use crate::overrides::{RequestProgress, RequestStatus};
 use crate::report::PendingOverride;
-use crate::store::OverrideRequestRow;
+use crate::store::{self, AuditEntry, OverrideRequestRow, SlackSubject};
+use sqlx::{PgConnection, PgPool};
 use std::collections::BTreeSet;
 
 pub(super) fn status_of(row: &OverrideRequestRow) -> RequestStatus {
@@ -65,4 +68,73 @@ pub(super) fn pending_overrides(rows: &[OverrideRequestRow]) -> Vec<PendingOverr
             approvers: settings_of(r).approvers,
         })
         .collect()
+}
+
+/// Records a change of a request in the audit log (in the caller's transaction).
+pub(super) async fn audit_request(
+    tx: &mut PgConnection,
+    request: &OverrideRequestRow,
+    actor: &str,
+    action: &str,
+    before: Option<&OverrideRequestRow>,
+) -> Result<(), sqlx::Error> {
+    store::audit(
+        tx,
+        &AuditEntry {
+            installation_id: request.installation_id,
+            actor,
+            action,
+            target: &request.audit_target(),
+            before: before.map(OverrideRequestRow::audit_state),
+            after: Some(request.audit_state()),
+        },
+    )
+    .await
+}
+
+/// Expires the pending requests none of whose violations is found any more: there is nothing
+/// left to decide. Their Slack messages are edited to say so.
+pub(super) async fn expire_stale_requests(
+    pool: &PgPool,
+    target: &PrTarget,
+    violations: &[Violation],
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let number = i64::try_from(target.number).unwrap_or(i64::MAX);
+    store::lock_pull_request(&mut tx, target.repo.id, number).await?;
+    for request in store::override_requests_of(&mut tx, target.repo.id, number).await? {
+        let mut progress = progress_of(&request);
+        let still_found = request
+            .fingerprints
+            .iter()
+            .any(|f| violations.iter().any(|v| v.fingerprint.as_str() == f));
+        if still_found || progress.expire().is_err() {
+            continue;
+        }
+        store::set_override_status(
+            &mut tx,
+            request.id,
+            progress.status.as_str(),
+            "tollgate",
+            None,
+        )
+        .await?;
+        let after = store::override_request(&mut tx, request.id)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        audit_request(
+            &mut tx,
+            &after,
+            "tollgate",
+            "override.expired",
+            Some(&request),
+        )
+        .await?;
+        if let Some(message) =
+            store::slack_message_of(&mut tx, SlackSubject::OverrideRequest, request.id).await?
+        {
+            super::enqueue_slack_send(&mut tx, target.installation_id, message.id).await?;
+        }
+    }
+    tx.commit().await
 }
