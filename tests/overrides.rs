@@ -857,3 +857,23 @@ async fn a_pending_request_expires_when_its_violations_are_gone() {
         "no pending request left in the comment: {sticky}"
     );
 }
+
+#[tokio::test]
+async fn commands_are_refused_while_the_repository_config_is_invalid() {
+    let world = World::start("overrides:\n  approvers: [\"not a login\"]\n").await;
+    assert_eq!(
+        world.push("opened", 1, secret_files(SECRET_PATCH)).await,
+        "neutral"
+    );
+    let id = world.request_block_override().await;
+    assert!(world.reactions(id).contains(&"-1".to_owned()));
+    let reply = world.replies().pop().expect("a reply");
+    assert!(
+        reply.contains("invalid") && reply.contains("overrides.approvers"),
+        "{reply}"
+    );
+    assert_eq!(
+        world.scalar("SELECT count(*) FROM override_requests").await,
+        0
+    );
+}

@@ -68,7 +68,7 @@ enum DecisionOutcome {
     Refused(Denial),
     NotAllowed(TransitionError),
     Approved(RequestProgress),
-    Rejected,
+    Rejected { reason: String },
 }
 
 impl CommandHandler {
@@ -132,8 +132,9 @@ impl CommandHandler {
                     reply: Some(render_reply(&reply, self.engine.catalog())),
                     reply_comment_id: None,
                 };
-                self.record_result(command, comment_id, &result, false)
-                    .await?;
+                let mut tx = self.pool.begin().await?;
+                record_result(&mut tx, command, comment_id, &result).await?;
+                tx.commit().await?;
                 result
             }
             Ok(config) => {
@@ -156,32 +157,6 @@ impl CommandHandler {
             }
         };
         self.feedback(&client, command, &result).await
-    }
-
-    /// Records a result decided without a transaction of its own.
-    async fn record_result(
-        &self,
-        command: &CommentCommand,
-        comment_id: i64,
-        result: &CommandResult,
-        changed: bool,
-    ) -> Result<(), JobError> {
-        let mut tx = self.pool.begin().await?;
-        store::insert_command_result(
-            &mut tx,
-            CommandComment {
-                target: &command.target,
-                comment_id,
-                author: &command.author,
-            },
-            result,
-        )
-        .await?;
-        if changed {
-            enqueue_evaluation(&mut tx, &command.target).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Decides every command of the comment, in order, in one transaction.
@@ -214,16 +189,7 @@ impl CommandHandler {
             reply: (!replies.is_empty()).then(|| replies.join("\n\n")),
             reply_comment_id: None,
         };
-        store::insert_command_result(
-            &mut tx,
-            CommandComment {
-                target,
-                comment_id: context.comment_id,
-                author: &command.author,
-            },
-            &result,
-        )
-        .await?;
+        record_result(&mut tx, command, context.comment_id, &result).await?;
         if changed {
             enqueue_evaluation(&mut tx, target).await?;
         }
@@ -333,14 +299,11 @@ impl CommandHandler {
                 },
                 catalog,
             )),
-            DecisionOutcome::Rejected => accepted(render_reply(
+            DecisionOutcome::Rejected { reason } => accepted(render_reply(
                 &Reply::Rejected {
                     requested_by: &request.requested_by,
                     by: to,
-                    reason: match decision {
-                        Decision::Reject { reason } => reason,
-                        Decision::Approve { .. } => "",
-                    },
+                    reason,
                 },
                 catalog,
             )),
@@ -560,7 +523,9 @@ impl CommandHandler {
                     .await?;
                     let after = reload(tx, request.id).await?;
                     audit_request(tx, &after, login, "override.rejected", Some(request)).await?;
-                    DecisionOutcome::Rejected
+                    DecisionOutcome::Rejected {
+                        reason: (*reason).to_owned(),
+                    }
                 }
             },
         };
@@ -661,7 +626,7 @@ impl CommandHandler {
         let refusal = match &outcome {
             DecisionOutcome::Refused(denial) => Some(denial.to_string()),
             DecisionOutcome::NotAllowed(error) => Some(error.to_string()),
-            DecisionOutcome::Approved(_) | DecisionOutcome::Rejected => {
+            DecisionOutcome::Approved(_) | DecisionOutcome::Rejected { .. } => {
                 enqueue_evaluation(&mut tx, &target).await?;
                 None
             }
@@ -697,6 +662,25 @@ impl CommandHandler {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Records what was decided about a command comment, in the caller's transaction.
+async fn record_result(
+    tx: &mut PgConnection,
+    command: &CommentCommand,
+    comment_id: i64,
+    result: &CommandResult,
+) -> Result<(), sqlx::Error> {
+    store::insert_command_result(
+        tx,
+        CommandComment {
+            target: &command.target,
+            comment_id,
+            author: &command.author,
+        },
+        result,
+    )
+    .await
 }
 
 fn accepted(reply: String) -> Decided {
