@@ -13,7 +13,7 @@ provider_token := concat("|", [
 	`\b(AKIA|ASIA)[0-9A-Z]{16}\b`,
 	`\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b`,
 	`\bgithub_pat_[A-Za-z0-9_]{60,}`,
-	`\bxox[baprs]-[A-Za-z0-9-]{10,}`,
+	`\bxox[baprs]-[0-9]{6,}-[A-Za-z0-9-]{8,}`,
 	`https://hooks\.slack\.com/(services|workflows|triggers)/[A-Za-z0-9_/-]{20,}`,
 	`\b[rs]k_live_[0-9A-Za-z]{20,}`,
 	`\bAIza[0-9A-Za-z_-]{35}`,

@@ -15,8 +15,11 @@ const OWNER: &str = "acme";
 const REPO: &str = "widgets";
 const WAIT: Duration = Duration::from_secs(20);
 
-const SECRET_PATCH: &str =
-    "@@ -0,0 +1,3 @@\n+import os\n+AWS_KEY = \"AKIAZ7Q3XK2M4N5P6R7T\"\n+print(os.name)";
+const SECRET_PATCH: &str = concat!(
+    // Split so that this file holds no real-format token itself.
+    "@@ -0,0 +1,3 @@\n+import os\n+AWS_KEY = \"AKIA",
+    "Z7Q3XK2M4N5P6R7T\"\n+print(os.name)"
+);
 const CLEAN_PATCH: &str = "@@ -0,0 +1,2 @@\n+import os\n+print(os.name)";
 
 async fn fake_github() -> FakeGithub {

@@ -26,12 +26,24 @@ const APPROVER_SLACK: &str = "U0CAROL";
 const DEVELOPER: &str = "bob";
 
 /// An AWS key (R01, BLOCK) in an added line.
-const SECRET_PATCH: &str =
-    "@@ -0,0 +1,3 @@\n+import os\n+AWS_KEY = \"AKIAZ7Q3XK2M4N5P6R7T\"\n+print(os.name)";
+const SECRET_PATCH: &str = concat!(
+    // Split so that this file holds no real-format token itself.
+    "@@ -0,0 +1,3 @@\n+import os\n+AWS_KEY = \"AKIA",
+    "Z7Q3XK2M4N5P6R7T\"\n+print(os.name)"
+);
 /// The same key, moved down a line: the same violation (fingerprints ignore line numbers).
-const SECRET_MOVED_PATCH: &str = "@@ -0,0 +1,4 @@\n+import os\n+import sys\n+AWS_KEY = \"AKIAZ7Q3XK2M4N5P6R7T\"\n+print(os.name)";
+const SECRET_MOVED_PATCH: &str = concat!(
+    // Split so that this file holds no real-format token itself.
+    "@@ -0,0 +1,4 @@\n+import os\n+import sys\n+AWS_KEY = \"AKIA",
+    "Z7Q3XK2M4N5P6R7T\"\n+print(os.name)"
+);
 /// The same key plus a GitHub token: a new BLOCK violation.
-const TWO_SECRETS_PATCH: &str = "@@ -0,0 +1,4 @@\n+import os\n+AWS_KEY = \"AKIAZ7Q3XK2M4N5P6R7T\"\n+GH = \"ghp_Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2\"\n+print(os.name)";
+const TWO_SECRETS_PATCH: &str = concat!(
+    // Split so that this file holds no real-format token itself.
+    "@@ -0,0 +1,4 @@\n+import os\n+AWS_KEY = \"AKIA",
+    "Z7Q3XK2M4N5P6R7T\"\n+GH = \"ghp_",
+    "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2\"\n+print(os.name)"
+);
 /// A CI workflow change (R09, OVERRIDE tier).
 const WORKFLOW_PATCH: &str = "@@ -0,0 +1,2 @@\n+on: push\n+jobs: {}";
 

@@ -242,7 +242,25 @@ fn r01() -> Vec<Case> {
         "T024BE7LD/B01ABCDEF12/q8W3e5R7t9Y1u3I5o7P9a1S3",
     ]);
     let stripe = token(&["sk_live_", "51HxQ2vKp8mN3bR7tY6wZ9aC4dE"]);
+    let slack_bot = token(&["xoxb-", "17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"]);
     vec![
+        flags(
+            "R01",
+            "Slack bot token in an environment file",
+            vec![added(
+                "deploy/.env.production",
+                &format!("SLACK_BOT_TOKEN={slack_bot}"),
+            )],
+            vec![at("deploy/.env.production", 1)],
+        ),
+        silent(
+            "R01",
+            "Slack token placeholders in examples and tests",
+            vec![added(
+                "deploy/env.example",
+                "SLACK_BOT_TOKEN=xoxb-replace-with-the-bot-token\nTOKEN = \"xoxb-test-token\"",
+            )],
+        ),
         flags(
             "R01",
             "AWS access key id in Python settings",
