@@ -67,6 +67,11 @@ struct World {
 
 impl World {
     async fn start(config: &str) -> Self {
+        Self::start_with_escalation_channel(config, true).await
+    }
+
+    /// With `escalation_channel` false, `SLACK_ESCALATION_CHANNEL` is not set.
+    async fn start_with_escalation_channel(config: &str, escalation_channel: bool) -> Self {
         let github = FakeGithub::start(test_app::APP_ID, TEST_APP_KEY).await;
         github.add_installation(INSTALLATION_ID as u64);
         github.add_repo(INSTALLATION_ID as u64, OWNER, REPO);
@@ -76,7 +81,13 @@ impl World {
         github.set_permission(OWNER, REPO, DEVELOPER, "write", "write");
         github.set_permission(OWNER, REPO, "tina", "read", "triage");
         let slack = FakeSlack::start(SLACK_TOKEN, &[SLACK_CHANNEL, SLACK_ESCALATION_CHANNEL]).await;
-        let app = TestApp::start_with_slack(&github.url(), &slack.api_url()).await;
+        let mut vars = test_app::slack_vars(&slack.api_url());
+        if !escalation_channel {
+            vars.retain(|(name, _)| *name != "SLACK_ESCALATION_CHANNEL");
+        }
+        let database = test_app::fresh_database().await;
+        let app =
+            TestApp::start_configured(database, &github.url(), test_app::options(), &vars).await;
         Self { github, slack, app }
     }
 
@@ -888,4 +899,24 @@ async fn commands_are_refused_while_the_repository_config_is_invalid() {
         world.scalar("SELECT count(*) FROM override_requests").await,
         0
     );
+}
+
+#[tokio::test]
+async fn without_an_escalation_channel_the_alert_thread_mentions_the_channel() {
+    let world = World::start_with_escalation_channel(CONFIG, false).await;
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    let alert = world.messages_with(ACTION_ACKNOWLEDGE_ALERT).remove(0);
+    world.advance_clock(16).await;
+    let escalations: Vec<_> = world
+        .messages_in(SLACK_CHANNEL)
+        .into_iter()
+        .filter(|m| m.thread_ts.as_deref() == Some(alert.ts.as_str()))
+        .collect();
+    assert_eq!(escalations.len(), 1, "one escalation in the alert's thread");
+    assert!(
+        content(&escalations[0]).contains("<!channel>"),
+        "{}",
+        content(&escalations[0])
+    );
+    world.slack.assert_clean();
 }

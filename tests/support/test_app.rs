@@ -114,12 +114,6 @@ impl TestApp {
         Self::start_configured(database_url, github_url, options, &[]).await
     }
 
-    /// The app with Slack on, against a fake Slack at `slack_api_url`.
-    pub async fn start_with_slack(github_url: &str, slack_api_url: &str) -> Self {
-        let vars = slack_vars(slack_api_url);
-        Self::start_configured(fresh_database().await, github_url, options(), &vars).await
-    }
-
     pub async fn start_configured(
         database_url: String,
         github_url: &str,
