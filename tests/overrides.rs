@@ -920,3 +920,41 @@ async fn without_an_escalation_channel_the_alert_thread_mentions_the_channel() {
     );
     world.slack.assert_clean();
 }
+
+#[tokio::test]
+async fn the_requester_cancels_an_override() {
+    let world = World::start(CONFIG).await;
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    world.request_block_override().await;
+    let message = world
+        .request_message()
+        .expect("an approval request in Slack");
+
+    let id = world.comment(DEVELOPER, "/override cancel").await;
+    assert!(world.reactions(id).contains(&"+1".to_owned()));
+    assert_eq!(
+        world
+            .scalar("SELECT count(*) FROM override_requests WHERE status = 'cancelled'")
+            .await,
+        1
+    );
+    let updated = world
+        .slack
+        .message(SLACK_CHANNEL, &message.ts)
+        .expect("message kept");
+    assert!(!content(&updated).contains(ACTION_APPROVE_OVERRIDE));
+    assert!(content(&updated).contains("@bob"), "{}", content(&updated));
+
+    // Nothing left to cancel, and nothing left to approve.
+    let again = world.comment(DEVELOPER, "/override cancel").await;
+    assert!(world.reactions(again).contains(&"-1".to_owned()));
+    let approve = world.comment(APPROVER, "/approve").await;
+    assert!(world.reactions(approve).contains(&"-1".to_owned()));
+    assert_eq!(world.conclusion(&sha(1)).as_deref(), Some("failure"));
+    assert!(
+        world
+            .audit_actions()
+            .await
+            .contains(&"override.cancelled".to_owned())
+    );
+}
