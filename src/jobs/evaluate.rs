@@ -173,8 +173,8 @@ impl Evaluator {
                 config,
                 config_digest,
             } => {
-                expire_stale_requests(&self.pool, target, &findings.violations).await?;
-                let requests = store::override_requests_of_pr(&self.pool, target).await?;
+                let requests =
+                    expire_stale_requests(&self.pool, target, &findings.violations).await?;
                 let overrides = approved_overrides(&requests);
                 let mut evaluation = Evaluation::new(
                     self.engine.catalog(),

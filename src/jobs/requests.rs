@@ -93,12 +93,13 @@ pub(super) async fn audit_request(
 }
 
 /// Expires the pending requests none of whose violations is found any more: there is nothing
-/// left to decide. Their Slack messages are edited to say so.
+/// left to decide. Their Slack messages are edited to say so. Returns the pull request's
+/// requests as they stand afterwards.
 pub(super) async fn expire_stale_requests(
     pool: &PgPool,
     target: &PrTarget,
     violations: &[Violation],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<OverrideRequestRow>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let number = i64::try_from(target.number).unwrap_or(i64::MAX);
     store::lock_pull_request(&mut tx, target.repo.id, number).await?;
@@ -136,5 +137,7 @@ pub(super) async fn expire_stale_requests(
             super::enqueue_slack_send(&mut tx, target.installation_id, message.id).await?;
         }
     }
-    tx.commit().await
+    let requests = store::override_requests_of(&mut tx, target.repo.id, number).await?;
+    tx.commit().await?;
+    Ok(requests)
 }

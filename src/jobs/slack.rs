@@ -86,6 +86,7 @@ impl SlackSender {
             )));
         };
         if message.subject == SlackSubject::Ephemeral {
+            drop(conn);
             return self.send_ephemeral(&message).await;
         }
         let Some(rendered) = self.render(&mut conn, &message).await? else {

@@ -16,8 +16,7 @@ pub use audit::{AuditEntry, audit};
 pub use overrides::{
     CommandComment, CommandResult, NewOverrideRequest, OverrideRequestRow, add_approval,
     command_result, insert_command_result, insert_override_request, lock_pull_request,
-    override_request, override_requests_of, override_requests_of_pr, set_override_status,
-    set_reply_comment_id,
+    override_request, override_requests_of, set_override_status, set_reply_comment_id,
 };
 pub use slack::{
     NewSlackMessage, SlackMessageRow, SlackSubject, assign_thread, fail_slack_message,

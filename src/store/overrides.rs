@@ -189,20 +189,6 @@ pub async fn override_requests_of(
     Ok(rows.iter().map(request_from_row).collect())
 }
 
-/// Same as [`override_requests_of`], from the pool.
-pub async fn override_requests_of_pr(
-    pool: &PgPool,
-    target: &PrTarget,
-) -> Result<Vec<OverrideRequestRow>, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    override_requests_of(
-        &mut conn,
-        target.repo.id,
-        i64::try_from(target.number).unwrap_or(0),
-    )
-    .await
-}
-
 /// Records a decision (approved, rejected, cancelled, expired) on a request.
 pub async fn set_override_status(
     tx: &mut PgConnection,
