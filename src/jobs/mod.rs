@@ -15,6 +15,7 @@ pub use slack::{SlackSender, enqueue_slack_send};
 
 use crate::github::GithubApp;
 use crate::github::events::{CommentCommand, PrTarget};
+use crate::web::slack::SlackDecision;
 use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
@@ -63,6 +64,31 @@ pub async fn enqueue_command(
         payload: serde_json::to_value(command).unwrap_or_default(),
         installation_id: Some(command.target.installation_id),
         dedup_key: format!("command:{}:{}", command.target.repo.id, command.comment_id),
+        max_attempts: MAX_ATTEMPTS,
+    };
+    enqueue(conn, &job).await
+}
+
+/// Queues an Approve or Reject click from Slack. Repeated clicks of one person on one button
+/// coalesce while the first waits.
+pub async fn enqueue_slack_decision(
+    conn: &mut PgConnection,
+    installation_id: i64,
+    decision: &SlackDecision,
+) -> Result<Enqueued, sqlx::Error> {
+    let verb = if decision.approve {
+        "approve"
+    } else {
+        "reject"
+    };
+    let job = NewJob {
+        kind: SLACK_DECISION,
+        payload: serde_json::to_value(decision).unwrap_or_default(),
+        installation_id: Some(installation_id),
+        dedup_key: format!(
+            "slack-decision:{}:{}:{verb}",
+            decision.request_id, decision.slack_user_id
+        ),
         max_attempts: MAX_ATTEMPTS,
     };
     enqueue(conn, &job).await

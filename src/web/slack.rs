@@ -3,7 +3,7 @@
 //! a click asks for runs from the job queue.
 
 use crate::config::Secret;
-use crate::jobs::{self, NewJob, SLACK_DECISION, enqueue_slack_send};
+use crate::jobs::{self, enqueue_slack_send};
 use crate::notify::slack::{
     ACTION_ACKNOWLEDGE_ALERT, ACTION_APPROVE_OVERRIDE, ACTION_REJECT_OVERRIDE, BlockAction,
     Interaction, parse_interaction, verify_slack_signature,
@@ -111,18 +111,7 @@ async fn handle(pool: &PgPool, action: &BlockAction) -> Result<(), sqlx::Error> 
         channel_id: action.channel_id.clone(),
         message_ts: action.message_ts.clone(),
     };
-    let job = NewJob {
-        kind: SLACK_DECISION,
-        payload: serde_json::to_value(&decision).unwrap_or_default(),
-        installation_id: Some(request.installation_id),
-        dedup_key: format!(
-            "slack-decision:{subject_id}:{}:{}",
-            action.user_id,
-            if approve { "approve" } else { "reject" }
-        ),
-        max_attempts: 8,
-    };
-    jobs::enqueue(&mut conn, &job).await?;
+    jobs::enqueue_slack_decision(&mut conn, request.installation_id, &decision).await?;
     Ok(())
 }
 
