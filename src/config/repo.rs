@@ -5,8 +5,16 @@ use super::overrides::{OverrideSettings, OverridesFile};
 use crate::domain::{RuleId, Threshold, Tier};
 use crate::policy::Catalog;
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::fmt;
+
+/// A config holds a few dozen values, but YAML aliases let a few kilobytes expand to billions
+/// (each use of an alias repeats what it names), so a document is refused past this many values
+/// after expansion, before any of it is built.
+const MAX_EXPANDED_VALUES: usize = 10_000;
 
 /// The file as written by the repository's maintainers.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -118,7 +126,112 @@ impl RepoConfigFile {
         if yaml.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_yaml_ng::from_str(yaml).map_err(|e| RepoConfigError::Syntax(e.to_string()))
+        let syntax = |e: serde_yaml_ng::Error| RepoConfigError::Syntax(e.to_string());
+        let budget = Cell::new(MAX_EXPANDED_VALUES);
+        ValueBudget(&budget)
+            .deserialize(serde_yaml_ng::Deserializer::from_str(yaml))
+            .map_err(syntax)?;
+        serde_yaml_ng::from_str(yaml).map_err(syntax)
+    }
+}
+
+/// Walks a document without building it and fails once it holds more values than the budget
+/// left, counting every value an alias repeats.
+#[derive(Clone, Copy)]
+struct ValueBudget<'a>(&'a Cell<usize>);
+
+impl ValueBudget<'_> {
+    fn spend<E: de::Error>(self) -> Result<(), E> {
+        let left = self.0.get().checked_sub(1).ok_or_else(|| {
+            E::custom(format_args!(
+                "the document holds more than {MAX_EXPANDED_VALUES} values once its aliases \
+                 are expanded"
+            ))
+        })?;
+        self.0.set(left);
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ValueBudget<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueBudget<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.spend()
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.spend()
+    }
+
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<(), E> {
+        self.spend()
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.spend()
+    }
+
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<(), E> {
+        self.spend()
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.spend()
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.spend()
+    }
+
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<(), E> {
+        self.spend()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.spend()
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.spend()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        self.spend()?;
+        self.deserialize(deserializer)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.spend()?;
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.spend()?;
+        while map.next_key_seed(self)?.is_some() {
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+
+    /// A value under a custom tag (`!name value`).
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        self.spend()?;
+        let ((), variant) = data.variant_seed(self)?;
+        de::VariantAccess::newtype_variant_seed(variant, self)
     }
 }
 
@@ -305,6 +418,49 @@ mod tests {
         assert_eq!(r19.params["max_files"], 50);
         assert!(config.is_ignored("docs/guide/intro.md"));
         assert!(!config.is_ignored("src/docs.rs"));
+    }
+
+    #[test]
+    fn aliases_may_repeat_settings() {
+        let file = RepoConfigFile::parse(
+            "rules:\n  R12: &off { enabled: false }\n  R19: *off\nignore_paths: &docs ['docs/**']\n",
+        )
+        .unwrap();
+        let off = RuleSettings {
+            enabled: Some(false),
+            ..RuleSettings::default()
+        };
+        assert_eq!(file.rules[&"R12".parse().unwrap()], off);
+        assert_eq!(file.rules[&"R19".parse().unwrap()], off);
+        assert_eq!(file.ignore_paths, ["docs/**"]);
+    }
+
+    /// Written for the `repo_config` fuzz target, which stopped it past 2 GB after 43 s.
+    #[test]
+    fn aliases_expanding_past_the_limit_are_refused() {
+        let scalars = vec!["a"; 1000].join(",");
+        let first = vec!["*a"; 300].join(",");
+        let second = vec!["*b"; 300].join(",");
+        let yaml = format!(
+            "rules:\n  R19:\n    params:\n      x: &a [{scalars}]\n      y: &b [{first}]\n      z: [{second}]\n"
+        );
+        assert!(yaml.len() < 4096);
+        let Err(RepoConfigError::Syntax(message)) = RepoConfigFile::parse(&yaml) else {
+            panic!("the document was accepted");
+        };
+        assert!(
+            message.contains("more than 10000 values"),
+            "unexpected message {message:?}"
+        );
+    }
+
+    /// The walk that counts values must not refuse what the parser accepts.
+    #[test]
+    fn custom_tags_are_left_to_the_parser() {
+        assert_eq!(
+            RepoConfigFile::parse("threshold: !big 80").unwrap(),
+            RepoConfigFile::parse("threshold: 80").unwrap()
+        );
     }
 
     #[test]

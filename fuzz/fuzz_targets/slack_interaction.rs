@@ -1,0 +1,20 @@
+//! Feeds arbitrary bytes to the Slack interaction parser, both as the whole form body and as the
+//! value of its `payload` field (so that the fuzzer reaches the JSON without first finding the
+//! form encoding).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tollgate::notify::slack::{Interaction, parse_interaction};
+
+fuzz_target!(|data: &[u8]| {
+    check(data);
+    let mut body = b"payload=".to_vec();
+    body.extend(form_urlencoded::byte_serialize(data).flat_map(str::bytes));
+    check(&body);
+});
+
+fn check(body: &[u8]) {
+    if let Ok(Interaction::BlockAction(action)) = parse_interaction(body) {
+        let _ = action.tollgate_action();
+    }
+}
