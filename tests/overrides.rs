@@ -246,6 +246,25 @@ impl World {
         self.settle().await;
     }
 
+    /// How many override requests are in `status`.
+    async fn requests_in(&self, status: &str) -> i64 {
+        let mut db = self.app.db().await;
+        sqlx::query_scalar("SELECT count(*) FROM override_requests WHERE status = $1")
+            .bind(status)
+            .fetch_one(&mut db)
+            .await
+            .expect("count query runs")
+    }
+
+    /// Opens pull request 1 with the AWS key and has the developer ask for an override, which
+    /// waits for approval; returns the Slack message asking for it.
+    async fn pending_block_override(&self) -> MessageRecord {
+        self.push("opened", 1, secret_files(SECRET_PATCH)).await;
+        self.request_block_override().await;
+        self.request_message()
+            .expect("an approval request in Slack")
+    }
+
     /// The developer asks for an override of the AWS key (R01, BLOCK).
     async fn request_block_override(&self) -> u64 {
         self.comment(
@@ -341,12 +360,7 @@ async fn a_writer_overrides_override_tier_violations_at_once() {
     assert!(sticky.contains("@bob"), "{sticky}");
     let summary = world.check_run_summary(&head);
     assert!(summary.contains("@bob"), "{summary}");
-    assert_eq!(
-        world
-            .scalar("SELECT count(*) FROM override_requests WHERE status = 'approved'")
-            .await,
-        1
-    );
+    assert_eq!(world.requests_in("approved").await, 1);
     assert!(
         world
             .audit_actions()
@@ -490,12 +504,7 @@ async fn the_pr_author_cannot_approve_their_own_override() {
         "{replies:?}"
     );
     assert_eq!(world.conclusion(&head).as_deref(), Some("failure"));
-    assert_eq!(
-        world
-            .scalar("SELECT count(*) FROM override_requests WHERE status = 'pending'")
-            .await,
-        1
-    );
+    assert_eq!(world.requests_in("pending").await, 1);
 
     // The author's Slack click is refused too.
     let message = world
@@ -549,23 +558,14 @@ async fn slack_clicks_with_a_bad_or_stale_signature_are_refused() {
 async fn a_rejected_override_keeps_the_check_failing() {
     let world = World::start(CONFIG).await;
     let head = sha(1);
-    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
-    world.request_block_override().await;
-    let message = world
-        .request_message()
-        .expect("an approval request in Slack");
+    let message = world.pending_block_override().await;
 
     let id = world
         .comment(APPROVER, "/reject rotate the key and use a vault reference")
         .await;
     assert!(world.reactions(id).contains(&"+1".to_owned()));
     assert_eq!(world.conclusion(&head).as_deref(), Some("failure"));
-    assert_eq!(
-        world
-            .scalar("SELECT count(*) FROM override_requests WHERE status = 'rejected'")
-            .await,
-        1
-    );
+    assert_eq!(world.requests_in("rejected").await, 1);
     let updated = world
         .slack
         .message(SLACK_CHANNEL, &message.ts)
@@ -592,12 +592,7 @@ async fn a_rejected_override_keeps_the_check_failing() {
             &message.ts,
         )
         .await;
-    assert_eq!(
-        world
-            .scalar("SELECT count(*) FROM override_requests WHERE status = 'rejected'")
-            .await,
-        1
-    );
+    assert_eq!(world.requests_in("rejected").await, 1);
 }
 
 #[tokio::test]
@@ -841,11 +836,7 @@ async fn an_alert_of_a_pull_request_closed_before_the_window_ends_is_resolved() 
 #[tokio::test]
 async fn a_pending_request_expires_when_its_violations_are_gone() {
     let world = World::start(CONFIG).await;
-    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
-    world.request_block_override().await;
-    let message = world
-        .request_message()
-        .expect("an approval request in Slack");
+    let message = world.pending_block_override().await;
 
     let clean = vec![file_entry(
         "app/settings.py",
@@ -853,12 +844,7 @@ async fn a_pending_request_expires_when_its_violations_are_gone() {
         Some("@@ -0,0 +1 @@\n+import os"),
     )];
     assert_eq!(world.push("synchronize", 2, clean).await, "success");
-    assert_eq!(
-        world
-            .scalar("SELECT count(*) FROM override_requests WHERE status = 'expired'")
-            .await,
-        1
-    );
+    assert_eq!(world.requests_in("expired").await, 1);
     let updated = world
         .slack
         .message(SLACK_CHANNEL, &message.ts)
@@ -924,20 +910,11 @@ async fn without_an_escalation_channel_the_alert_thread_mentions_the_channel() {
 #[tokio::test]
 async fn the_requester_cancels_an_override() {
     let world = World::start(CONFIG).await;
-    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
-    world.request_block_override().await;
-    let message = world
-        .request_message()
-        .expect("an approval request in Slack");
+    let message = world.pending_block_override().await;
 
     let id = world.comment(DEVELOPER, "/override cancel").await;
     assert!(world.reactions(id).contains(&"+1".to_owned()));
-    assert_eq!(
-        world
-            .scalar("SELECT count(*) FROM override_requests WHERE status = 'cancelled'")
-            .await,
-        1
-    );
+    assert_eq!(world.requests_in("cancelled").await, 1);
     let updated = world
         .slack
         .message(SLACK_CHANNEL, &message.ts)
