@@ -10,9 +10,9 @@ use support::fake_slack::{FakeSlack, block_action_body, signature_headers};
 use tollgate::config::Secret;
 use tollgate::notify::slack::{
     ACTION_ACKNOWLEDGE_ALERT, AlertState, AlertView, BlockAction, Interaction, OutgoingMessage,
-    OverrideRequestView, PrSummary, RequestState, SlackClient, SlackError, SlackMessage,
-    TollgateAction, ViolationLine, alert_message, escalation_message, override_request_message,
-    parse_interaction, thread_note, verify_slack_signature,
+    OverrideRequestView, PostedMessage, PrSummary, RequestState, SlackClient, SlackError,
+    SlackMessage, TollgateAction, ViolationLine, alert_message, escalation_message,
+    override_request_message, parse_interaction, thread_note, verify_slack_signature,
 };
 
 const TOKEN: &str = "xoxb-test-token";
@@ -143,17 +143,22 @@ async fn post_update_and_ephemeral_round_trip() {
     fake.assert_clean();
 }
 
-#[tokio::test]
-async fn replies_go_in_the_thread() {
-    let (fake, client) = setup().await;
-    let parent = client
+/// Posts an open alert to the channel, as the app's first message about a pull request.
+async fn post_open_alert(client: &SlackClient) -> PostedMessage {
+    client
         .post_message(&outgoing(
             CHANNEL,
             None,
             alert_message(&alert_view(AlertState::Open)),
         ))
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn replies_go_in_the_thread() {
+    let (fake, client) = setup().await;
+    let parent = post_open_alert(&client).await;
     let reply = client
         .post_message(&outgoing(
             CHANNEL,
@@ -390,14 +395,7 @@ async fn every_message_tollgate_builds_is_accepted() {
 #[tokio::test]
 async fn a_signed_click_body_verifies_and_parses() {
     let (fake, client) = setup().await;
-    let posted = client
-        .post_message(&outgoing(
-            CHANNEL,
-            None,
-            alert_message(&alert_view(AlertState::Open)),
-        ))
-        .await
-        .unwrap();
+    let posted = post_open_alert(&client).await;
     let body = block_action_body(
         "U0CAROL",
         ACTION_ACKNOWLEDGE_ALERT,
