@@ -5,8 +5,7 @@
 use crate::config::Secret;
 use crate::jobs::{self, enqueue_slack_send};
 use crate::notify::slack::{
-    ACTION_ACKNOWLEDGE_ALERT, ACTION_APPROVE_OVERRIDE, ACTION_REJECT_OVERRIDE, BlockAction,
-    Interaction, parse_interaction, verify_slack_signature,
+    BlockAction, Interaction, TollgateAction, parse_interaction, verify_slack_signature,
 };
 use crate::store::{self, AuditEntry, SlackSubject};
 use axum::Json;
@@ -83,16 +82,14 @@ fn refuse(status: StatusCode, error: &str) -> Response {
 }
 
 async fn handle(pool: &PgPool, action: &BlockAction) -> Result<(), sqlx::Error> {
-    let Ok(subject_id) = action.value.parse::<i64>() else {
-        tracing::warn!(value = %action.value, "Slack action without a known id");
-        return Ok(());
-    };
-    let approve = match action.action_id.as_str() {
-        ACTION_APPROVE_OVERRIDE => true,
-        ACTION_REJECT_OVERRIDE => false,
-        ACTION_ACKNOWLEDGE_ALERT => return acknowledge(pool, subject_id, action).await,
-        other => {
-            tracing::info!(action = other, "Slack action ignored");
+    let (subject_id, approve) = match action.tollgate_action() {
+        Ok(TollgateAction::ApproveOverride { request_id }) => (request_id, true),
+        Ok(TollgateAction::RejectOverride { request_id }) => (request_id, false),
+        Ok(TollgateAction::AcknowledgeAlert { alert_id }) => {
+            return acknowledge(pool, alert_id, action).await;
+        }
+        Err(error) => {
+            tracing::info!(%error, "Slack action ignored");
             return Ok(());
         }
     };
