@@ -27,9 +27,19 @@ use crate::store::{
     self, AuditEntry, CommandComment, CommandResult, NewOverrideRequest, NewSlackMessage,
     OverrideRequestRow, SlackSubject,
 };
-use crate::web::slack::SlackDecision;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
+
+/// An Approve or Reject click, as the `slack_decision` job reads it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SlackDecision {
+    pub request_id: i64,
+    pub approve: bool,
+    pub slack_user_id: String,
+    pub channel_id: String,
+    pub message_ts: String,
+}
 
 pub struct CommandHandler {
     pool: PgPool,

@@ -8,14 +8,13 @@ mod requests;
 mod slack;
 
 pub use alerts::{ALERT_DEDUP_WINDOW, AlertPolicy, reconcile_alerts};
-pub use commands::CommandHandler;
+pub use commands::{CommandHandler, SlackDecision};
 pub use evaluate::Evaluator;
 pub use queue::{ClaimedJob, Enqueued, JobQueue, NewJob, backoff, enqueue, enqueue_delayed};
 pub use slack::{SlackSender, enqueue_slack_send};
 
 use crate::github::GithubApp;
 use crate::github::events::{CommentCommand, PrTarget};
-use crate::web::slack::SlackDecision;
 use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! a click asks for runs from the job queue.
 
 use crate::config::Secret;
-use crate::jobs::{self, enqueue_slack_send};
+use crate::jobs::{self, SlackDecision, enqueue_slack_send};
 use crate::notify::slack::{
     BlockAction, Interaction, TollgateAction, parse_interaction, verify_slack_signature,
 };
@@ -13,7 +13,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -25,16 +24,6 @@ pub const MAX_INTERACTION_BYTES: usize = 1024 * 1024;
 pub struct SlackInteractionState {
     pub pool: PgPool,
     pub signing_secret: Secret,
-}
-
-/// An Approve or Reject click, as the `slack_decision` job reads it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SlackDecision {
-    pub request_id: i64,
-    pub approve: bool,
-    pub slack_user_id: String,
-    pub channel_id: String,
-    pub message_ts: String,
 }
 
 pub async fn interactions(
