@@ -19,20 +19,23 @@ fn main() {
     rego.sort();
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let mut file = fs::File::create(out.join("default_pack.rs")).expect("OUT_DIR is writable");
-    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    // The generated file names the checkout through `env!` rather than a literal path: cargo may
+    // reuse this script's output for a checkout elsewhere that shares the target directory (CI
+    // clones into a fresh directory with a cached target), and a literal path would point into
+    // the old checkout.
     writeln!(file, "pub(crate) const DEFAULT_REGO: &[(&str, &str)] = &[").unwrap();
     for path in &rego {
         let name = path.display();
         writeln!(
             file,
-            "    ({name:?}, include_str!(concat!({root:?}, \"/\", {name:?}))),"
+            "    ({name:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/\", {name:?}))),"
         )
         .unwrap();
     }
     writeln!(file, "];").unwrap();
     writeln!(
         file,
-        "pub(crate) const DEFAULT_RULES_YAML: &str = include_str!(concat!({root:?}, \"/policies/rules.yaml\"));"
+        "pub(crate) const DEFAULT_RULES_YAML: &str = include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/policies/rules.yaml\"));"
     )
     .unwrap();
 }
