@@ -184,7 +184,7 @@ struct Account {
 impl Account {
     /// Apps comment as `Bot` accounts named `<slug>[bot]`; the app's own comments are among them.
     fn is_bot(&self) -> bool {
-        self.kind.as_deref() == Some("Bot") || self.login.ends_with("[bot]")
+        self.kind.as_deref() == Some("Bot") || is_bot_login(&self.login)
     }
 }
 
@@ -235,6 +235,11 @@ struct IssueCommentPayload {
     comment: Comment,
     repository: Repository,
     installation: Option<InstallationId>,
+}
+
+/// Whether a login is a GitHub App's bot account (`<slug>[bot]`).
+pub fn is_bot_login(login: &str) -> bool {
+    login.ends_with("[bot]")
 }
 
 /// The `action` field, when the payload has one (recorded with the delivery).

@@ -14,7 +14,7 @@ use crate::commands::{Command, CommandError, parse_commands};
 use crate::config::TeamRef;
 use crate::config::{OverrideSettings, SlackSettings};
 use crate::domain::{RuleId, Violation};
-use crate::github::events::{CommentCommand, PrTarget, RepoRef};
+use crate::github::events::{CommentCommand, PrTarget, RepoRef, is_bot_login};
 use crate::github::{GithubApp, InstallationClient, Reaction, TeamMembership};
 use crate::overrides::{
     Access, ApproverIdentity, Denial, RepoPermission, RequestProgress, RequestStatus, Requester,
@@ -737,7 +737,7 @@ async fn identity(
     }
     ApproverIdentity {
         login: login.to_owned(),
-        is_bot: login.ends_with("[bot]"),
+        is_bot: is_bot_login(login),
         access,
         teams,
     }
