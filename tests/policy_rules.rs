@@ -44,20 +44,7 @@ fn change(status: FileStatus, path: &str) -> FileChange {
         FileStatus::Deleted => (Some(path.to_owned()), None),
         _ => (Some(path.to_owned()), Some(path.to_owned())),
     };
-    FileChange {
-        status,
-        old_path,
-        new_path,
-        old_mode: None,
-        new_mode: None,
-        binary: false,
-        patch_available: true,
-        additions: 0,
-        deletions: 0,
-        added: Vec::new(),
-        removed: Vec::new(),
-        new_missing_final_newline: false,
-    }
+    FileChange::new(status, old_path, new_path)
 }
 
 /// A new file whose lines are all added, numbered from 1.

@@ -63,7 +63,7 @@ pub struct FileChange {
 
 impl FileChange {
     /// A change with no lines yet, its patch available and its modes unknown.
-    fn new(status: FileStatus, old_path: Option<String>, new_path: Option<String>) -> Self {
+    pub fn new(status: FileStatus, old_path: Option<String>, new_path: Option<String>) -> Self {
         Self {
             status,
             old_path,
