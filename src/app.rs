@@ -1,11 +1,13 @@
 //! `tollgate serve`: the HTTP server and the background workers, together or apart.
 
 use crate::config::AppSettings;
-use crate::github::Pacing;
 use crate::github::client::GithubApp;
 use crate::github::events::RoutingPolicy;
+use crate::github::{Pacing, WriteBudget};
 use crate::intake::{self, IntakeState, MAX_BODY_BYTES};
-use crate::jobs::{self, AlertPolicy, CommandHandler, Evaluator, Handlers, JobQueue, SlackSender};
+use crate::jobs::{
+    self, AlertPolicy, CommandHandler, Evaluator, Handlers, JobQueue, RedeliveryPolicy, SlackSender,
+};
 use crate::policy::{PolicyEngine, PolicyError, PolicyPack};
 use crate::store;
 use crate::web::slack::{MAX_INTERACTION_BYTES, SlackInteractionState};
@@ -38,7 +40,11 @@ pub struct RuntimeOptions {
     pub workers: usize,
     /// How long a claimed job is held before another worker may take it over.
     pub job_lease: Duration,
-    pub pacing: Pacing,
+    /// GitHub's write limits per installation, kept in the database for every process; `None`
+    /// lifts them (benches and tests that measure the app, not GitHub's limits).
+    pub pacing: Option<Pacing>,
+    /// Asking GitHub to redeliver failed deliveries; `None` turns it off.
+    pub redelivery: Option<RedeliveryPolicy>,
 }
 
 impl Default for RuntimeOptions {
@@ -48,7 +54,8 @@ impl Default for RuntimeOptions {
             migrate: true,
             workers: 4,
             job_lease: Duration::from_secs(120),
-            pacing: Pacing::default(),
+            pacing: Some(Pacing::default()),
+            redelivery: Some(RedeliveryPolicy::default()),
         }
     }
 }
@@ -120,6 +127,10 @@ impl Application {
 
         if options.role != Role::Web {
             let handlers = Arc::new(handlers(&pool, settings, &options, engine)?);
+            if options.redelivery.is_some() {
+                // Merges with the run already waiting, so replicas share one schedule.
+                jobs::schedule_redelivery(&pool, Duration::ZERO).await?;
+            }
             let worker_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
             let queue = JobQueue::new(pool.clone(), worker_id, options.job_lease);
             tasks.spawn(jobs::run_workers(
@@ -172,11 +183,16 @@ fn handlers(
     options: &RuntimeOptions,
     engine: Arc<PolicyEngine>,
 ) -> Result<Handlers, StartError> {
+    let budget = options
+        .pacing
+        .map(|pacing| WriteBudget::new(pool.clone(), pacing))
+        .transpose()
+        .map_err(|e| StartError::Github(e.to_string()))?;
     let github = GithubApp::new(
         &settings.github_api_url,
         settings.app_id,
         settings.private_key.expose(),
-        options.pacing,
+        budget,
     )
     .map_err(|e| StartError::Github(e.to_string()))?;
     let alerts = settings.slack.clone().map(|slack| AlertPolicy {
@@ -209,6 +225,7 @@ fn handlers(
         commands: CommandHandler::new(pool.clone(), github, engine, settings.slack.clone()),
         slack,
         alerts,
+        redelivery: options.redelivery,
     })
 }
 

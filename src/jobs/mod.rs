@@ -4,6 +4,7 @@ mod alerts;
 mod commands;
 mod evaluate;
 mod queue;
+mod redeliver;
 mod requests;
 mod slack;
 
@@ -11,6 +12,10 @@ pub use alerts::{ALERT_DEDUP_WINDOW, AlertPolicy, reconcile_alerts};
 pub use commands::{CommandHandler, SlackDecision};
 pub use evaluate::Evaluator;
 pub use queue::{ClaimedJob, Enqueued, JobQueue, NewJob, backoff, enqueue, enqueue_delayed};
+pub use redeliver::{
+    REDELIVER_WEBHOOKS, RedeliveryPolicy, RedeliveryReport, failed_deliveries, redeliver_failed,
+    schedule_redelivery,
+};
 pub use slack::{SlackSender, enqueue_slack_send};
 
 use crate::github::GithubApp;
@@ -116,6 +121,8 @@ pub struct Handlers {
     /// `None` when Slack is off.
     pub slack: Option<SlackSender>,
     pub alerts: Option<AlertPolicy>,
+    /// `None` when automatic redelivery is off.
+    pub redelivery: Option<RedeliveryPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -159,6 +166,11 @@ impl Handlers {
                 };
                 alerts::escalate_alert(&self.pool, policy, &self.github, alert_id, &target).await
             }
+            REDELIVER_WEBHOOKS => match &self.redelivery {
+                Some(policy) => redeliver::run_periodic(&self.pool, &self.github, policy).await,
+                // Left over from a deployment that had it on: the chain ends here.
+                None => Ok(()),
+            },
             other => Err(JobError::Permanent(format!("unknown job kind {other}"))),
         }
     }

@@ -4,7 +4,9 @@ mod alerts;
 mod audit;
 mod deliveries;
 mod evaluations;
+mod github_budget;
 mod overrides;
+mod redeliveries;
 mod slack;
 mod tenants;
 
@@ -29,6 +31,11 @@ pub use evaluations::{
     complete_evaluation, fail_evaluation, latest_violations, previous_evaluation,
     pull_request_record, recent_scores, set_check_run_id, set_comment_id, start_evaluation,
     supersede_evaluation,
+};
+pub use github_budget::{WriteSlot, cache_repo_config, cached_repo_config, take_write_slot};
+pub use redeliveries::{
+    RedeliveryClaim, claim_redelivery, release_redelivery, set_redelivery_outcome,
+    unknown_delivery_guids,
 };
 pub use tenants::{apply_installation_change, ensure_repository, sync_rule_definitions};
 

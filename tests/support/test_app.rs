@@ -94,7 +94,8 @@ pub fn options() -> RuntimeOptions {
         migrate: true,
         workers: 4,
         job_lease: Duration::from_secs(3),
-        pacing: Pacing::default(),
+        pacing: Some(Pacing::default()),
+        redelivery: None,
     }
 }
 
