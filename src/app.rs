@@ -255,6 +255,7 @@ fn router(pool: &PgPool, settings: &AppSettings, role: Role) -> Router {
         routing: RoutingPolicy {
             evaluate_drafts: settings.evaluate_drafts,
         },
+        writer: intake::IntakeWriter::start(pool.clone()),
     });
     let webhooks = Router::new()
         .route("/api/github/webhooks", post(intake::receive))

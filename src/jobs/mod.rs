@@ -11,6 +11,7 @@ mod slack;
 pub use alerts::{ALERT_DEDUP_WINDOW, AlertPolicy, reconcile_alerts};
 pub use commands::{CommandHandler, SlackDecision};
 pub use evaluate::Evaluator;
+pub(crate) use queue::CHANNEL as JOBS_CHANNEL;
 pub use queue::{ClaimedJob, Enqueued, JobQueue, NewJob, backoff, enqueue, enqueue_delayed};
 pub use redeliver::{
     REDELIVER_WEBHOOKS, RedeliveryPolicy, RedeliveryReport, failed_deliveries, redeliver_failed,
@@ -40,37 +41,38 @@ pub const SLACK_DECISION: &str = "slack_decision";
 /// Attempts before a job is given up (about 4 minutes of backoff in all).
 const MAX_ATTEMPTS: i32 = 8;
 
-/// Queues an evaluation of a pull request. The key is the pull request, not the SHA: the job
-/// reads the newest head when it runs, so a burst of pushes coalesces into one pending job.
-pub async fn enqueue_evaluation(
-    conn: &mut PgConnection,
-    target: &PrTarget,
-) -> Result<Enqueued, sqlx::Error> {
-    let job = NewJob {
+/// An evaluation of a pull request, ready to queue. The key is the pull request, not the SHA:
+/// the job reads the newest head when it runs, so a burst of pushes coalesces into one pending
+/// job.
+pub fn evaluation_job(target: &PrTarget) -> NewJob {
+    NewJob {
         kind: EVALUATE_PR,
         payload: serde_json::to_value(target).unwrap_or_default(),
         installation_id: Some(target.installation_id),
         dedup_key: format!("evaluate:{}:{}", target.repo.id, target.number),
         max_attempts: MAX_ATTEMPTS,
-    };
-    enqueue(conn, &job).await
+    }
 }
 
-/// Queues the commands of one pull-request comment. The key is the comment, so a redelivered
-/// webhook coalesces with its pending job; commands on one pull request are serialized by the
-/// handler, not by the key.
-pub async fn enqueue_command(
+/// Queues an evaluation of a pull request (see [`evaluation_job`]).
+pub async fn enqueue_evaluation(
     conn: &mut PgConnection,
-    command: &CommentCommand,
+    target: &PrTarget,
 ) -> Result<Enqueued, sqlx::Error> {
-    let job = NewJob {
+    enqueue(conn, &evaluation_job(target)).await
+}
+
+/// The commands of one pull-request comment, ready to queue. The key is the comment, so a
+/// redelivered webhook coalesces with its pending job; commands on one pull request are
+/// serialized by the handler, not by the key.
+pub fn command_job(command: &CommentCommand) -> NewJob {
+    NewJob {
         kind: HANDLE_COMMAND,
         payload: serde_json::to_value(command).unwrap_or_default(),
         installation_id: Some(command.target.installation_id),
         dedup_key: format!("command:{}:{}", command.target.repo.id, command.comment_id),
         max_attempts: MAX_ATTEMPTS,
-    };
-    enqueue(conn, &job).await
+    }
 }
 
 /// Queues an Approve or Reject click from Slack. Repeated clicks of one person on one button

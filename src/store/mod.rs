@@ -25,7 +25,9 @@ pub use slack::{
     record_slack_attempt, set_slack_ts, slack_message, slack_message_of, upsert_slack_message,
 };
 
-pub use deliveries::{DeliveryRecord, DeliveryStatus, record_delivery};
+pub use deliveries::{
+    DeliveryRecord, DeliveryStatus, DeliveryWithJobs, record_deliveries, record_delivery,
+};
 pub use evaluations::{
     CompletedEvaluation, EvaluationStart, PreviousEvaluation, PullRequestRecord, comment_id,
     complete_evaluation, fail_evaluation, latest_violations, previous_evaluation,
