@@ -2,13 +2,13 @@
 
 use crate::clock::Clock;
 use crate::config::AppSettings;
-use crate::github::Pacing;
 use crate::github::client::GithubApp;
 use crate::github::events::RoutingPolicy;
+use crate::github::{Pacing, WriteBudget};
 use crate::intake::{self, IntakeState, MAX_BODY_BYTES};
 use crate::jobs::{
     self, AlertPolicy, CommandHandler, EmailLinks, EmailSender, Evaluator, Handlers, JobQueue,
-    PagerDutySender, SlackSender,
+    PagerDutySender, RedeliveryPolicy, SlackSender,
 };
 use crate::notify::email::Mailer;
 use crate::notify::pagerduty::PagerDutyClient;
@@ -44,7 +44,11 @@ pub struct RuntimeOptions {
     pub workers: usize,
     /// How long a claimed job is held before another worker may take it over.
     pub job_lease: Duration,
-    pub pacing: Pacing,
+    /// GitHub's write limits per installation, kept in the database for every process; `None`
+    /// lifts them (benches and tests that measure the app, not GitHub's limits).
+    pub pacing: Option<Pacing>,
+    /// Asking GitHub to redeliver failed deliveries; `None` turns it off.
+    pub redelivery: Option<RedeliveryPolicy>,
     /// The time digests are scheduled by (tests set it).
     pub clock: Clock,
     /// How often a worker process looks for digests due.
@@ -58,7 +62,8 @@ impl Default for RuntimeOptions {
             migrate: true,
             workers: 4,
             job_lease: Duration::from_secs(120),
-            pacing: Pacing::default(),
+            pacing: Some(Pacing::default()),
+            redelivery: Some(RedeliveryPolicy::default()),
             clock: Clock::system(),
             digest_interval: Duration::from_secs(60),
         }
@@ -137,6 +142,10 @@ impl Application {
 
         if options.role != Role::Web {
             let handlers = Arc::new(handlers(&pool, settings, &options, engine)?);
+            if options.redelivery.is_some() {
+                // Merges with the run already waiting, so replicas share one schedule.
+                jobs::schedule_redelivery(&pool, Duration::ZERO).await?;
+            }
             let worker_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
             let queue = JobQueue::new(pool.clone(), worker_id, options.job_lease);
             // Digests are email only; without email the installation config is not read.
@@ -198,11 +207,16 @@ fn handlers(
     options: &RuntimeOptions,
     engine: Arc<PolicyEngine>,
 ) -> Result<Handlers, StartError> {
+    let budget = options
+        .pacing
+        .map(|pacing| WriteBudget::new(pool.clone(), pacing))
+        .transpose()
+        .map_err(|e| StartError::Github(e.to_string()))?;
     let github = GithubApp::new(
         &settings.github_api_url,
         settings.app_id,
         settings.private_key.expose(),
-        options.pacing,
+        budget,
     )
     .map_err(|e| StartError::Github(e.to_string()))?;
     let alerts =
@@ -269,6 +283,7 @@ fn handlers(
         email,
         pagerduty,
         alerts,
+        redelivery: options.redelivery,
     })
 }
 
@@ -329,6 +344,7 @@ fn router(pool: &PgPool, settings: &AppSettings, role: Role) -> Router {
         routing: RoutingPolicy {
             evaluate_drafts: settings.evaluate_drafts,
         },
+        writer: intake::IntakeWriter::start(pool.clone()),
     });
     let webhooks = Router::new()
         .route("/api/github/webhooks", post(intake::receive))

@@ -14,6 +14,7 @@ pub mod notify;
 pub mod overrides;
 pub mod policy;
 pub mod report;
+pub mod setup;
 pub mod signing;
 pub mod store;
 pub mod telemetry;

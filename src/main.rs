@@ -8,6 +8,7 @@ use tollgate::app::{Application, Role, RuntimeOptions};
 use tollgate::check::{self, CheckRequest, DiffSource, PackMode};
 use tollgate::config::{AppSettings, LogFormat};
 use tollgate::report::{self, Evaluation, ReportInput, Surface};
+use tollgate::setup::{self, SetupOptions, SetupServer};
 use tollgate::{store, telemetry};
 
 #[derive(Parser)]
@@ -29,6 +30,9 @@ enum Command {
     Serve(ServeArgs),
     /// Apply the database migrations and exit.
     Migrate,
+    /// Register the GitHub App through GitHub's app-manifest flow and write its credentials
+    /// to .env.
+    Setup(SetupArgs),
 }
 
 #[derive(Args)]
@@ -87,6 +91,34 @@ struct ServeArgs {
     workers: usize,
 }
 
+#[derive(Args)]
+struct SetupArgs {
+    /// Where GitHub will send webhooks: https://YOUR-HOST/api/github/webhooks.
+    #[arg(long, value_name = "URL")]
+    webhook_url: String,
+    /// Port of the local setup page (on 127.0.0.1).
+    #[arg(long, default_value_t = 3333)]
+    port: u16,
+    /// Register the app for this organization instead of your own account.
+    #[arg(long, value_name = "LOGIN")]
+    org: Option<String>,
+    /// GitHub's web address (a GitHub Enterprise Server's https://HOST).
+    #[arg(long, env = "GITHUB_WEB_URL", default_value = "https://github.com")]
+    github_web_url: String,
+    /// GitHub's API address (a GitHub Enterprise Server's https://HOST/api/v3).
+    #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
+    github_api_url: String,
+    /// The app manifest (YAML); the one built into Tollgate by default.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Where to write the credentials.
+    #[arg(long, default_value = ".env")]
+    env_file: PathBuf,
+    /// Replace an existing env file.
+    #[arg(long)]
+    force: bool,
+}
+
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
@@ -94,6 +126,7 @@ fn main() -> ExitCode {
         Command::Check(args) => run_check(args),
         Command::Serve(args) => run_async(serve(args)),
         Command::Migrate => run_async(migrate()),
+        Command::Setup(args) => run_async(setup(args)),
     }
 }
 
@@ -190,6 +223,45 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     app.run_until_stopped().await;
+    Ok(())
+}
+
+async fn setup(args: SetupArgs) -> Result<(), String> {
+    telemetry::init(LogFormat::Pretty);
+    let manifest_yaml = match &args.manifest {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        None => setup::DEFAULT_MANIFEST.to_owned(),
+    };
+    let options = SetupOptions {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], args.port)),
+        webhook_url: args.webhook_url,
+        org: args.org,
+        github_web_url: args.github_web_url,
+        github_api_url: args.github_api_url,
+        manifest_yaml,
+        env_file: args.env_file,
+        force: args.force,
+    };
+    let server = SetupServer::start(options.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "Open {} in a browser to create the GitHub App.",
+        server.url()
+    );
+    let app = server.wait().await.map_err(|e| e.to_string())?;
+    println!(
+        "Created the GitHub App {} (id {}); its credentials are in {}.",
+        app.slug,
+        app.id,
+        options.env_file.display()
+    );
+    println!(
+        "Install it: {}/installations/new, add DATABASE_URL to {} and run `tollgate serve`.",
+        app.html_url,
+        options.env_file.display()
+    );
     Ok(())
 }
 

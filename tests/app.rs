@@ -391,7 +391,7 @@ async fn many_violations_send_annotations_in_batches_of_fifty() {
     for request in github
         .requests()
         .iter()
-        .filter(|r| r.method == "PATCH" && r.path.contains("check-runs"))
+        .filter(|r| matches!(r.method.as_str(), "POST" | "PATCH") && r.path.contains("check-runs"))
     {
         let sent = request
             .body
@@ -770,5 +770,49 @@ async fn two_processes_on_one_database_share_the_work_without_double_posting() {
     for n in 1..=8 {
         assert_eq!(github.bot_comments(OWNER, REPO, 200 + n).len(), 1);
     }
+    github.assert_clean();
+}
+
+#[tokio::test]
+async fn an_ordinary_push_costs_at_most_five_github_calls() {
+    let github = fake_github().await;
+    github.set_pull_request(OWNER, REPO, pr(12, &sha(1), SECRET_PATCH));
+    let app = TestApp::start(&github.url()).await;
+    app.send_webhook(
+        "pull_request",
+        &pull_request_event("opened", OWNER, REPO, 12, &sha(1)),
+    )
+    .await;
+    completed_check_run(&github, &sha(1)).await;
+    settle(&app).await;
+    let before = github.requests().len();
+
+    github.set_pull_request(OWNER, REPO, pr(12, &sha(2), CLEAN_PATCH));
+    app.send_webhook(
+        "pull_request",
+        &pull_request_event("synchronize", OWNER, REPO, 12, &sha(2)),
+    )
+    .await;
+    let run = completed_check_run(&github, &sha(2)).await;
+    assert_eq!(run.conclusion.as_deref(), Some("success"));
+    settle(&app).await;
+
+    let calls: Vec<String> = github.requests()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(calls.len() <= 5, "{} GitHub calls: {calls:#?}", calls.len());
+    // The base branch's config was read for the first push and is not read again.
+    assert!(
+        !calls.iter().any(|c| c.contains("/contents/")),
+        "{calls:#?}"
+    );
+    // The check run is created already completed: one request.
+    assert_eq!(
+        calls.iter().filter(|c| c.contains("/check-runs")).count(),
+        1,
+        "{calls:#?}"
+    );
+    assert_eq!(github.bot_comments(OWNER, REPO, 12).len(), 1);
     github.assert_clean();
 }

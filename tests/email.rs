@@ -14,7 +14,6 @@ use support::test_app::{self, INSTALLATION_ID, TestApp, pull_request_event};
 use support::{TEST_APP_KEY, wait_until};
 use tollgate::app::RuntimeOptions;
 use tollgate::clock::Clock;
-use tollgate::github::Pacing;
 
 const OWNER: &str = "acme";
 const REPO: &str = "widgets";
@@ -242,10 +241,7 @@ async fn start_app(github_url: &str, setup: Setup<'_>) -> TestApp {
     let options = RuntimeOptions {
         clock: setup.clock,
         // The fake has no secondary rate limit: measure the app, not the pacer.
-        pacing: Pacing {
-            burst: 1_000_000,
-            per_minute: 1_000_000,
-        },
+        pacing: None,
         ..test_app::options()
     };
     let database = match setup.database {

@@ -10,7 +10,7 @@ use support::{TEST_APP_KEY, openapi, wait_until};
 use tollgate::github::{
     Annotation, AnnotationLevel, AppCredentials, CheckOutput, CheckRunCreate, CheckRunUpdate,
     CheckStatus, CollaboratorPermission, Conclusion, GithubApp, GithubError, InstallationClient,
-    Pacing, Reaction, TeamMembership,
+    Pacing, Reaction, TeamMembership, WriteBudget,
 };
 
 const APP_ID: u64 = 4242;
@@ -25,8 +25,8 @@ async fn fake() -> FakeGithub {
     fake
 }
 
-fn client_for(url: &str, pacing: Pacing) -> InstallationClient {
-    GithubApp::new(url, APP_ID, TEST_APP_KEY, pacing)
+fn client_for(url: &str, budget: Option<WriteBudget>) -> InstallationClient {
+    GithubApp::new(url, APP_ID, TEST_APP_KEY, budget)
         .unwrap()
         .installation(INSTALLATION)
         .unwrap()
@@ -34,7 +34,7 @@ fn client_for(url: &str, pacing: Pacing) -> InstallationClient {
 
 async fn setup() -> (FakeGithub, InstallationClient) {
     let fake = fake().await;
-    let client = client_for(&fake.url(), Pacing::default());
+    let client = client_for(&fake.url(), None);
     (fake, client)
 }
 
@@ -128,7 +128,7 @@ async fn token_exchange_then_pull_request() {
 async fn installation_clients_are_cached_per_installation() {
     let fake = fake().await;
     fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
-    let app = GithubApp::new(&fake.url(), APP_ID, TEST_APP_KEY, Pacing::default()).unwrap();
+    let app = GithubApp::new(&fake.url(), APP_ID, TEST_APP_KEY, None).unwrap();
     let clone = app.clone();
     app.installation(INSTALLATION)
         .unwrap()
@@ -148,7 +148,7 @@ async fn installation_clients_are_cached_per_installation() {
 async fn enterprise_base_path_is_kept_for_every_request() {
     let fake = fake().await;
     fake.set_pull_request(OWNER, REPO, pr_with_files(3, 1));
-    let client = client_for(&format!("{}/", fake.enterprise_url()), Pacing::default());
+    let client = client_for(&format!("{}/", fake.enterprise_url()), None);
     client.pull_request(OWNER, REPO, 3).await.unwrap();
     client
         .create_issue_comment(OWNER, REPO, 3, "hello")
@@ -703,21 +703,58 @@ async fn secondary_limit_is_a_rate_limit() {
     assert_eq!(fake.write_count(), 4);
 }
 
+/// A database with the app's schema, and a pool on it.
+async fn budget_database() -> sqlx::PgPool {
+    let url = support::test_app::fresh_database().await;
+    let pool = tollgate::store::connect(&url).await.unwrap();
+    tollgate::store::migrate(&pool).await.unwrap();
+    pool
+}
+
+/// The most of the sorted `times` that fall in any one `window`.
+fn most_in_any_window(times: &[chrono::DateTime<chrono::Utc>], window: chrono::Duration) -> usize {
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| **t < times[i] + window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 #[tokio::test]
-async fn pacing_keeps_an_installation_under_the_secondary_limit() {
+async fn two_processes_share_one_write_budget() {
     let fake = fake().await;
     fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
-    // Burst 2, then one write every 100 ms: at most 5 writes in any 300 ms.
-    fake.set_secondary_limit(6, Duration::from_millis(300));
-    let client = client_for(
-        &fake.url(),
-        Pacing {
-            burst: 2,
-            per_minute: 600,
-        },
-    );
-    let writes = (0..10).map(|i| {
-        let client = client.clone();
+    let pool = budget_database().await;
+    let pacing = Pacing {
+        per_minute: 3,
+        per_hour: 100,
+    };
+    // Three writes were sent almost a minute ago (by another process): the minute is full until
+    // they leave the window, a fraction of a second from now.
+    sqlx::query(
+        "INSERT INTO github_write_budget (installation_id, sent_at, last_grant)
+         VALUES ($1, ARRAY[now() - interval '59.7 seconds', now() - interval '59.6 seconds',
+                           now() - interval '59.5 seconds'], gen_random_uuid())",
+    )
+    .bind(INSTALLATION as i64)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Two apps: two processes, each with its own queue of writers, one budget.
+    let clients: Vec<InstallationClient> = (0..2)
+        .map(|_| {
+            client_for(
+                &fake.url(),
+                Some(WriteBudget::new(pool.clone(), pacing).unwrap()),
+            )
+        })
+        .collect();
+    let writes = (0..3).map(|i| {
+        let client = clients[i % 2].clone();
         async move {
             client
                 .create_issue_comment(OWNER, REPO, 1, &format!("c{i}"))
@@ -727,8 +764,78 @@ async fn pacing_keeps_an_installation_under_the_secondary_limit() {
     for result in run_concurrently(writes).await {
         result.unwrap();
     }
-    assert_eq!(fake.bot_comments(OWNER, REPO, 1).len(), 10);
-    assert!(fake.rejections().is_empty(), "{:#?}", fake.rejections());
+    assert_eq!(fake.bot_comments(OWNER, REPO, 1).len(), 3);
+    let mut sent: Vec<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT sent_at FROM github_write_budget WHERE installation_id = $1")
+            .bind(INSTALLATION as i64)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    sent.sort();
+    assert_eq!(sent.len(), 6, "{sent:?}");
+    assert_eq!(
+        most_in_any_window(&sent, chrono::Duration::minutes(1)),
+        3,
+        "{sent:?}"
+    );
+    // Reads never take a slot.
+    clients[0].pull_request(OWNER, REPO, 1).await.unwrap();
+    assert_eq!(fake.write_count(), 3);
+}
+
+#[tokio::test]
+async fn write_slots_are_taken_atomically() {
+    let pool = budget_database().await;
+    let takers = (0..40).map(|_| {
+        let pool = pool.clone();
+        async move {
+            tollgate::store::take_write_slot(&pool, 9, 10, 15)
+                .await
+                .unwrap()
+        }
+    });
+    let slots = run_concurrently(takers).await;
+    assert_eq!(slots.iter().filter(|s| s.granted).count(), 10);
+    let refused = slots.iter().find(|s| !s.granted).unwrap();
+    // A refused caller learns how long to wait: until the first grant leaves the minute.
+    let wait = tollgate::github::pacer::wait_for_slot(
+        &refused.sent_at,
+        refused.now,
+        Pacing {
+            per_minute: 10,
+            per_hour: 15,
+        },
+    );
+    assert!(
+        wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
+    // The hour is the limit once the minutes have room: 15 in all.
+    sqlx::query(
+        "UPDATE github_write_budget SET sent_at = ARRAY(
+             SELECT t - interval '2 minutes' FROM unnest(sent_at) t)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let more = (0..10).map(|_| {
+        let pool = pool.clone();
+        async move {
+            tollgate::store::take_write_slot(&pool, 9, 10, 15)
+                .await
+                .unwrap()
+                .granted
+        }
+    });
+    let granted = run_concurrently(more).await;
+    assert_eq!(granted.iter().filter(|g| **g).count(), 5);
+    // Another installation has its own budget.
+    assert!(
+        tollgate::store::take_write_slot(&pool, 10, 10, 15)
+            .await
+            .unwrap()
+            .granted
+    );
 }
 
 /// Runs the futures concurrently, each on its own task, and collects their outputs in order.
@@ -761,7 +868,7 @@ async fn wrong_app_or_unknown_installation() {
     let fake = fake().await;
     fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
     // A JWT whose issuer is another app is refused at the token exchange.
-    let other_app = GithubApp::new(&fake.url(), APP_ID + 1, TEST_APP_KEY, Pacing::default())
+    let other_app = GithubApp::new(&fake.url(), APP_ID + 1, TEST_APP_KEY, None)
         .unwrap()
         .installation(INSTALLATION)
         .unwrap();
@@ -773,7 +880,7 @@ async fn wrong_app_or_unknown_installation() {
         fake.rejections()
     );
 
-    let app = GithubApp::new(&fake.url(), APP_ID, TEST_APP_KEY, Pacing::default()).unwrap();
+    let app = GithubApp::new(&fake.url(), APP_ID, TEST_APP_KEY, None).unwrap();
     let error = app
         .installation(999)
         .unwrap()
@@ -800,7 +907,7 @@ async fn unreachable_github_is_a_transport_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let client = client_for(&url, Pacing::default());
+    let client = client_for(&url, None);
     let error = client.pull_request(OWNER, REPO, 1).await.unwrap_err();
     assert!(matches!(error, GithubError::Transport { .. }), "{error:?}");
     assert!(error.is_retryable());

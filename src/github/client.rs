@@ -7,7 +7,7 @@
 
 use super::auth::AppCredentials;
 use super::error::GithubError;
-use super::pacer::{Pacer, Pacing};
+use super::pacer::WriteBudget;
 use crate::diff::GithubFile;
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -35,7 +35,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The app's connection to GitHub. Cheap to clone; clones share the installation clients, and
-/// so octocrab's installation-token cache and the per-installation pacing.
+/// so octocrab's installation-token cache and the per-installation queue of writers.
 #[derive(Clone)]
 pub struct GithubApp {
     inner: Arc<AppInner>,
@@ -44,7 +44,8 @@ pub struct GithubApp {
 struct AppInner {
     crab: Octocrab,
     base: ApiBase,
-    pacing: Pacing,
+    /// `None` when writes are not paced (tests and benches that measure the app itself).
+    budget: Option<WriteBudget>,
     credentials: AppCredentials,
     installations: Mutex<HashMap<u64, InstallationClient>>,
 }
@@ -60,16 +61,16 @@ impl std::fmt::Debug for GithubApp {
 
 impl GithubApp {
     /// Connects as the app. `api_url` is `https://api.github.com` or, for GitHub Enterprise
-    /// Server, `https://HOST/api/v3`; every request goes below it. Must be called inside a Tokio
+    /// Server, `https://HOST/api/v3`; every request goes below it. Content-creating requests
+    /// wait for the shared write `budget` when there is one. Must be called inside a Tokio
     /// runtime (octocrab spawns its connection worker there) and used within that runtime.
     pub fn new(
         api_url: &str,
         app_id: u64,
         private_key_pem: &str,
-        pacing: Pacing,
+        budget: Option<WriteBudget>,
     ) -> Result<GithubApp, GithubError> {
         let credentials = AppCredentials::from_pem(app_id, private_key_pem)?;
-        let pacing = pacing.validate()?;
         let base = ApiBase::parse(api_url)?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(GithubError::Config {
@@ -94,7 +95,7 @@ impl GithubApp {
             inner: Arc::new(AppInner {
                 crab,
                 base,
-                pacing,
+                budget,
                 credentials,
                 installations: Mutex::new(HashMap::new()),
             }),
@@ -106,7 +107,7 @@ impl GithubApp {
     }
 
     /// The client for one installation, created on first use and then reused, so that its
-    /// installation token and its write pacing carry over from job to job.
+    /// installation token and its queue of writers carry over from job to job.
     pub fn installation(&self, id: u64) -> Result<InstallationClient, GithubError> {
         let mut installations = self
             .inner
@@ -126,11 +127,100 @@ impl GithubApp {
                 id,
                 crab,
                 base: self.inner.base.clone(),
-                pacer: Pacer::new(self.inner.pacing),
+                budget: self.inner.budget.clone(),
+                writers: tokio::sync::Mutex::new(()),
             }),
         };
         installations.insert(id, client.clone());
         Ok(client)
+    }
+}
+
+/// Deliveries listed per page; GitHub's maximum.
+const DELIVERIES_PER_PAGE: usize = 100;
+
+impl GithubApp {
+    /// Sends one request as the app (its JWT), not as an installation.
+    async fn send_as_app(&self, method: Method, route: &str) -> Result<Answer, GithubError> {
+        let path = self.inner.base.route(route);
+        let answer = exchange::<()>(&self.inner.crab, &method, &path, None).await?;
+        tracing::debug!(%method, route, status = answer.status.as_u16(), "GitHub request as the app");
+        Ok(answer)
+    }
+
+    /// `GET /app/hook/deliveries`: one page of the app's webhook deliveries, newest first, from
+    /// `cursor` (the first page when `None`), with the cursor of the next page when there is one.
+    pub async fn hook_deliveries(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<HookDeliveryPage, GithubError> {
+        let mut route = format!("/app/hook/deliveries?per_page={DELIVERIES_PER_PAGE}");
+        if let Some(cursor) = cursor {
+            route.push_str("&cursor=");
+            route.push_str(&encode(cursor));
+        }
+        let answer = self.send_as_app(Method::GET, &route).await?.ok()?;
+        let next_cursor = next_page_cursor(&answer.headers);
+        let deliveries = answer.json()?;
+        Ok(HookDeliveryPage {
+            deliveries,
+            next_cursor,
+        })
+    }
+
+    /// `POST /app/hook/deliveries/{delivery_id}/attempts`: asks GitHub to send a delivery again.
+    pub async fn redeliver(&self, hook_delivery_id: u64) -> Result<(), GithubError> {
+        let route = format!("/app/hook/deliveries/{hook_delivery_id}/attempts");
+        self.send_as_app(Method::POST, &route).await?.ok()?;
+        Ok(())
+    }
+}
+
+/// The `cursor` of the `rel="next"` link of a paginated answer.
+fn next_page_cursor(headers: &HeaderMap) -> Option<String> {
+    let links = headers.get(http::header::LINK)?.to_str().ok()?;
+    links.split(',').find_map(|link| {
+        let (target, params) = link.split_once(';')?;
+        if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {
+            return None;
+        }
+        let target = target.trim().trim_start_matches('<').trim_end_matches('>');
+        let (_, query) = target.split_once('?')?;
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == "cursor")
+            .map(|(_, value)| value.into_owned())
+    })
+}
+
+/// One page of [`GithubApp::hook_deliveries`].
+#[derive(Debug, Clone)]
+pub struct HookDeliveryPage {
+    pub deliveries: Vec<HookDelivery>,
+    pub next_cursor: Option<String>,
+}
+
+/// One delivery attempt of the app's webhook, as GitHub lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HookDelivery {
+    /// The attempt's id, to ask for a redelivery.
+    pub id: u64,
+    /// The delivery's `X-GitHub-Delivery`, shared by its redeliveries.
+    pub guid: String,
+    pub delivered_at: DateTime<Utc>,
+    #[serde(default)]
+    pub redelivery: bool,
+    /// What the app answered; 0 when GitHub got no answer.
+    #[serde(default)]
+    pub status_code: u16,
+    pub event: String,
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+impl HookDelivery {
+    /// Whether the app accepted this attempt.
+    pub fn succeeded(&self) -> bool {
+        (200..300).contains(&self.status_code)
     }
 }
 
@@ -182,7 +272,11 @@ struct InstallationInner {
     id: u64,
     crab: Octocrab,
     base: ApiBase,
-    pacer: Pacer,
+    budget: Option<WriteBudget>,
+    /// Writers of this installation in this process take budget slots one at a time, in
+    /// arrival order (tokio's mutex is first-in, first-out), so only one of them asks the
+    /// database while the budget is spent.
+    writers: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for InstallationClient {
@@ -226,47 +320,22 @@ impl InstallationClient {
         self.inner.id
     }
 
-    /// Sends one request. Writes wait for the installation's pacer first.
+    /// Sends one request. Writes first take a slot of the installation's write budget.
     async fn send<B: Serialize + ?Sized>(
         &self,
         method: Method,
         route: &str,
         body: Option<&B>,
     ) -> Result<Answer, GithubError> {
-        if method != Method::GET && method != Method::HEAD {
-            self.inner.pacer.acquire().await;
+        if method != Method::GET
+            && method != Method::HEAD
+            && let Some(budget) = &self.inner.budget
+        {
+            let _turn = self.inner.writers.lock().await;
+            budget.acquire(self.inner.id).await?;
         }
         let path = self.inner.base.route(route);
-        let crab = &self.inner.crab;
-        let exchange = async {
-            let response = match method {
-                Method::GET => crab._get_with_headers(path.as_str(), None).await,
-                Method::POST => crab._post(path.as_str(), body).await,
-                Method::PATCH => crab._patch(path.as_str(), body).await,
-                Method::PUT => crab._put(path.as_str(), body).await,
-                Method::DELETE => crab._delete(path.as_str(), body).await,
-                _ => {
-                    return Err(GithubError::Config {
-                        message: format!("unsupported method {method}"),
-                    });
-                }
-            }
-            .map_err(GithubError::from_octocrab)?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = crab
-                .body_to_string(response)
-                .await
-                .map_err(GithubError::from_octocrab)?;
-            Ok(Answer {
-                status,
-                headers,
-                body: body.into_bytes(),
-            })
-        };
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-            .await
-            .map_err(|_| GithubError::Timeout)??;
+        let answer = exchange(&self.inner.crab, &method, &path, body).await?;
         tracing::debug!(
             installation = self.inner.id,
             %method,
@@ -525,6 +594,45 @@ impl InstallationClient {
         self.send(Method::POST, &route, Some(&body)).await?.ok()?;
         Ok(())
     }
+}
+
+/// Sends one request through `crab` (as the app or as an installation, whichever `crab` is) and
+/// reads the whole answer, within [`REQUEST_TIMEOUT`].
+async fn exchange<B: Serialize + ?Sized>(
+    crab: &Octocrab,
+    method: &Method,
+    path: &str,
+    body: Option<&B>,
+) -> Result<Answer, GithubError> {
+    let exchange = async {
+        let response = match *method {
+            Method::GET => crab._get_with_headers(path, None).await,
+            Method::POST => crab._post(path, body).await,
+            Method::PATCH => crab._patch(path, body).await,
+            Method::PUT => crab._put(path, body).await,
+            Method::DELETE => crab._delete(path, body).await,
+            _ => {
+                return Err(GithubError::Config {
+                    message: format!("unsupported method {method}"),
+                });
+            }
+        }
+        .map_err(GithubError::from_octocrab)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = crab
+            .body_to_string(response)
+            .await
+            .map_err(GithubError::from_octocrab)?;
+        Ok(Answer {
+            status,
+            headers,
+            body: body.into_bytes(),
+        })
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| GithubError::Timeout)?
 }
 
 fn repo_route(owner: &str, repo: &str) -> String {
@@ -876,6 +984,26 @@ fn serialize_time<S: Serializer>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn next_page_cursor_is_read_from_the_link_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::LINK,
+            "<https://api.github.com/app/hook/deliveries?per_page=100&cursor=v1_12%3D>; rel=\"next\", <https://api.github.com/app/hook/deliveries?per_page=100>; rel=\"first\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(next_page_cursor(&headers).as_deref(), Some("v1_12="));
+        headers.insert(
+            http::header::LINK,
+            "<https://api.github.com/app/hook/deliveries?cursor=a>; rel=\"prev\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(next_page_cursor(&headers), None);
+        assert_eq!(next_page_cursor(&HeaderMap::new()), None);
+    }
 
     #[test]
     fn routes_keep_an_enterprise_base_path() {

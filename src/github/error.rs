@@ -32,6 +32,9 @@ pub enum GithubError {
     Invalid { status: u16, message: String },
     #[error("GitHub: cannot read the answer: {message}")]
     Decode { message: String },
+    /// The shared write budget could not be read (the database is unreachable).
+    #[error("GitHub write budget: {message}")]
+    WriteBudget { message: String },
     /// The client could not be set up (bad private key, bad URL, bad pacing).
     #[error("GitHub client configuration: {message}")]
     Config { message: String },
@@ -50,7 +53,11 @@ impl GithubError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::RateLimited { .. } | Self::Server { .. } | Self::Timeout | Self::Transport { .. }
+            Self::RateLimited { .. }
+                | Self::Server { .. }
+                | Self::Timeout
+                | Self::Transport { .. }
+                | Self::WriteBudget { .. }
         )
     }
 

@@ -1,5 +1,5 @@
 //! The GitHub edge: webhook payloads → events, app authentication, and the REST client with
-//! per-installation pacing of writes.
+//! a write budget per installation shared by every process.
 
 pub mod auth;
 pub mod client;
@@ -10,9 +10,9 @@ pub mod pacer;
 pub use auth::AppCredentials;
 pub use client::{
     Account, Annotation, AnnotationLevel, BranchRef, CheckOutput, CheckRunCreate, CheckRunUpdate,
-    CheckStatus, CollaboratorPermission, Conclusion, GithubApp, InstallationClient, IssueComment,
-    Label, MAX_ANNOTATIONS_PER_REQUEST, PullRequest, PullRequestFiles, PullRequestState, Reaction,
-    TeamMembership,
+    CheckStatus, CollaboratorPermission, Conclusion, GithubApp, HookDelivery, HookDeliveryPage,
+    InstallationClient, IssueComment, Label, MAX_ANNOTATIONS_PER_REQUEST, PullRequest,
+    PullRequestFiles, PullRequestState, Reaction, TeamMembership,
 };
 pub use error::GithubError;
-pub use pacer::{Pacer, Pacing};
+pub use pacer::{Pacing, WriteBudget};

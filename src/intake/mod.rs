@@ -1,13 +1,16 @@
 //! `POST /api/github/webhooks`: verify, store durably, enqueue, answer at once. No GitHub call is
 //! made here; everything after the answer runs from the job queue.
 
+mod batch;
 mod signature;
+
+pub use batch::{IntakeWriter, MAX_BATCH, OwnedDelivery, WriteError, Written};
 
 pub use signature::{SignatureError, sign, verify_signature};
 
 use crate::config::Secret;
 use crate::github::events::{self, Routed, RoutingPolicy};
-use crate::jobs::{self, Enqueued};
+use crate::jobs;
 use crate::store::{self, DeliveryRecord, DeliveryStatus};
 use axum::Json;
 use axum::body::Bytes;
@@ -27,6 +30,8 @@ pub struct IntakeState {
     pub pool: PgPool,
     pub secrets: Vec<Secret>,
     pub routing: RoutingPolicy,
+    /// Writes deliveries in groups (see [`batch`]).
+    pub writer: IntakeWriter,
 }
 
 /// Why a delivery was refused.
@@ -40,6 +45,8 @@ enum IntakeError {
     Malformed(String),
     #[error("cannot store the delivery")]
     Store(#[from] sqlx::Error),
+    #[error("cannot store the delivery")]
+    Write(#[from] WriteError),
 }
 
 impl IntoResponse for IntakeError {
@@ -48,7 +55,7 @@ impl IntoResponse for IntakeError {
             IntakeError::Signature(_) => StatusCode::UNAUTHORIZED,
             IntakeError::MissingHeader(_) | IntakeError::Malformed(_) => StatusCode::BAD_REQUEST,
             // GitHub shows the failure and the delivery can be redelivered.
-            IntakeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IntakeError::Store(_) | IntakeError::Write(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
     }
@@ -69,6 +76,7 @@ pub async fn receive(
             Err(error) => {
                 match &error {
                     IntakeError::Store(e) => tracing::error!(error = %e, "delivery not stored"),
+                    IntakeError::Write(e) => tracing::error!(error = %e, "delivery not stored"),
                     other => tracing::warn!(error = %other, "delivery refused"),
                 }
                 error.into_response()
@@ -108,43 +116,52 @@ async fn accept(
         Routed::Evaluate(_) | Routed::Command(_) => (DeliveryStatus::Queued, None),
         Routed::Ignored(reason) => (DeliveryStatus::Ignored, Some(reason.as_str())),
     };
-    let record = DeliveryRecord {
-        delivery_id,
-        event,
-        action: action.as_deref(),
-        installation_id,
-        status,
-        ignored_reason,
-        payload_json: &payload_json,
+    let new = match &routed {
+        // Rare, and written together with the tenant's rows: a transaction of its own.
+        Routed::Installation(change) => {
+            let record = DeliveryRecord {
+                delivery_id,
+                event,
+                action: action.as_deref(),
+                installation_id,
+                status,
+                ignored_reason,
+                payload_json: &payload_json,
+            };
+            let mut tx = state.pool.begin().await?;
+            let new = store::record_delivery(&mut tx, &record).await?;
+            if new {
+                store::apply_installation_change(&mut tx, change).await?;
+            }
+            tx.commit().await?;
+            new
+        }
+        Routed::Evaluate(_) | Routed::Command(_) | Routed::Ping | Routed::Ignored(_) => {
+            let jobs = match &routed {
+                Routed::Evaluate(targets) => targets.iter().map(jobs::evaluation_job).collect(),
+                Routed::Command(command) => vec![jobs::command_job(command)],
+                _ => Vec::new(),
+            };
+            let delivery = OwnedDelivery {
+                delivery_id: delivery_id.to_owned(),
+                event: event.to_owned(),
+                action: action.clone(),
+                installation_id,
+                status,
+                ignored_reason: ignored_reason.map(str::to_owned),
+                payload_json: payload_json.into_owned(),
+            };
+            state.writer.write(delivery, jobs).await? == Written::New
+        }
     };
-    let mut tx = state.pool.begin().await?;
-    if !store::record_delivery(&mut tx, &record).await? {
+    if !new {
         tracing::info!(event, "duplicate delivery: already recorded");
         return Ok((StatusCode::OK, Json(json!({ "status": "duplicate" }))).into_response());
     }
-    let mut coalesced = 0;
-    match &routed {
-        Routed::Evaluate(targets) => {
-            for target in targets {
-                if jobs::enqueue_evaluation(&mut tx, target).await? == Enqueued::Coalesced {
-                    coalesced += 1;
-                }
-            }
-        }
-        Routed::Command(command) => {
-            if jobs::enqueue_command(&mut tx, command).await? == Enqueued::Coalesced {
-                coalesced += 1;
-            }
-        }
-        Routed::Installation(change) => store::apply_installation_change(&mut tx, change).await?,
-        Routed::Ping | Routed::Ignored(_) => {}
-    }
-    tx.commit().await?;
     tracing::info!(
         event,
         action = action.as_deref().unwrap_or("-"),
         ?status,
-        coalesced,
         "delivery stored"
     );
     Ok(match routed {

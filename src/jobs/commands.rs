@@ -112,8 +112,14 @@ impl CommandHandler {
         }
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
         let pr = client.pull_request(owner, repo, target.number).await?;
-        let config =
-            super::evaluate::load_repo_config(&client, target, &pr, self.engine.catalog()).await?;
+        let config = super::evaluate::load_repo_config(
+            &self.pool,
+            &client,
+            target,
+            &pr,
+            self.engine.catalog(),
+        )
+        .await?;
         // With a broken config the defaults decide what a command is; the reply says why
         // nothing was done.
         let min_reason = config

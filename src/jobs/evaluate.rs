@@ -1,6 +1,11 @@
 //! The `evaluate_pr` job: fetch the pull request as the installation, evaluate its head, publish
 //! a check run and the sticky comment, and store the result.
 //!
+//! An ordinary push costs five GitHub calls: the pull request, its files, the pull request again
+//! (is the head still the same?), the check run (created already completed, with its first 50
+//! annotations) and the comment edit. The base branch's config is read once per base commit and
+//! kept in the database.
+//!
 //! Every effect is recorded under a key before the next one (the check run id on the evaluation
 //! row, the comment id on the pull request row, the comment itself by its hidden marker), so a
 //! retried job edits what an earlier attempt created instead of posting again.
@@ -126,19 +131,10 @@ impl Evaluator {
             self.engine.digest(),
         )
         .await?;
-        let check_run_id = match start.check_run_id {
-            Some(id) => id,
-            None => {
-                let create = CheckRunCreate {
-                    status: Some(CheckStatus::InProgress),
-                    ..CheckRunCreate::new(CHECK_RUN_NAME, head_sha.clone())
-                };
-                let id = client.create_check_run(owner, repo, &create).await?;
-                let id = i64::try_from(id)
-                    .map_err(|_| JobError::Permanent("check run id out of range".into()))?;
-                store::set_check_run_id(&self.pool, start.id, id).await?;
-                id
-            }
+        let published = PublishedCheckRun {
+            evaluation_id: start.id,
+            check_run_id: start.check_run_id,
+            head_sha: &head_sha,
         };
 
         let outcome = self.evaluate(&client, target, &pr).await?;
@@ -157,7 +153,7 @@ impl Evaluator {
                 let input = ReportInput::Failed {
                     error: error.clone(),
                 };
-                self.complete_check_run(&client, target, check_run_id, &input, conclusion, &[])
+                self.complete_check_run(&client, target, &published, &input, conclusion, &[])
                     .await?;
                 if still_head {
                     self.upsert_comment(
@@ -207,7 +203,7 @@ impl Evaluator {
                 self.complete_check_run(
                     &client,
                     target,
-                    check_run_id,
+                    &published,
                     &input,
                     conclusion,
                     &annotations,
@@ -285,7 +281,7 @@ impl Evaluator {
     ) -> Result<Outcome, JobError> {
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
         let (config, config_digest) =
-            match read_repo_config(client, target, pr, self.engine.catalog()).await? {
+            match read_repo_config(&self.pool, client, target, pr, self.engine.catalog()).await? {
                 (Ok(config), digest) => (config, digest),
                 (Err(error), digest) => {
                     return Ok(Outcome::Failed {
@@ -339,19 +335,19 @@ impl Evaluator {
         })
     }
 
-    /// Completes the check run; annotations beyond the first 50 go in further updates.
+    /// Publishes the completed check run: created already completed with the first 50
+    /// annotations (one request), or completed in place when an earlier attempt created it.
+    /// Annotations beyond the first 50 go in further updates, which append.
     async fn complete_check_run(
         &self,
         client: &InstallationClient,
         target: &PrTarget,
-        check_run_id: i64,
+        published: &PublishedCheckRun<'_>,
         input: &ReportInput<'_>,
         conclusion: Conclusion,
         annotations: &[Annotation],
     ) -> Result<(), JobError> {
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
-        let id = u64::try_from(check_run_id)
-            .map_err(|_| JobError::Permanent("negative check run id".into()))?;
         let output = |batch: &[Annotation]| CheckOutput {
             title: report::check_run_title(input),
             summary: report::render_markdown(input, Surface::CheckRun),
@@ -359,13 +355,35 @@ impl Evaluator {
             annotations: batch.to_vec(),
         };
         let mut batches = annotations.chunks(ANNOTATIONS_PER_REQUEST);
-        let first = CheckRunUpdate {
-            status: Some(CheckStatus::Completed),
-            conclusion: Some(conclusion),
-            output: Some(output(batches.next().unwrap_or_default())),
-            ..CheckRunUpdate::default()
+        let first = output(batches.next().unwrap_or_default());
+        let id = match published.check_run_id {
+            Some(id) => {
+                let id = u64::try_from(id)
+                    .map_err(|_| JobError::Permanent("negative check run id".into()))?;
+                let update = CheckRunUpdate {
+                    status: Some(CheckStatus::Completed),
+                    conclusion: Some(conclusion),
+                    output: Some(first),
+                    ..CheckRunUpdate::default()
+                };
+                client.update_check_run(owner, repo, id, &update).await?;
+                id
+            }
+            None => {
+                let create = CheckRunCreate {
+                    status: Some(CheckStatus::Completed),
+                    conclusion: Some(conclusion),
+                    output: Some(first),
+                    ..CheckRunCreate::new(CHECK_RUN_NAME, published.head_sha)
+                };
+                let id = client.create_check_run(owner, repo, &create).await?;
+                let stored = i64::try_from(id)
+                    .map_err(|_| JobError::Permanent("check run id out of range".into()))?;
+                // Recorded at once, so a retry after a later failure edits this check run.
+                store::set_check_run_id(&self.pool, published.evaluation_id, stored).await?;
+                id
+            }
         };
-        client.update_check_run(owner, repo, id, &first).await?;
         for batch in batches {
             let more = CheckRunUpdate {
                 output: Some(output(batch)),
@@ -432,22 +450,33 @@ impl Evaluator {
 }
 
 /// The repository config from the pull request's base (never its head: a pull request must not
-/// loosen its own policy), or the error to show, with the digest of the file's text.
+/// loosen its own policy), or the error to show, with the digest of the file's text. The file is
+/// read from GitHub once per base commit and then from the database.
 async fn read_repo_config(
+    pool: &PgPool,
     client: &InstallationClient,
     target: &PrTarget,
     pr: &PullRequest,
     catalog: &Catalog,
-) -> Result<(Result<RepoConfig, String>, String), GithubError> {
-    let text = client
-        .file_contents(
-            &target.repo.owner,
-            &target.repo.name,
-            CONFIG_PATH,
-            &pr.base.sha,
-        )
-        .await?
-        .unwrap_or_default();
+) -> Result<(Result<RepoConfig, String>, String), JobError> {
+    let cached = store::cached_repo_config(pool, target.repo.id, &pr.base.sha).await?;
+    let text = match cached {
+        Some(content) => content,
+        None => {
+            let content = client
+                .file_contents(
+                    &target.repo.owner,
+                    &target.repo.name,
+                    CONFIG_PATH,
+                    &pr.base.sha,
+                )
+                .await?;
+            store::cache_repo_config(pool, target.repo.id, &pr.base.sha, content.as_deref())
+                .await?;
+            content
+        }
+    }
+    .unwrap_or_default();
     let config = RepoConfigFile::parse(&text)
         .and_then(|file| RepoConfig::resolve(&file, catalog))
         .map_err(|error| format!("{CONFIG_PATH} on {}: {error}", pr.base.git_ref));
@@ -456,12 +485,20 @@ async fn read_repo_config(
 
 /// [`read_repo_config`] without the digest.
 pub(super) async fn load_repo_config(
+    pool: &PgPool,
     client: &InstallationClient,
     target: &PrTarget,
     pr: &PullRequest,
     catalog: &Catalog,
 ) -> Result<Result<RepoConfig, String>, JobError> {
-    Ok(read_repo_config(client, target, pr, catalog).await?.0)
+    Ok(read_repo_config(pool, client, target, pr, catalog).await?.0)
+}
+
+/// The evaluation's check run: the one an earlier attempt created, or none yet.
+struct PublishedCheckRun<'a> {
+    evaluation_id: i64,
+    check_run_id: Option<i64>,
+    head_sha: &'a str,
 }
 
 fn change_context(target: &PrTarget, pr: &PullRequest) -> ChangeContext {

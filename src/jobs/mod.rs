@@ -7,6 +7,7 @@ mod evaluate;
 pub mod installation_config;
 mod notify;
 mod queue;
+mod redeliver;
 mod requests;
 mod slack;
 
@@ -14,7 +15,12 @@ pub use alerts::{ALERT_DEDUP_WINDOW, AlertPolicy, acknowledge_alert, reconcile_a
 pub use commands::{CommandHandler, SlackDecision};
 pub use evaluate::Evaluator;
 pub use notify::{EmailLinks, EmailSender, PagerDutySender};
+pub(crate) use queue::CHANNEL as JOBS_CHANNEL;
 pub use queue::{ClaimedJob, Enqueued, JobQueue, NewJob, backoff, enqueue, enqueue_delayed};
+pub use redeliver::{
+    REDELIVER_WEBHOOKS, RedeliveryPolicy, RedeliveryReport, failed_deliveries, redeliver_failed,
+    schedule_redelivery,
+};
 pub use slack::{SlackSender, enqueue_slack_send};
 
 use crate::github::GithubApp;
@@ -47,37 +53,38 @@ pub const REFRESH_INSTALLATION_CONFIG: &str = "refresh_installation_config";
 /// Attempts before a job is given up (about 4 minutes of backoff in all).
 const MAX_ATTEMPTS: i32 = 8;
 
-/// Queues an evaluation of a pull request. The key is the pull request, not the SHA: the job
-/// reads the newest head when it runs, so a burst of pushes coalesces into one pending job.
-pub async fn enqueue_evaluation(
-    conn: &mut PgConnection,
-    target: &PrTarget,
-) -> Result<Enqueued, sqlx::Error> {
-    let job = NewJob {
+/// An evaluation of a pull request, ready to queue. The key is the pull request, not the SHA:
+/// the job reads the newest head when it runs, so a burst of pushes coalesces into one pending
+/// job.
+pub fn evaluation_job(target: &PrTarget) -> NewJob {
+    NewJob {
         kind: EVALUATE_PR,
         payload: serde_json::to_value(target).unwrap_or_default(),
         installation_id: Some(target.installation_id),
         dedup_key: format!("evaluate:{}:{}", target.repo.id, target.number),
         max_attempts: MAX_ATTEMPTS,
-    };
-    enqueue(conn, &job).await
+    }
 }
 
-/// Queues the commands of one pull-request comment. The key is the comment, so a redelivered
-/// webhook coalesces with its pending job; commands on one pull request are serialized by the
-/// handler, not by the key.
-pub async fn enqueue_command(
+/// Queues an evaluation of a pull request (see [`evaluation_job`]).
+pub async fn enqueue_evaluation(
     conn: &mut PgConnection,
-    command: &CommentCommand,
+    target: &PrTarget,
 ) -> Result<Enqueued, sqlx::Error> {
-    let job = NewJob {
+    enqueue(conn, &evaluation_job(target)).await
+}
+
+/// The commands of one pull-request comment, ready to queue. The key is the comment, so a
+/// redelivered webhook coalesces with its pending job; commands on one pull request are
+/// serialized by the handler, not by the key.
+pub fn command_job(command: &CommentCommand) -> NewJob {
+    NewJob {
         kind: HANDLE_COMMAND,
         payload: serde_json::to_value(command).unwrap_or_default(),
         installation_id: Some(command.target.installation_id),
         dedup_key: format!("command:{}:{}", command.target.repo.id, command.comment_id),
         max_attempts: MAX_ATTEMPTS,
-    };
-    enqueue(conn, &job).await
+    }
 }
 
 /// Queues an Approve or Reject click from Slack. Repeated clicks of one person on one button
@@ -132,6 +139,8 @@ pub struct Handlers {
     /// `None` when PagerDuty is off.
     pub pagerduty: Option<PagerDutySender>,
     pub alerts: Option<AlertPolicy>,
+    /// `None` when automatic redelivery is off.
+    pub redelivery: Option<RedeliveryPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +230,11 @@ impl Handlers {
                     .await
                     .map(drop)
             }
+            REDELIVER_WEBHOOKS => match &self.redelivery {
+                Some(policy) => redeliver::run_periodic(&self.pool, &self.github, policy).await,
+                // Left over from a deployment that had it on: the chain ends here.
+                None => Ok(()),
+            },
             other => Err(JobError::Permanent(format!("unknown job kind {other}"))),
         }
     }

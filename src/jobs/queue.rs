@@ -9,7 +9,7 @@ use sqlx::{PgConnection, Row};
 use std::time::Duration;
 
 /// The channel `enqueue` notifies so idle workers wake at once instead of polling.
-const CHANNEL: &str = "tollgate_jobs";
+pub(crate) const CHANNEL: &str = "tollgate_jobs";
 
 #[derive(Debug, Clone)]
 pub struct NewJob {

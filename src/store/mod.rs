@@ -5,7 +5,9 @@ mod audit;
 mod deliveries;
 mod evaluations;
 mod notifications;
+mod github_budget;
 mod overrides;
+mod redeliveries;
 mod slack;
 mod tenants;
 
@@ -33,12 +35,19 @@ pub use slack::{
     record_slack_attempt, set_slack_ts, slack_message, slack_message_of, upsert_slack_message,
 };
 
-pub use deliveries::{DeliveryRecord, DeliveryStatus, record_delivery};
+pub use deliveries::{
+    DeliveryRecord, DeliveryStatus, DeliveryWithJobs, record_deliveries, record_delivery,
+};
 pub use evaluations::{
     CompletedEvaluation, EvaluationStart, PreviousEvaluation, PullRequestRecord, comment_id,
     complete_evaluation, fail_evaluation, latest_violations, previous_evaluation,
     pull_request_record, recent_scores, set_check_run_id, set_comment_id, start_evaluation,
     supersede_evaluation,
+};
+pub use github_budget::{WriteSlot, cache_repo_config, cached_repo_config, take_write_slot};
+pub use redeliveries::{
+    RedeliveryClaim, claim_redelivery, release_redelivery, set_redelivery_outcome,
+    unknown_delivery_guids,
 };
 pub use tenants::{apply_installation_change, ensure_repository, sync_rule_definitions};
 

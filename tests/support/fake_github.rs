@@ -11,6 +11,8 @@
 //! The same API is served at `/` and below `/api/v3` (GitHub Enterprise Server's layout);
 //! recorded paths are below the API root either way.
 
+mod hooks;
+
 use super::openapi;
 use axum::Router;
 use axum::body::Bytes;
@@ -565,6 +567,7 @@ struct FakeState {
     unexpected: Vec<RecordedRequest>,
     openapi_violations: Vec<String>,
     write_count: usize,
+    hooks: hooks::HookState,
 }
 
 impl FakeState {
@@ -584,6 +587,7 @@ impl FakeState {
             unexpected: Vec::new(),
             openapi_violations: Vec::new(),
             write_count: 0,
+            hooks: hooks::HookState::default(),
         }
     }
 
@@ -609,6 +613,9 @@ enum Route {
         user: String,
     },
     Repo(String, String, RepoRoute),
+    HookDeliveries,
+    HookRedelivery(u64),
+    ManifestConversion(String),
 }
 
 enum RepoRoute {
@@ -631,6 +638,13 @@ fn parse_route(method: &Method, segments: &[String]) -> Option<Route> {
     let patch = method == Method::PATCH;
     match s.as_slice() {
         ["app"] if get => Some(Route::App),
+        ["app", "hook", "deliveries"] if get => Some(Route::HookDeliveries),
+        ["app", "hook", "deliveries", id, "attempts"] if post => {
+            id.parse().ok().map(Route::HookRedelivery)
+        }
+        ["app-manifests", code, "conversions"] if post => {
+            Some(Route::ManifestConversion((*code).to_owned()))
+        }
         ["app", "installations", id, "access_tokens"] if post => {
             id.parse().ok().map(Route::AccessToken)
         }
@@ -743,6 +757,13 @@ async fn handle(
         _ => raw_path,
     }
     .to_owned();
+    // github.com's manifest page takes a form, not JSON.
+    if let Some((recorded, reply)) =
+        hooks::manifest_page(&mut state, &method, &path, uri.query(), &body)
+    {
+        state.requests.push(recorded);
+        return into_response(reply);
+    }
     let parsed_body: Result<Option<Value>, ()> = if body.is_empty() {
         Ok(None)
     } else {
@@ -892,6 +913,9 @@ impl FakeState {
                 user,
             } => self.team_membership(req, &org, &team_slug, &user),
             Route::Repo(owner, repo, route) => self.repo_request(req, &owner, &repo, route),
+            Route::HookDeliveries => self.list_hook_deliveries(req),
+            Route::HookRedelivery(id) => self.redeliver_hook_delivery(req, id),
+            Route::ManifestConversion(code) => self.convert_manifest(&code),
         };
         (reply, false)
     }

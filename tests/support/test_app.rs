@@ -95,7 +95,8 @@ pub fn options() -> RuntimeOptions {
         migrate: true,
         workers: 4,
         job_lease: Duration::from_secs(3),
-        pacing: Pacing::default(),
+        pacing: Some(Pacing::default()),
+        redelivery: None,
         clock: Clock::system(),
         digest_interval: Duration::from_millis(100),
     }
