@@ -59,6 +59,8 @@ pub struct AppSettings {
     pub slack: Option<SlackSettings>,
     /// How long a Tier 1 alert may stay unacknowledged before it is escalated.
     pub alert_escalation_after: Duration,
+    /// How long old data is kept (`RETENTION_*`).
+    pub retention: crate::operations::retention::RetentionSettings,
 }
 
 /// Slack, when configured: alerts and override approvals.
@@ -141,6 +143,7 @@ impl AppSettings {
             evaluate_drafts,
             slack: slack(lookup)?,
             alert_escalation_after: alert_escalation_after(lookup)?,
+            retention: crate::operations::retention::RetentionSettings::from_lookup(lookup)?,
         })
     }
 }

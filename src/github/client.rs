@@ -264,9 +264,19 @@ impl InstallationClient {
                 body: body.into_bytes(),
             })
         };
+        let started = std::time::Instant::now();
         let answer = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
-            .map_err(|_| GithubError::Timeout)??;
+            .map_err(|_| GithubError::Timeout)
+            .and_then(|answered| answered);
+        crate::operations::observe_github_call(
+            method.as_str(),
+            &path,
+            self.inner.id,
+            answer.as_ref().ok().map(|a| (a.status, &a.headers)),
+            started.elapsed(),
+        );
+        let answer = answer?;
         tracing::debug!(
             installation = self.inner.id,
             %method,

@@ -4,6 +4,7 @@ mod alerts;
 mod audit;
 mod deliveries;
 mod evaluations;
+mod operations;
 mod overrides;
 mod slack;
 mod tenants;
@@ -29,6 +30,10 @@ pub use evaluations::{
     complete_evaluation, fail_evaluation, latest_violations, previous_evaluation,
     pull_request_record, recent_scores, set_check_run_id, set_comment_id, start_evaluation,
     supersede_evaluation,
+};
+pub use operations::{
+    RetentionCategory, claim_retention_day, count_expired, delete_expired_batch,
+    finish_retention_day, marks, notification_attempts, queue_sample, set_mark,
 };
 pub use tenants::{apply_installation_change, ensure_repository, sync_rule_definitions};
 

@@ -1,3 +1,4 @@
-//! HTTP routes besides the GitHub webhook intake: Slack interactivity.
+//! HTTP routes besides the GitHub webhook intake: Slack interactivity, metrics and deep health.
 
+pub mod operations;
 pub mod slack;
