@@ -29,6 +29,18 @@ enum Command {
     Serve(ServeArgs),
     /// Apply the database migrations and exit.
     Migrate,
+    /// Write the rule runbooks generated from policies/rules.yaml.
+    Runbooks(RunbooksArgs),
+}
+
+#[derive(Args)]
+struct RunbooksArgs {
+    /// The runbooks directory; pages go to DIR/rules/.
+    #[arg(long, value_name = "DIR", default_value = "docs/runbooks")]
+    out: PathBuf,
+    /// Write nothing; exit 1 when a page is missing or stale.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Args)]
@@ -94,6 +106,41 @@ fn main() -> ExitCode {
         Command::Check(args) => run_check(args),
         Command::Serve(args) => run_async(serve(args)),
         Command::Migrate => run_async(migrate()),
+        Command::Runbooks(args) => run_runbooks(args),
+    }
+}
+
+fn run_runbooks(args: RunbooksArgs) -> ExitCode {
+    use tollgate::operations::runbooks;
+    let pages = match runbooks::default_pages() {
+        Ok(pages) => pages,
+        Err(error) => {
+            eprintln!("tollgate: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check {
+        let stale = runbooks::stale_pages(&args.out, &pages);
+        for path in &stale {
+            eprintln!("stale: {} (run `tollgate runbooks`)", path.display());
+        }
+        return if stale.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
+    match runbooks::write_pages(&args.out, &pages) {
+        Ok(written) => {
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("tollgate: {error}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! Operations: `/metrics`, the deep health check, JSON log context, and retention with seeded
-//! old rows.
+//! Operations: `/metrics`, the deep health check, JSON log context, retention with seeded old
+//! rows, and the committed rule runbooks.
 
 mod support;
 
@@ -433,4 +433,39 @@ async fn a_worker_runs_todays_retention_at_start() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(finished, "no retention run recorded");
+}
+
+#[test]
+fn the_committed_rule_runbooks_are_current() {
+    use tollgate::operations::runbooks;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runbooks");
+    let pages = runbooks::default_pages().unwrap();
+    assert_eq!(pages.len(), 26, "an index and 25 rules");
+    let stale = runbooks::stale_pages(&dir, &pages);
+    assert!(
+        stale.is_empty(),
+        "stale runbook pages {stale:?}: run `cargo run -- runbooks` and commit the result"
+    );
+}
+
+#[test]
+fn the_operations_runbook_explains_every_health_check() {
+    let runbook = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/runbooks/operations.md"
+    ))
+    .unwrap();
+    for check in [
+        "database_pool",
+        "query_time",
+        "alert_delivery",
+        "job_queue",
+        "github",
+        "migrations",
+    ] {
+        assert!(
+            runbook.contains(&format!("`{check}`")),
+            "operations.md does not explain {check}"
+        );
+    }
 }

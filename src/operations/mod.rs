@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod retention;
+pub mod runbooks;
 
 use crate::store;
 use chrono::{DateTime, NaiveDate, Utc};
