@@ -106,6 +106,7 @@ impl Application {
         settings: &AppSettings,
         options: RuntimeOptions,
     ) -> Result<Self, StartError> {
+        crate::telemetry::metrics::install();
         let pool = store::connect(settings.database_url.expose()).await?;
         if options.migrate {
             store::migrate(&pool).await?;
@@ -126,7 +127,11 @@ impl Application {
             address: settings.listen,
             message: e.to_string(),
         })?;
-        let router = router(&pool, settings, options.role);
+        let router = router(&pool, settings, options.role)
+            .merge(crate::web::operations::router(pool.clone()))
+            .layer(axum::middleware::from_fn(
+                crate::web::operations::track_http,
+            ));
         let mut stop = shutdown_rx.clone();
         tasks.spawn(async move {
             let stopped = async move {
@@ -140,13 +145,23 @@ impl Application {
             }
         });
 
+        let worker_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+        tasks.spawn(crate::operations::run_upkeep(
+            pool.clone(),
+            crate::operations::Upkeep {
+                worker: options.role != Role::Web,
+                retention: settings.retention.clone(),
+                process_id: worker_id.clone(),
+                interval: Duration::from_secs(5),
+            },
+            shutdown_rx.clone(),
+        ));
         if options.role != Role::Web {
             let handlers = Arc::new(handlers(&pool, settings, &options, engine)?);
             if options.redelivery.is_some() {
                 // Merges with the run already waiting, so replicas share one schedule.
                 jobs::schedule_redelivery(&pool, Duration::ZERO).await?;
             }
-            let worker_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
             let queue = JobQueue::new(pool.clone(), worker_id, options.job_lease);
             // Digests are email only; without email the installation config is not read.
             if settings.email.is_some() {

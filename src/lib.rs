@@ -11,6 +11,7 @@ pub mod github;
 pub mod intake;
 pub mod jobs;
 pub mod notify;
+pub mod operations;
 pub mod overrides;
 pub mod policy;
 pub mod report;

@@ -33,6 +33,18 @@ enum Command {
     /// Register the GitHub App through GitHub's app-manifest flow and write its credentials
     /// to .env.
     Setup(SetupArgs),
+    /// Write the rule runbooks generated from policies/rules.yaml.
+    Runbooks(RunbooksArgs),
+}
+
+#[derive(Args)]
+struct RunbooksArgs {
+    /// The runbooks directory; pages go to DIR/rules/.
+    #[arg(long, value_name = "DIR", default_value = "docs/runbooks")]
+    out: PathBuf,
+    /// Write nothing; exit 1 when a page is missing or stale.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Args)]
@@ -127,6 +139,41 @@ fn main() -> ExitCode {
         Command::Serve(args) => run_async(serve(args)),
         Command::Migrate => run_async(migrate()),
         Command::Setup(args) => run_async(setup(args)),
+        Command::Runbooks(args) => run_runbooks(args),
+    }
+}
+
+fn run_runbooks(args: RunbooksArgs) -> ExitCode {
+    use tollgate::operations::runbooks;
+    let pages = match runbooks::default_pages() {
+        Ok(pages) => pages,
+        Err(error) => {
+            eprintln!("tollgate: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check {
+        let stale = runbooks::stale_pages(&args.out, &pages);
+        for path in &stale {
+            eprintln!("stale: {} (run `tollgate runbooks`)", path.display());
+        }
+        return if stale.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
+    match runbooks::write_pages(&args.out, &pages) {
+        Ok(written) => {
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("tollgate: {error}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -63,6 +63,8 @@ pub struct AppSettings {
     pub email: Option<EmailSettings>,
     /// `None` when `PAGERDUTY_ROUTING_KEY` is not set: escalations do not page.
     pub pagerduty: Option<PagerDutySettings>,
+    /// How long old data is kept (`RETENTION_*`).
+    pub retention: crate::operations::retention::RetentionSettings,
 }
 
 /// Email, when configured: Tier 1 alerts, digests and escalations.
@@ -163,6 +165,7 @@ impl AppSettings {
             alert_escalation_after: alert_escalation_after(lookup)?,
             email: email(lookup)?,
             pagerduty: pagerduty(lookup)?,
+            retention: crate::operations::retention::RetentionSettings::from_lookup(lookup)?,
         })
     }
 }

@@ -335,7 +335,16 @@ impl InstallationClient {
             budget.acquire(self.inner.id).await?;
         }
         let path = self.inner.base.route(route);
-        let answer = exchange(&self.inner.crab, &method, &path, body).await?;
+        let started = std::time::Instant::now();
+        let answer = exchange(&self.inner.crab, &method, &path, body).await;
+        crate::operations::observe_github_call(
+            method.as_str(),
+            &path,
+            self.inner.id,
+            answer.as_ref().ok().map(|a| (a.status, &a.headers)),
+            started.elapsed(),
+        );
+        let answer = answer?;
         tracing::debug!(
             installation = self.inner.id,
             %method,

@@ -66,32 +66,78 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let started = std::time::Instant::now();
     let delivery_id = header_str(&headers, "x-github-delivery")
         .unwrap_or("-")
         .to_owned();
-    let span = tracing::info_span!("delivery", delivery_id = %delivery_id);
+    let event = header_str(&headers, "x-github-event")
+        .unwrap_or("-")
+        .to_owned();
+    // Installation, repository and pull request are filled in once the payload is routed.
+    let span = tracing::info_span!(
+        "delivery",
+        delivery_id = %delivery_id,
+        event = %event,
+        installation = tracing::field::Empty,
+        repository = tracing::field::Empty,
+        pr = tracing::field::Empty,
+    );
     async move {
-        match accept(&state, &headers, &body).await {
-            Ok(response) => response,
+        let (response, outcome) = match accept(&state, &headers, &body).await {
+            Ok(answered) => answered,
             Err(error) => {
-                match &error {
-                    IntakeError::Store(e) => tracing::error!(error = %e, "delivery not stored"),
-                    IntakeError::Write(e) => tracing::error!(error = %e, "delivery not stored"),
-                    other => tracing::warn!(error = %other, "delivery refused"),
-                }
-                error.into_response()
+                let outcome = match &error {
+                    IntakeError::Store(e) => {
+                        tracing::error!(error = %e, "delivery not stored");
+                        "store_failed"
+                    }
+                    IntakeError::Write(e) => {
+                        tracing::error!(error = %e, "delivery not stored");
+                        "store_failed"
+                    }
+                    IntakeError::Signature(_) => {
+                        tracing::warn!(error = %error, "delivery refused");
+                        "unauthorized"
+                    }
+                    other => {
+                        tracing::warn!(error = %other, "delivery refused");
+                        "malformed"
+                    }
+                };
+                (error.into_response(), outcome)
             }
-        }
+        };
+        crate::telemetry::metrics::record_delivery(&event, outcome, started.elapsed());
+        response
     }
     .instrument(span)
     .await
 }
 
+/// Names the delivery's installation, repository and pull request on the current span, so every
+/// line logged for it carries them.
+fn record_context(installation_id: Option<i64>, routed: &Routed) {
+    let span = tracing::Span::current();
+    if let Some(installation) = installation_id {
+        span.record("installation", installation);
+    }
+    let target = match routed {
+        Routed::Evaluate(targets) => targets.first(),
+        Routed::Command(command) => Some(&command.target),
+        _ => None,
+    };
+    if let Some(target) = target {
+        span.record("repository", target.repo.full_name().as_str());
+        span.record("pr", target.number);
+    }
+}
+
+/// Answers a delivery, with the outcome the metrics count it under.
 async fn accept(
     state: &IntakeState,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Response, IntakeError> {
+) -> Result<(Response, &'static str), IntakeError> {
     // The signature covers the raw body: verify before parsing anything.
     verify_signature(
         &state.secrets,
@@ -110,6 +156,7 @@ async fn accept(
     let installation_id = events::installation_of(&payload);
     let routed = events::route(event, payload, state.routing)
         .map_err(|e| IntakeError::Malformed(e.to_string()))?;
+    record_context(installation_id, &routed);
 
     let (status, ignored_reason) = match &routed {
         Routed::Ping | Routed::Installation(_) => (DeliveryStatus::Processed, None),
@@ -156,7 +203,8 @@ async fn accept(
     };
     if !new {
         tracing::info!(event, "duplicate delivery: already recorded");
-        return Ok((StatusCode::OK, Json(json!({ "status": "duplicate" }))).into_response());
+        let response = (StatusCode::OK, Json(json!({ "status": "duplicate" }))).into_response();
+        return Ok((response, "duplicate"));
     }
     tracing::info!(
         event,
@@ -165,15 +213,22 @@ async fn accept(
         "delivery stored"
     );
     Ok(match routed {
-        Routed::Ping => (StatusCode::OK, Json(json!({ "status": "pong" }))).into_response(),
+        Routed::Ping => (
+            (StatusCode::OK, Json(json!({ "status": "pong" }))).into_response(),
+            "pong",
+        ),
         Routed::Ignored(reason) => (
-            StatusCode::ACCEPTED,
-            Json(json!({ "status": "ignored", "reason": reason })),
-        )
-            .into_response(),
-        Routed::Evaluate(_) | Routed::Command(_) | Routed::Installation(_) => {
-            (StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))).into_response()
-        }
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({ "status": "ignored", "reason": reason })),
+            )
+                .into_response(),
+            "ignored",
+        ),
+        Routed::Evaluate(_) | Routed::Command(_) | Routed::Installation(_) => (
+            (StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))).into_response(),
+            "accepted",
+        ),
     })
 }
 

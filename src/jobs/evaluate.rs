@@ -165,6 +165,7 @@ impl Evaluator {
                 }
                 store::fail_evaluation(&self.pool, start.id, &error, config_digest.as_deref())
                     .await?;
+                crate::telemetry::metrics::record_evaluation("error", started.elapsed());
             }
             Outcome::Evaluated {
                 findings,
@@ -233,6 +234,7 @@ impl Evaluator {
                     violations: &findings.violations,
                 };
                 store::complete_evaluation(&self.pool, &done).await?;
+                crate::telemetry::metrics::record_evaluation(verdict.as_str(), started.elapsed());
                 if let Some(policy) = &self.alerts {
                     // Alerts are a side effect: a failure here must not fail the evaluation.
                     // Email needs the installation's recipients, so then the config is read

@@ -295,8 +295,32 @@ async fn worker_loop(
 }
 
 async fn run_one(queue: &JobQueue, handlers: &Handlers, job: ClaimedJob) {
-    let span = tracing::info_span!("job", id = job.id, kind = %job.kind, key = %job.dedup_key, attempt = job.attempt);
+    let span = tracing::info_span!(
+        "job",
+        job_id = job.id,
+        kind = %job.kind,
+        key = %job.dedup_key,
+        attempt = job.attempt,
+        installation = job.installation_id,
+        repository = tracing::field::Empty,
+        pr = tracing::field::Empty,
+    );
+    if let Some((repository, pr)) = pull_request_of(&job.payload) {
+        span.record("repository", repository.as_str());
+        span.record("pr", pr);
+    }
     run_one_in_span(queue, handlers, job).instrument(span).await
+}
+
+/// The pull request a job is about, for its log lines: payloads that are a [`PrTarget`] or hold
+/// one under `target`.
+fn pull_request_of(payload: &serde_json::Value) -> Option<(String, u64)> {
+    let target = payload.get("target").unwrap_or(payload);
+    let repo = target.get("repo")?;
+    let owner = repo.get("owner")?.as_str()?;
+    let name = repo.get("name")?.as_str()?;
+    let number = target.get("number")?.as_u64()?;
+    Some((format!("{owner}/{name}"), number))
 }
 
 async fn run_one_in_span(queue: &JobQueue, handlers: &Handlers, job: ClaimedJob) {
@@ -313,8 +337,15 @@ async fn run_one_in_span(queue: &JobQueue, handlers: &Handlers, job: ClaimedJob)
             }
         })
     };
+    let started = std::time::Instant::now();
     let outcome = handlers.run(&job).await;
     heartbeat.abort();
+    let label = match &outcome {
+        Ok(()) => "completed",
+        Err(JobError::Retry { .. }) if job.attempt < job.max_attempts => "retried",
+        Err(_) => "failed",
+    };
+    crate::telemetry::metrics::record_job(&job.kind, label, started.elapsed());
     let recorded = match &outcome {
         Ok(()) => queue.complete(&job).await,
         Err(JobError::Retry { message, after }) => {

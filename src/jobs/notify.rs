@@ -182,6 +182,7 @@ impl EmailSender {
             .await
         {
             Ok(response) => {
+                crate::telemetry::metrics::record_notification("email", "sent");
                 store::record_email_attempt(&self.pool, &message, Ok(&response)).await?;
                 tracing::info!(email = email_id, kind = message.kind.as_str(), "email sent");
                 Ok(())
@@ -189,6 +190,7 @@ impl EmailSender {
             Err(error) => {
                 let text = error.to_string();
                 let give_up = last_attempt || matches!(error, SmtpError::Permanent(_));
+                crate::telemetry::metrics::record_notification("email", "failed");
                 store::record_email_attempt(&self.pool, &message, Err((&text, give_up))).await?;
                 Err(error.into())
             }
@@ -320,6 +322,7 @@ impl PagerDutySender {
         let request = self.event(&event).await?;
         match self.client.send(&request).await {
             Ok(()) => {
+                crate::telemetry::metrics::record_notification("pagerduty", "sent");
                 store::record_pagerduty_attempt(&self.pool, &event, None).await?;
                 tracing::info!(alert = event.alert_id, action = %event.action, "PagerDuty event sent");
                 Ok(())
@@ -327,6 +330,7 @@ impl PagerDutySender {
             Err(error) => {
                 let text = error.to_string();
                 let give_up = last_attempt || matches!(error, PagerDutyError::Refused(_));
+                crate::telemetry::metrics::record_notification("pagerduty", "failed");
                 store::record_pagerduty_attempt(&self.pool, &event, Some((&text, give_up))).await?;
                 Err(error.into())
             }

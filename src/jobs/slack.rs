@@ -132,6 +132,7 @@ impl SlackSender {
             Err(e) => ("failed", Some(e.to_string())),
         };
         store::record_slack_attempt(&self.pool, message, method, outcome, error.as_deref()).await?;
+        crate::telemetry::metrics::record_notification("slack", outcome);
         Ok(())
     }
 

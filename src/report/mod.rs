@@ -6,6 +6,7 @@
 //! in minijinja templates under `templates/`, compiled into the binary. Pure: no I/O.
 
 mod replies;
+mod runbooks;
 mod templates;
 mod view;
 
@@ -22,6 +23,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 
 pub use replies::{CommandKind, REPLY_MARKER, Reply, render_reply};
+pub use runbooks::{RunbookPage, render_runbooks};
 pub(crate) use templates::{from_json, strict_environment};
 
 /// The hidden first line of the sticky comment, by which the app finds its own comment again.

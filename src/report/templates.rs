@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 const MARKDOWN: &str = "markdown";
 const TERMINAL: &str = "terminal";
 
-const TEMPLATES: [(&str, &str); 18] = [
+const TEMPLATES: [(&str, &str); 20] = [
     ("report.md.j2", include_str!("../../templates/report.md.j2")),
     ("error.md.j2", include_str!("../../templates/error.md.j2")),
     (
@@ -79,6 +79,14 @@ const TEMPLATES: [(&str, &str); 18] = [
     (
         "replies/scope_refused.md.j2",
         include_str!("../../templates/replies/scope_refused.md.j2"),
+    ),
+    (
+        "runbooks/rule.md.j2",
+        include_str!("../../templates/runbooks/rule.md.j2"),
+    ),
+    (
+        "runbooks/index.md.j2",
+        include_str!("../../templates/runbooks/index.md.j2"),
     ),
 ];
 

@@ -6,6 +6,7 @@ mod deliveries;
 mod evaluations;
 mod notifications;
 mod github_budget;
+mod operations;
 mod overrides;
 mod redeliveries;
 mod slack;
@@ -18,7 +19,7 @@ pub use alerts::{
 pub use audit::{AuditEntry, audit};
 pub use notifications::{
     CachedInstallationConfig, DigestRow, EmailKind, EmailMessageRow, GrantedOverride, NewDigest,
-    PagerDutyEventRow, ViolationGroup, acknowledge_digest, alert_delivery_figures,
+    PagerDutyEventRow, ViolationGroup, acknowledge_digest,
     cached_installation_config, cached_installation_configs, claim_digest, digest, digest_claimed,
     email_message, insert_email_message, insert_pagerduty_event, installation_account,
     installations_needing_config, mark_digest_escalated, overrides_granted, pagerduty_event,
@@ -48,6 +49,10 @@ pub use github_budget::{WriteSlot, cache_repo_config, cached_repo_config, take_w
 pub use redeliveries::{
     RedeliveryClaim, claim_redelivery, release_redelivery, set_redelivery_outcome,
     unknown_delivery_guids,
+};
+pub use operations::{
+    RetentionCategory, claim_retention_day, count_expired, delete_expired_batch,
+    finish_retention_day, marks, notification_attempts, queue_sample, set_mark,
 };
 pub use tenants::{apply_installation_change, ensure_repository, sync_rule_definitions};
 

@@ -593,20 +593,3 @@ pub async fn use_ack_nonce(tx: &mut PgConnection, nonce: &str) -> Result<bool, s
     .await?;
     Ok(inserted.is_some())
 }
-
-/// Alert delivery attempts over a recent window, all channels: (attempts, failures).
-pub async fn alert_delivery_figures(
-    pool: &PgPool,
-    window: Duration,
-) -> Result<(i64, i64), sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT count(*) AS attempts, count(*) FILTER (WHERE outcome = 'failed') AS failures
-         FROM (SELECT outcome, created_at FROM slack_attempts
-               UNION ALL SELECT outcome, created_at FROM notification_attempts) a
-         WHERE a.created_at > now() - make_interval(secs => $1)",
-    )
-    .bind(window.as_secs_f64())
-    .fetch_one(pool)
-    .await?;
-    Ok((row.get("attempts"), row.get("failures")))
-}

@@ -1,5 +1,6 @@
-//! HTTP routes besides the GitHub webhook intake: Slack interactivity and the acknowledge links
-//! of emails.
+//! HTTP routes besides the GitHub webhook intake: Slack interactivity, the acknowledge links of
+//! emails, metrics and deep health.
 
 pub mod ack;
+pub mod operations;
 pub mod slack;
