@@ -8,6 +8,7 @@ use crate::intake::{self, IntakeState, MAX_BODY_BYTES};
 use crate::jobs::{self, AlertPolicy, CommandHandler, Evaluator, Handlers, JobQueue, SlackSender};
 use crate::policy::{PolicyEngine, PolicyError, PolicyPack};
 use crate::store;
+use crate::web::dashboard::DashboardState;
 use crate::web::slack::{MAX_INTERACTION_BYTES, SlackInteractionState};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -65,6 +66,8 @@ pub enum StartError {
     Github(String),
     #[error("cannot set up the Slack client: {0}")]
     Slack(String),
+    #[error("cannot set up the dashboard: {0}")]
+    Dashboard(#[from] crate::web::dashboard::DashboardStartError),
     #[error("cannot listen on {address}: {message}")]
     Listen {
         address: SocketAddr,
@@ -104,7 +107,11 @@ impl Application {
             address: settings.listen,
             message: e.to_string(),
         })?;
-        let router = router(&pool, settings, options.role);
+        let dashboard = match options.role {
+            Role::Worker => None,
+            Role::Web | Role::All => DashboardState::from_settings(settings, &pool).await?,
+        };
+        let router = router(&pool, settings, options.role, dashboard);
         let mut stop = shutdown_rx.clone();
         tasks.spawn(async move {
             let stopped = async move {
@@ -218,7 +225,12 @@ struct HealthState {
     slack_on: bool,
 }
 
-fn router(pool: &PgPool, settings: &AppSettings, role: Role) -> Router {
+fn router(
+    pool: &PgPool,
+    settings: &AppSettings,
+    role: Role,
+    dashboard: Option<Arc<DashboardState>>,
+) -> Router {
     let health = Router::new()
         .route(
             "/healthz",
@@ -243,7 +255,10 @@ fn router(pool: &PgPool, settings: &AppSettings, role: Role) -> Router {
         .route("/api/github/webhooks", post(intake::receive))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(intake);
-    let health = health.merge(webhooks);
+    let mut health = health.merge(webhooks);
+    if let Some(dashboard) = dashboard {
+        health = health.merge(crate::web::dashboard::router(dashboard));
+    }
     match &settings.slack {
         Some(slack) => {
             let state = Arc::new(SlackInteractionState {

@@ -7,4 +7,7 @@ mod settings;
 
 pub use overrides::{Approver, InvalidApprover, OverrideSettings, OverridesFile, TeamRef};
 pub use repo::{EffectiveRule, RepoConfig, RepoConfigError, RepoConfigFile, RuleSettings};
-pub use settings::{AppSettings, LogFormat, Secret, SettingsError, SlackSettings, database_url};
+pub use settings::{
+    AppSettings, DashboardSettings, LogFormat, Secret, SessionKey, SettingsError, SlackSettings,
+    database_url,
+};

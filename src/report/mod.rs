@@ -22,7 +22,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 
 pub use replies::{CommandKind, REPLY_MARKER, Reply, render_reply};
-pub(crate) use templates::strict_environment;
+pub(crate) use templates::{from_json, strict_environment};
 
 /// The hidden first line of the sticky comment, by which the app finds its own comment again.
 pub const STICKY_COMMENT_MARKER: &str = "<!-- tollgate:sticky-comment -->";

@@ -134,7 +134,7 @@ fn build() -> Environment<'static> {
 
 /// minijinja's serde support is an optional feature this crate does not enable; views go through
 /// `serde_json::Value` instead, which is cheap at report sizes.
-fn from_json(value: serde_json::Value) -> Value {
+pub(crate) fn from_json(value: serde_json::Value) -> Value {
     match value {
         serde_json::Value::Null => Value::from(()),
         serde_json::Value::Bool(b) => Value::from(b),

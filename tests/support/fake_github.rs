@@ -12,6 +12,9 @@
 //! recorded paths are below the API root either way.
 
 use super::openapi;
+
+#[path = "fake_github_oauth.rs"]
+mod oauth;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -565,6 +568,7 @@ struct FakeState {
     unexpected: Vec<RecordedRequest>,
     openapi_violations: Vec<String>,
     write_count: usize,
+    oauth: oauth::OAuthState,
 }
 
 impl FakeState {
@@ -584,6 +588,7 @@ impl FakeState {
             unexpected: Vec::new(),
             openapi_violations: Vec::new(),
             write_count: 0,
+            oauth: oauth::OAuthState::default(),
         }
     }
 
@@ -749,9 +754,11 @@ async fn handle(
         serde_json::from_slice(&body).map(Some).map_err(|_| ())
     };
     let body_value = parsed_body.clone().ok().flatten();
-    let (reply, unexpected) = match parsed_body {
-        Err(()) => (Reply::message(400, "Problems parsing JSON"), false),
-        Ok(body) => {
+    let web_login = oauth::answer_web_login(&mut state, &method, &path, uri.query(), &body);
+    let (reply, unexpected) = match (web_login, parsed_body) {
+        (Some(reply), _) => (reply, false),
+        (None, Err(())) => (Reply::message(400, "Problems parsing JSON"), false),
+        (None, Ok(body)) => {
             let incoming = Incoming {
                 method: &method,
                 path: &path,
@@ -864,6 +871,13 @@ impl FakeState {
             .split('/')
             .map(percent_decode)
             .collect();
+        if req.path.starts_with("/user")
+            && let Some(reply) = self
+                .injected_failure(req)
+                .or_else(|| oauth::answer_user_api(&self.oauth, req))
+        {
+            return (reply, false);
+        }
         let Some(route) = parse_route(req.method, &segments) else {
             return (Reply::not_found(), true);
         };
