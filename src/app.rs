@@ -14,6 +14,7 @@ use crate::notify::email::Mailer;
 use crate::notify::pagerduty::PagerDutyClient;
 use crate::policy::{PolicyEngine, PolicyError, PolicyPack};
 use crate::store;
+use crate::web::dashboard::DashboardState;
 use crate::web::slack::{MAX_INTERACTION_BYTES, SlackInteractionState};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -87,6 +88,8 @@ pub enum StartError {
         channel: &'static str,
         message: String,
     },
+    #[error("cannot set up the dashboard: {0}")]
+    Dashboard(#[from] crate::web::dashboard::DashboardStartError),
     #[error("cannot listen on {address}: {message}")]
     Listen {
         address: SocketAddr,
@@ -127,7 +130,11 @@ impl Application {
             address: settings.listen,
             message: e.to_string(),
         })?;
-        let router = router(&pool, settings, options.role)
+        let dashboard = match options.role {
+            Role::Worker => None,
+            Role::Web | Role::All => DashboardState::from_settings(settings, &pool).await?,
+        };
+        let router = router(&pool, settings, options.role, dashboard)
             .merge(crate::web::operations::router(pool.clone()))
             .layer(axum::middleware::from_fn(
                 crate::web::operations::track_http,
@@ -329,7 +336,12 @@ struct HealthState {
     channels: serde_json::Map<String, serde_json::Value>,
 }
 
-fn router(pool: &PgPool, settings: &AppSettings, role: Role) -> Router {
+fn router(
+    pool: &PgPool,
+    settings: &AppSettings,
+    role: Role,
+    dashboard: Option<Arc<DashboardState>>,
+) -> Router {
     let health = Router::new()
         .route(
             "/healthz",
@@ -376,7 +388,10 @@ fn router(pool: &PgPool, settings: &AppSettings, role: Role) -> Router {
                 &settings.webhook_secrets,
             ),
         }));
-    let health = health.merge(webhooks).merge(acknowledge);
+    let mut health = health.merge(webhooks).merge(acknowledge);
+    if let Some(dashboard) = dashboard {
+        health = health.merge(crate::web::dashboard::router(dashboard));
+    }
     match &settings.slack {
         Some(slack) => {
             let state = Arc::new(SlackInteractionState {

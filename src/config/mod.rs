@@ -12,6 +12,7 @@ pub use installation::{
 pub use overrides::{Approver, InvalidApprover, OverrideSettings, OverridesFile, TeamRef};
 pub use repo::{EffectiveRule, RepoConfig, RepoConfigError, RepoConfigFile, RuleSettings};
 pub use settings::{
-    AppSettings, EmailSettings, LogFormat, PagerDutySettings, Secret, SettingsError, SlackSettings,
+    AppSettings, DashboardSettings, EmailSettings, LogFormat, PagerDutySettings, Secret, SessionKey,
+    SettingsError, SlackSettings,
     database_url,
 };

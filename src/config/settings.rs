@@ -65,6 +65,8 @@ pub struct AppSettings {
     pub pagerduty: Option<PagerDutySettings>,
     /// How long old data is kept (`RETENTION_*`).
     pub retention: crate::operations::retention::RetentionSettings,
+    /// `None` when `SESSION_KEY` is not set: no dashboard and no JSON API, the app still runs.
+    pub dashboard: Option<DashboardSettings>,
 }
 
 /// Email, when configured: Tier 1 alerts, digests and escalations.
@@ -81,6 +83,43 @@ pub struct PagerDutySettings {
     pub routing_key: Secret,
     /// Without a trailing slash.
     pub api_url: String,
+}
+
+/// The dashboard and JSON API, when configured: GitHub login and sessions.
+#[derive(Debug, Clone)]
+pub struct DashboardSettings {
+    /// The GitHub App's OAuth client id (`GITHUB_CLIENT_ID`).
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Where people log in, without a trailing slash (`GITHUB_WEB_URL`).
+    pub web_url: String,
+    /// Signs cookies (`SESSION_KEY`, 64 or more bytes, base64).
+    pub session_key: SessionKey,
+    /// A login role that is a member of `tollgate_dashboard`, for the dashboard's own pool
+    /// (`DASHBOARD_DATABASE_URL`); without it the dashboard shares the main pool.
+    pub database_url: Option<Secret>,
+}
+
+/// The key cookies are signed with: at least 64 random bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKey(Vec<u8>);
+
+impl SessionKey {
+    pub const MIN_BYTES: usize = 64;
+
+    pub fn new(bytes: Vec<u8>) -> Option<Self> {
+        (bytes.len() >= Self::MIN_BYTES).then_some(Self(bytes))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionKey(***)")
+    }
 }
 
 /// Slack, when configured: alerts and override approvals.
@@ -166,6 +205,7 @@ impl AppSettings {
             email: email(lookup)?,
             pagerduty: pagerduty(lookup)?,
             retention: crate::operations::retention::RetentionSettings::from_lookup(lookup)?,
+            dashboard: dashboard(lookup)?,
         })
     }
 }
@@ -234,6 +274,36 @@ fn pagerduty(
     Ok(Some(PagerDutySettings {
         routing_key: Secret(routing_key.trim().to_owned()),
         api_url: api_url.trim_end_matches('/').to_owned(),
+/// The dashboard is on when `SESSION_KEY` is set; then the OAuth credentials are required.
+fn dashboard(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<DashboardSettings>, SettingsError> {
+    use base64::Engine as _;
+    let Some(raw_key) = optional(lookup, "SESSION_KEY") else {
+        return Ok(None);
+    };
+    let session_key = base64::engine::general_purpose::STANDARD
+        .decode(raw_key.trim())
+        .ok()
+        .and_then(SessionKey::new)
+        .ok_or_else(|| {
+            invalid(
+                "SESSION_KEY",
+                "expected 64 or more random bytes in base64 (openssl rand -base64 64)",
+            )
+        })?;
+    let web_url =
+        optional(lookup, "GITHUB_WEB_URL").unwrap_or_else(|| "https://github.com".to_owned());
+    if !(web_url.starts_with("https://") || web_url.starts_with("http://")) {
+        return Err(invalid("GITHUB_WEB_URL", "expected an http(s) URL"));
+    }
+    Ok(Some(DashboardSettings {
+        client_id: required(lookup, "GITHUB_CLIENT_ID")?.trim().to_owned(),
+        client_secret: Secret(required(lookup, "GITHUB_CLIENT_SECRET")?.trim().to_owned()),
+        web_url: web_url.trim_end_matches('/').to_owned(),
+        session_key,
+        database_url: optional(lookup, "DASHBOARD_DATABASE_URL")
+            .map(|u| Secret(u.trim().to_owned())),
     }))
 }
 
@@ -328,6 +398,69 @@ mod tests {
         assert!(s.evaluate_drafts);
         assert!(s.slack.is_none(), "Slack is off without a token");
         assert_eq!(s.alert_escalation_after, Duration::from_secs(900));
+        assert!(s.dashboard.is_none(), "the dashboard is off without a key");
+    }
+
+    /// 64 bytes, base64.
+    const SESSION_KEY: &str =
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+
+    #[test]
+    fn the_dashboard_needs_oauth_credentials_once_a_session_key_is_set() {
+        let mut vars = complete();
+        vars.push(("SESSION_KEY", SESSION_KEY));
+        assert_eq!(settings(&vars).unwrap_err().variable, "GITHUB_CLIENT_ID");
+        vars.push(("GITHUB_CLIENT_ID", "Iv1.abc"));
+        assert_eq!(
+            settings(&vars).unwrap_err().variable,
+            "GITHUB_CLIENT_SECRET"
+        );
+        vars.push(("GITHUB_CLIENT_SECRET", "client-secret-value"));
+        let dashboard = settings(&vars)
+            .unwrap()
+            .dashboard
+            .expect("the dashboard is on");
+        assert_eq!(dashboard.client_id, "Iv1.abc");
+        assert_eq!(dashboard.web_url, "https://github.com");
+        assert_eq!(dashboard.session_key.expose().len(), 64);
+        assert!(dashboard.database_url.is_none());
+        let shown = format!("{dashboard:?}");
+        assert!(
+            !shown.contains("client-secret-value"),
+            "the secret leaks into Debug output"
+        );
+        assert!(!shown.contains("AAEC"), "the key leaks into Debug output");
+
+        vars.push(("GITHUB_WEB_URL", "http://127.0.0.1:9/"));
+        vars.push(("DASHBOARD_DATABASE_URL", "postgres://dash@db/tollgate"));
+        let dashboard = settings(&vars)
+            .unwrap()
+            .dashboard
+            .expect("the dashboard is on");
+        assert_eq!(dashboard.web_url, "http://127.0.0.1:9");
+        assert!(dashboard.database_url.is_some());
+    }
+
+    #[test]
+    fn a_short_or_garbled_session_key_is_refused() {
+        for key in ["c2hvcnQ=", "not base64 at all!"] {
+            let mut vars = complete();
+            vars.push(("SESSION_KEY", key));
+            vars.push(("GITHUB_CLIENT_ID", "Iv1.abc"));
+            vars.push(("GITHUB_CLIENT_SECRET", "shh"));
+            let error = settings(&vars).unwrap_err();
+            assert_eq!(error.variable, "SESSION_KEY", "{key}");
+            assert!(
+                !error.to_string().contains(key),
+                "the key leaks into the message"
+            );
+        }
+        let mut vars = complete();
+        vars.push(("SESSION_KEY", SESSION_KEY));
+        vars.push(("GITHUB_CLIENT_ID", "Iv1.abc"));
+        vars.push(("GITHUB_CLIENT_SECRET", "shh"));
+        vars.push(("GITHUB_WEB_URL", "github.com"));
+        assert_eq!(settings(&vars).unwrap_err().variable, "GITHUB_WEB_URL");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod events;
+pub mod oauth;
 pub mod pacer;
 
 pub use auth::AppCredentials;

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod audit;
+pub mod dashboard;
 mod deliveries;
 mod evaluations;
 mod notifications;

@@ -14,6 +14,9 @@
 mod hooks;
 
 use super::openapi;
+
+#[path = "fake_github_oauth.rs"]
+mod oauth;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -568,6 +571,7 @@ struct FakeState {
     openapi_violations: Vec<String>,
     write_count: usize,
     hooks: hooks::HookState,
+    oauth: oauth::OAuthState,
 }
 
 impl FakeState {
@@ -588,6 +592,7 @@ impl FakeState {
             openapi_violations: Vec::new(),
             write_count: 0,
             hooks: hooks::HookState::default(),
+            oauth: oauth::OAuthState::default(),
         }
     }
 
@@ -770,9 +775,11 @@ async fn handle(
         serde_json::from_slice(&body).map(Some).map_err(|_| ())
     };
     let body_value = parsed_body.clone().ok().flatten();
-    let (reply, unexpected) = match parsed_body {
-        Err(()) => (Reply::message(400, "Problems parsing JSON"), false),
-        Ok(body) => {
+    let web_login = oauth::answer_web_login(&mut state, &method, &path, uri.query(), &body);
+    let (reply, unexpected) = match (web_login, parsed_body) {
+        (Some(reply), _) => (reply, false),
+        (None, Err(())) => (Reply::message(400, "Problems parsing JSON"), false),
+        (None, Ok(body)) => {
             let incoming = Incoming {
                 method: &method,
                 path: &path,
@@ -885,6 +892,13 @@ impl FakeState {
             .split('/')
             .map(percent_decode)
             .collect();
+        if req.path.starts_with("/user")
+            && let Some(reply) = self
+                .injected_failure(req)
+                .or_else(|| oauth::answer_user_api(&self.oauth, req))
+        {
+            return (reply, false);
+        }
         let Some(route) = parse_route(req.method, &segments) else {
             return (Reply::not_found(), true);
         };

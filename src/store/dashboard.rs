@@ -1,0 +1,603 @@
+//! The dashboard's queries. Each runs in a transaction that first becomes `tollgate_dashboard`
+//! (neither superuser, nor table owner, nor BYPASSRLS) and names, in a transaction-local setting,
+//! the one installation, session or token hash it is about. Row-level security (migration 0004)
+//! then shows it nothing else: the queries below carry no tenant `WHERE` of their own, so a
+//! forgotten filter cannot leak another installation's rows.
+
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+pub type DashboardTx = Transaction<'static, Postgres>;
+
+/// What a dashboard transaction is scoped to.
+enum Scope<'a> {
+    Installation(i64),
+    Session(&'a str),
+    ApiToken(&'a str),
+}
+
+/// Begins a transaction as `tollgate_dashboard`, scoped with `set_config(..., true)`: the
+/// settings end with the transaction, so a pooled connection never carries them to the next user
+/// (a session-wide `SET` would).
+async fn begin(pool: &PgPool, scope: Scope<'_>) -> Result<DashboardTx, sqlx::Error> {
+    let (setting, value) = match scope {
+        Scope::Installation(id) => ("app.installation_id", id.to_string()),
+        Scope::Session(hash) => ("app.session_hash", hash.to_owned()),
+        Scope::ApiToken(hash) => ("app.api_token_hash", hash.to_owned()),
+    };
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('role', 'tollgate_dashboard', true), set_config($1, $2, true)")
+        .bind(setting)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// A transaction that sees one installation's rows.
+pub async fn begin_tenant(pool: &PgPool, installation_id: i64) -> Result<DashboardTx, sqlx::Error> {
+    begin(pool, Scope::Installation(installation_id)).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub user_id: i64,
+    pub login: String,
+    pub access: Value,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub struct NewSession<'a> {
+    pub id_hash: &'a str,
+    pub user_id: i64,
+    pub login: &'a str,
+    pub access: &'a Value,
+    pub csrf_token: &'a str,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Stores a new session, and prunes expired ones on the way.
+pub async fn insert_session(pool: &PgPool, session: &NewSession<'_>) -> Result<(), sqlx::Error> {
+    let mut tx = begin(pool, Scope::Session(session.id_hash)).await?;
+    sqlx::query("DELETE FROM dashboard_sessions WHERE expires_at < now()")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO dashboard_sessions (id_hash, user_id, login, access, csrf_token, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(session.id_hash)
+    .bind(session.user_id)
+    .bind(session.login)
+    .bind(session.access)
+    .bind(session.csrf_token)
+    .bind(session.expires_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// The live session with this id hash, if any.
+pub async fn session(pool: &PgPool, id_hash: &str) -> Result<Option<SessionRow>, sqlx::Error> {
+    let mut tx = begin(pool, Scope::Session(id_hash)).await?;
+    let row = sqlx::query_as(
+        "SELECT user_id, login, access, csrf_token, expires_at FROM dashboard_sessions
+         WHERE id_hash = $1 AND expires_at > now()",
+    )
+    .bind(id_hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn delete_session(pool: &PgPool, id_hash: &str) -> Result<(), sqlx::Error> {
+    let mut tx = begin(pool, Scope::Session(id_hash)).await?;
+    sqlx::query("DELETE FROM dashboard_sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// API tokens
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ApiTokenRow {
+    pub id: i64,
+    pub installation_id: i64,
+    pub user_id: i64,
+    pub login: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub struct NewApiToken<'a> {
+    pub installation_id: i64,
+    pub user_id: i64,
+    pub login: &'a str,
+    pub name: &'a str,
+    pub token_hash: &'a str,
+}
+
+pub async fn insert_api_token(
+    tx: &mut PgConnection,
+    token: &NewApiToken<'_>,
+) -> Result<ApiTokenRow, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO api_tokens (installation_id, user_id, login, name, token_hash)
+         VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, installation_id, user_id, login, name, created_at, revoked_at",
+    )
+    .bind(token.installation_id)
+    .bind(token.user_id)
+    .bind(token.login)
+    .bind(token.name)
+    .bind(token.token_hash)
+    .fetch_one(tx)
+    .await
+}
+
+pub async fn api_tokens(tx: &mut PgConnection) -> Result<Vec<ApiTokenRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, installation_id, user_id, login, name, created_at, revoked_at
+         FROM api_tokens ORDER BY id DESC",
+    )
+    .fetch_all(tx)
+    .await
+}
+
+/// Revokes a token of the transaction's installation; `None` when there is no such token.
+pub async fn revoke_api_token(
+    tx: &mut PgConnection,
+    id: i64,
+) -> Result<Option<ApiTokenRow>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1
+         RETURNING id, installation_id, user_id, login, name, created_at, revoked_at",
+    )
+    .bind(id)
+    .fetch_optional(tx)
+    .await
+}
+
+/// The unrevoked token with this hash, whatever its installation: knowing the hash means
+/// holding the token.
+pub async fn api_token_by_hash(
+    pool: &PgPool,
+    token_hash: &str,
+) -> Result<Option<ApiTokenRow>, sqlx::Error> {
+    let mut tx = begin(pool, Scope::ApiToken(token_hash)).await?;
+    let row = sqlx::query_as(
+        "SELECT id, installation_id, user_id, login, name, created_at, revoked_at
+         FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RuleOverviewRow {
+    pub rule_id: String,
+    pub name: String,
+    pub tier: String,
+    pub category: String,
+    pub open_violations: i64,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// The latest completed evaluation of each pull request: its violations are the open ones.
+macro_rules! latest_evaluations {
+    () => {
+        "latest AS (
+             SELECT DISTINCT ON (repository_id, pr_number) id, repository_id, pr_number
+             FROM evaluations WHERE status = 'completed'
+             ORDER BY repository_id, pr_number, created_at DESC, id DESC
+         )"
+    };
+}
+
+/// Whether violation `v` of the latest evaluation `l` is covered by an approved override.
+macro_rules! overridden {
+    () => {
+        "EXISTS (SELECT 1 FROM override_requests o
+                 WHERE o.repository_id = l.repository_id AND o.pr_number = l.pr_number
+                   AND o.status = 'approved' AND v.fingerprint = ANY (o.fingerprints))"
+    };
+}
+
+/// Every rule of the pack with its open violations and when it was last seen.
+pub async fn rule_overview(tx: &mut PgConnection) -> Result<Vec<RuleOverviewRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "WITH ",
+        latest_evaluations!(),
+        ", open AS (
+             SELECT v.rule_id, count(*) AS n FROM violations v JOIN latest l ON l.id = v.evaluation_id
+             WHERE NOT ",
+        overridden!(),
+        " GROUP BY v.rule_id
+         ), seen AS (
+             SELECT rule_id, max(created_at) AS last_seen FROM violations GROUP BY rule_id
+         )
+         SELECT r.rule_id, r.name, r.tier, r.category,
+                coalesce(open.n, 0) AS open_violations, seen.last_seen
+         FROM rule_definitions r
+         LEFT JOIN open ON open.rule_id = r.rule_id
+         LEFT JOIN seen ON seen.rule_id = r.rule_id
+         ORDER BY r.rule_id"
+    ))
+    .fetch_all(tx)
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Violations
+
+/// The filters of the violations list and export; `None` means "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViolationFilter {
+    pub repository: Option<String>,
+    pub rule: Option<String>,
+    pub tier: Option<String>,
+    /// A path prefix.
+    pub path: Option<String>,
+    pub pr: Option<i32>,
+    pub author: Option<String>,
+    /// `open`, `overridden` or `resolved`.
+    pub state: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ViolationRow {
+    pub id: i64,
+    pub repository: String,
+    pub pr_number: i32,
+    pub author: Option<String>,
+    pub evaluation_id: i64,
+    pub rule_id: String,
+    pub tier: String,
+    pub path: Option<String>,
+    pub line: Option<i32>,
+    pub message: String,
+    pub fingerprint: String,
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Each violation once, by its newest row in its pull request: `open` or `overridden` when it is
+/// in the pull request's latest evaluation, else `resolved` (it went away). Filters are bound
+/// parameters ($1-$9); `$10` is the keyset cursor (rows with a smaller id), `$11` the limit.
+macro_rules! violations_query {
+    () => {
+        concat!(
+            "WITH ",
+            latest_evaluations!(),
+            " SELECT * FROM (
+                 SELECT v.id, r.full_name AS repository, e.pr_number, p.author, v.evaluation_id,
+                        v.rule_id, v.tier, v.path, v.line, v.message, v.fingerprint,
+                        CASE WHEN v.evaluation_id <> l.id THEN 'resolved'
+                             WHEN ",
+            overridden!(),
+            " THEN 'overridden' ELSE 'open' END AS state,
+                        v.created_at
+                 FROM violations v
+                 JOIN evaluations e ON e.id = v.evaluation_id
+                 JOIN latest l ON l.repository_id = e.repository_id AND l.pr_number = e.pr_number
+                 JOIN repositories r ON r.id = e.repository_id
+                 LEFT JOIN pull_requests p
+                        ON p.repository_id = e.repository_id AND p.number = e.pr_number
+                 WHERE ($1::text IS NULL OR r.full_name = $1)
+                   AND ($2::text IS NULL OR v.rule_id = $2)
+                   AND ($3::text IS NULL OR v.tier = $3)
+                   AND ($4::text IS NULL OR starts_with(v.path, $4))
+                   AND ($5::int IS NULL OR e.pr_number = $5)
+                   AND ($6::text IS NULL OR p.author = $6)
+                   AND ($8::timestamptz IS NULL OR v.created_at >= $8)
+                   AND ($9::timestamptz IS NULL OR v.created_at < $9)
+                   AND ($10::bigint IS NULL OR v.id < $10)
+                   AND NOT EXISTS (
+                       SELECT 1 FROM violations n JOIN evaluations ne ON ne.id = n.evaluation_id
+                       WHERE n.fingerprint = v.fingerprint AND n.evaluation_id > v.evaluation_id
+                         AND ne.repository_id = e.repository_id AND ne.pr_number = e.pr_number)
+             ) found
+             WHERE ($7::text IS NULL OR found.state = $7)
+             ORDER BY found.id DESC
+             LIMIT $11"
+        )
+    };
+}
+
+fn bind_filter<'q, O>(
+    query: sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
+    filter: &'q ViolationFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
+    query
+        .bind(filter.repository.as_deref())
+        .bind(filter.rule.as_deref())
+        .bind(filter.tier.as_deref())
+        .bind(filter.path.as_deref())
+        .bind(filter.pr)
+        .bind(filter.author.as_deref())
+        .bind(filter.state.as_deref())
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(before_id)
+        .bind(limit)
+}
+
+/// One page of violations, newest first, before the cursor `before_id`.
+pub async fn violations_page(
+    tx: &mut PgConnection,
+    filter: &ViolationFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<ViolationRow>, sqlx::Error> {
+    bind_filter(
+        sqlx::query_as(violations_query!()),
+        filter,
+        before_id,
+        limit,
+    )
+    .fetch_all(tx)
+    .await
+}
+
+/// Every matching violation, streamed row by row from the database.
+pub fn violations_stream<'a>(
+    tx: &'a mut PgConnection,
+    filter: &'a ViolationFilter,
+) -> impl Stream<Item = Result<ViolationRow, sqlx::Error>> + Send + 'a {
+    bind_filter(sqlx::query_as(violations_query!()), filter, None, i64::MAX).fetch(tx)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pull requests and their evaluations
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct PullRequestRow {
+    pub repository_id: i64,
+    pub repository: String,
+    pub number: i32,
+    pub title: String,
+    pub author: Option<String>,
+    pub head_sha: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct EvaluationRow {
+    pub id: i64,
+    pub head_sha: String,
+    pub status: String,
+    pub score: Option<i16>,
+    pub verdict: Option<String>,
+    pub threshold: Option<i16>,
+    pub block_count: Option<i32>,
+    pub override_count: Option<i32>,
+    pub warning_count: Option<i32>,
+    pub policy_digest: String,
+    pub config_digest: Option<String>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct EvaluationViolationRow {
+    pub id: i64,
+    pub evaluation_id: i64,
+    pub rule_id: String,
+    pub tier: String,
+    pub path: Option<String>,
+    pub line: Option<i32>,
+    pub message: String,
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct OverrideRow {
+    pub id: i64,
+    pub head_sha: String,
+    pub status: String,
+    pub requested_by: String,
+    pub reason: String,
+    pub scope_rules: Vec<String>,
+    pub fingerprints: Vec<String>,
+    pub needs_approval: bool,
+    pub approvers: Vec<String>,
+    pub decided_by: Option<String>,
+    pub decision_note: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+pub async fn pull_request(
+    tx: &mut PgConnection,
+    repository: &str,
+    number: i32,
+) -> Result<Option<PullRequestRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.repository_id, r.full_name AS repository, p.number, p.title, p.author,
+                p.head_sha, p.updated_at
+         FROM pull_requests p JOIN repositories r ON r.id = p.repository_id
+         WHERE r.full_name = $1 AND p.number = $2",
+    )
+    .bind(repository)
+    .bind(number)
+    .fetch_optional(tx)
+    .await
+}
+
+/// Every evaluation of a pull request, newest first.
+pub async fn evaluations_of(
+    tx: &mut PgConnection,
+    repository_id: i64,
+    number: i32,
+) -> Result<Vec<EvaluationRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, head_sha, status, score, verdict, threshold, block_count, override_count,
+                warning_count, policy_digest, config_digest, error, created_at, completed_at
+         FROM evaluations WHERE repository_id = $1 AND pr_number = $2
+         ORDER BY created_at DESC, id DESC",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .fetch_all(tx)
+    .await
+}
+
+/// The violations of every evaluation of a pull request.
+pub async fn violations_of_pull_request(
+    tx: &mut PgConnection,
+    repository_id: i64,
+    number: i32,
+) -> Result<Vec<EvaluationViolationRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT v.id, v.evaluation_id, v.rule_id, v.tier, v.path, v.line, v.message, v.fingerprint
+         FROM violations v JOIN evaluations e ON e.id = v.evaluation_id
+         WHERE e.repository_id = $1 AND e.pr_number = $2
+         ORDER BY v.evaluation_id DESC, v.id",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .fetch_all(tx)
+    .await
+}
+
+/// Every override request of a pull request with who approved it, newest first.
+pub async fn overrides_of_pull_request(
+    tx: &mut PgConnection,
+    repository_id: i64,
+    number: i32,
+) -> Result<Vec<OverrideRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT o.id, o.head_sha, o.status, o.requested_by, o.reason, o.scope_rules,
+                o.fingerprints, o.needs_approval,
+                ARRAY(SELECT a.approver FROM override_approvals a WHERE a.request_id = o.id
+                      ORDER BY a.created_at) AS approvers,
+                o.decided_by, o.decision_note, o.created_at, o.decided_at
+         FROM override_requests o WHERE o.repository_id = $1 AND o.pr_number = $2
+         ORDER BY o.created_at DESC, o.id DESC",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .fetch_all(tx)
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerts and the audit log
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AlertListRow {
+    pub id: i64,
+    pub repository: String,
+    pub pr_number: i32,
+    pub rule_id: String,
+    /// `open`, `acknowledged`, `escalated` (open past its window) or `resolved`.
+    pub status: String,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub escalated_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Alerts newest first, optionally of one status, before the cursor `before_id`.
+pub async fn alerts_page(
+    tx: &mut PgConnection,
+    status: Option<&str>,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AlertListRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM (
+             SELECT a.id, r.full_name AS repository, a.pr_number, a.rule_id,
+                    CASE WHEN a.status = 'open' AND a.escalated_at IS NOT NULL THEN 'escalated'
+                         ELSE a.status END AS status,
+                    a.acknowledged_by, a.acknowledged_at, a.escalated_at, a.resolved_at,
+                    a.created_at
+             FROM alerts a JOIN repositories r ON r.id = a.repository_id
+             WHERE ($2::bigint IS NULL OR a.id < $2)
+         ) found
+         WHERE ($1::text IS NULL OR found.status = $1)
+         ORDER BY found.id DESC LIMIT $3",
+    )
+    .bind(status)
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(tx)
+    .await
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub before_state: Option<Value>,
+    pub after_state: Option<Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+macro_rules! audit_query {
+    () => {
+        "SELECT id, actor, action, target, before_state, after_state, created_at FROM audit_log
+         WHERE ($1::text IS NULL OR actor = $1)
+           AND ($2::text IS NULL OR action = $2)
+           AND ($3::text IS NULL OR target = $3)
+           AND ($4::timestamptz IS NULL OR created_at >= $4)
+           AND ($5::timestamptz IS NULL OR created_at < $5)
+           AND ($6::bigint IS NULL OR id < $6)
+         ORDER BY id DESC LIMIT $7"
+    };
+}
+
+pub async fn audit_page(
+    tx: &mut PgConnection,
+    filter: &AuditFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    sqlx::query_as(audit_query!())
+        .bind(filter.actor.as_deref())
+        .bind(filter.action.as_deref())
+        .bind(filter.target.as_deref())
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(before_id)
+        .bind(limit)
+        .fetch_all(tx)
+        .await
+}

@@ -1,0 +1,496 @@
+//! The JSON API under `/api/v1/`. Each handler checks the caller's role in the installation of
+//! the URL (another installation is "not found"), then reads inside a transaction scoped to it.
+
+use super::access::Role;
+use super::cookies;
+use super::export::{self, VIOLATION_CSV_HEADER};
+use super::filters::{
+    self, ALERT_PARAMS, AUDIT_PARAMS, PAGE_PARAMS, Page, Params, VIOLATION_PARAMS,
+};
+use super::{ApiError, ApiUser, Credential, DashboardState};
+use crate::github::events::{PrTarget, RepoRef};
+use crate::jobs::{enqueue_evaluation, enqueue_slack_send};
+use crate::store::dashboard::{
+    self as db, DashboardTx, NewApiToken, ViolationFilter, ViolationRow, begin_tenant,
+};
+use crate::store::{self, AuditEntry, SlackSubject, audit as write_audit};
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// The hand-kept description of this API, checked against real answers by the tests.
+const OPENAPI: &str = include_str!("openapi.json");
+
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+pub async fn me(ApiUser(user): ApiUser) -> Json<Value> {
+    let csrf_token = match &user.credential {
+        Credential::Session { csrf_token, .. } => Some(csrf_token.clone()),
+        Credential::Token { .. } => None,
+    };
+    Json(json!({
+        "login": user.login,
+        "user_id": user.user_id,
+        "installations": user.access,
+        "csrf_token": csrf_token,
+    }))
+}
+
+/// A rule's compliance at a glance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleStatus {
+    /// Nothing open and nothing seen in the last week.
+    Green,
+    /// Open violations that do not block, or violations seen in the last week.
+    Yellow,
+    /// Open BLOCK violations.
+    Red,
+}
+
+pub fn rule_status(
+    tier: &str,
+    open: i64,
+    last_seen: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> RuleStatus {
+    if open > 0 && tier == "BLOCK" {
+        RuleStatus::Red
+    } else if open > 0 || last_seen.is_some_and(|seen| now - seen < Duration::days(7)) {
+        RuleStatus::Yellow
+    } else {
+        RuleStatus::Green
+    }
+}
+
+async fn tenant(
+    state: &DashboardState,
+    user: &super::Principal,
+    installation: i64,
+) -> Result<(Role, DashboardTx), ApiError> {
+    let role = user.role_in(installation)?;
+    Ok((role, begin_tenant(&state.pool, installation).await?))
+}
+
+pub async fn rules(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    let (_, mut tx) = tenant(&state, &user, installation).await?;
+    let rows = db::rule_overview(&mut tx).await?;
+    tx.commit().await?;
+    let now = Utc::now();
+    let rules: Vec<Value> = rows
+        .into_iter()
+        .map(|row| {
+            let status = rule_status(&row.tier, row.open_violations, row.last_seen, now);
+            let mut value = json!(row);
+            value["status"] = json!(status);
+            value
+        })
+        .collect();
+    Ok(Json(json!({ "rules": rules })))
+}
+
+/// A page of items and the cursor of the next page (`null` on the last one).
+fn page_of<T: Serialize>(mut rows: Vec<T>, page: Page, id: impl Fn(&T) -> i64) -> Value {
+    let more = rows.len() as i64 > page.limit;
+    rows.truncate(page.limit as usize);
+    let next_cursor = more
+        .then(|| rows.last().map(|row| id(row).to_string()))
+        .flatten();
+    json!({ "items": rows, "next_cursor": next_cursor })
+}
+
+pub async fn violations(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(query.as_deref(), &[&VIOLATION_PARAMS, &PAGE_PARAMS])?;
+    let filter = filters::violation_filter(&params)?;
+    let page = filters::page(&params)?;
+    let (_, mut tx) = tenant(&state, &user, installation).await?;
+    let rows = db::violations_page(&mut tx, &filter, page.before_id, page.limit + 1).await?;
+    tx.commit().await?;
+    Ok(Json(page_of(rows, page, |row| row.id)))
+}
+
+pub async fn pull_request(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path((installation, owner, repo, number)): Path<(i64, String, String, i32)>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    let (_, mut tx) = tenant(&state, &user, installation).await?;
+    let repository = format!("{owner}/{repo}");
+    let pr = db::pull_request(&mut tx, &repository, number)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let evaluations = db::evaluations_of(&mut tx, pr.repository_id, number).await?;
+    let violations = db::violations_of_pull_request(&mut tx, pr.repository_id, number).await?;
+    let overrides = db::overrides_of_pull_request(&mut tx, pr.repository_id, number).await?;
+    tx.commit().await?;
+    let evaluations: Vec<Value> = evaluations
+        .into_iter()
+        .map(|evaluation| {
+            let own: Vec<_> = violations
+                .iter()
+                .filter(|v| v.evaluation_id == evaluation.id)
+                .collect();
+            let mut value = json!(evaluation);
+            value["violations"] = json!(own);
+            value
+        })
+        .collect();
+    Ok(Json(json!({
+        "pull_request": pr,
+        "evaluations": evaluations,
+        "overrides": overrides,
+    })))
+}
+
+pub async fn alerts(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(query.as_deref(), &[&ALERT_PARAMS, &PAGE_PARAMS])?;
+    let status = filters::alert_status(&params)?;
+    let page = filters::page(&params)?;
+    let (_, mut tx) = tenant(&state, &user, installation).await?;
+    let rows = db::alerts_page(&mut tx, status.as_deref(), page.before_id, page.limit + 1).await?;
+    tx.commit().await?;
+    Ok(Json(page_of(rows, page, |row| row.id)))
+}
+
+pub async fn audit(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(query.as_deref(), &[&AUDIT_PARAMS, &PAGE_PARAMS])?;
+    let filter = filters::audit_filter(&params)?;
+    let page = filters::page(&params)?;
+    let (_, mut tx) = tenant(&state, &user, installation).await?;
+    let rows = db::audit_page(&mut tx, &filter, page.before_id, page.limit + 1).await?;
+    tx.commit().await?;
+    Ok(Json(page_of(rows, page, |row| row.id)))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ExportFormat {
+    Csv,
+    Json,
+}
+
+pub async fn export_violations_csv(
+    state: State<Arc<DashboardState>>,
+    user: ApiUser,
+    installation: Path<i64>,
+    query: RawQuery,
+) -> Result<Response, ApiError> {
+    export_violations(state, user, installation, query, ExportFormat::Csv).await
+}
+
+pub async fn export_violations_json(
+    state: State<Arc<DashboardState>>,
+    user: ApiUser,
+    installation: Path<i64>,
+    query: RawQuery,
+) -> Result<Response, ApiError> {
+    export_violations(state, user, installation, query, ExportFormat::Json).await
+}
+
+/// Streams every violation of a date range from the database to the client: rows are encoded
+/// as they arrive and sent in chunks through a small channel, so memory stays flat however long
+/// the range, and a slow client slows the query instead of filling memory.
+async fn export_violations(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+    format: ExportFormat,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref(), &[&VIOLATION_PARAMS])?;
+    filters::export_range(&params)?;
+    let filter = filters::violation_filter(&params)?;
+    // Opened before answering: a database that is down is an error status, not a cut file.
+    let (_, tx) = tenant(&state, &user, installation).await?;
+    let (sender, receiver) = mpsc::channel(8);
+    tokio::spawn(stream_violations(tx, filter, format, sender));
+    let body = Body::from_stream(futures_util::stream::unfold(receiver, |mut r| async move {
+        r.recv().await.map(|chunk| (chunk, r))
+    }));
+    let (content_type, extension) = match format {
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+        ExportFormat::Json => ("application/json", "json"),
+    };
+    let disposition = format!("attachment; filename=\"violations-{installation}.{extension}\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+type Chunk = Result<Bytes, std::io::Error>;
+const CHUNK_BYTES: usize = 32 * 1024;
+
+async fn stream_violations(
+    mut tx: DashboardTx,
+    filter: ViolationFilter,
+    format: ExportFormat,
+    sender: mpsc::Sender<Chunk>,
+) {
+    let mut buffer = String::with_capacity(CHUNK_BYTES * 2);
+    buffer.push_str(match format {
+        ExportFormat::Csv => VIOLATION_CSV_HEADER,
+        ExportFormat::Json => "[",
+    });
+    let mut first = true;
+    let mut rows = db::violations_stream(&mut tx, &filter);
+    while let Some(row) = rows.next().await {
+        match row {
+            Ok(row) => encode(&row, format, first, &mut buffer),
+            Err(error) => {
+                tracing::error!(%error, "violation export failed");
+                // The client sees a cut response rather than a complete-looking file.
+                let _ = sender
+                    .send(Err(std::io::Error::other("export failed")))
+                    .await;
+                return;
+            }
+        }
+        first = false;
+        if buffer.len() >= CHUNK_BYTES {
+            let chunk = Bytes::from(std::mem::take(&mut buffer));
+            if sender.send(Ok(chunk)).await.is_err() {
+                return; // The client left.
+            }
+        }
+    }
+    drop(rows);
+    if let ExportFormat::Json = format {
+        buffer.push_str(if first { "]\n" } else { "\n]\n" });
+    }
+    let _ = sender.send(Ok(Bytes::from(buffer))).await;
+    let _ = tx.commit().await;
+}
+
+fn encode(row: &ViolationRow, format: ExportFormat, first: bool, out: &mut String) {
+    match format {
+        ExportFormat::Csv => export::violation_csv_line(row, out),
+        ExportFormat::Json => {
+            out.push_str(if first { "\n" } else { ",\n" });
+            out.push_str(&serde_json::to_string(row).unwrap_or_default());
+        }
+    }
+}
+
+/// Admin action: queue a fresh evaluation of a pull request (as a push would).
+pub async fn reevaluate(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path((installation, owner, repo, number)): Path<(i64, String, String, i32)>,
+) -> Result<Response, ApiError> {
+    user.require_admin(installation)?;
+    let mut tx = begin_tenant(&state.pool, installation).await?;
+    let repository = format!("{owner}/{repo}");
+    let pr = db::pull_request(&mut tx, &repository, number)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let target = PrTarget {
+        installation_id: installation,
+        repo: RepoRef {
+            id: pr.repository_id,
+            owner,
+            name: repo,
+        },
+        number: u64::try_from(number).map_err(|_| ApiError::NotFound)?,
+    };
+    enqueue_evaluation(&mut tx, &target).await?;
+    write_audit(
+        &mut tx,
+        &AuditEntry {
+            installation_id: installation,
+            actor: &user.login,
+            action: "pull_request.reevaluation_requested",
+            target: &format!("{repository}#{number}"),
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": true }))).into_response())
+}
+
+/// Admin action: acknowledge an open alert, which stops its escalation (as the Slack button
+/// does); its Slack message is edited to say so.
+pub async fn acknowledge_alert(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path((installation, alert_id)): Path<(i64, i64)>,
+) -> Result<Json<Value>, ApiError> {
+    user.require_admin(installation)?;
+    let mut tx = begin_tenant(&state.pool, installation).await?;
+    let before = store::alert(&mut tx, alert_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let Some(after) =
+        store::close_alert(&mut tx, alert_id, "acknowledged", Some(&user.login)).await?
+    else {
+        return Ok(Json(json!({ "id": alert_id, "status": before.status })));
+    };
+    write_audit(
+        &mut tx,
+        &AuditEntry {
+            installation_id: installation,
+            actor: &user.login,
+            action: "alert.acknowledged",
+            target: &after.audit_target(),
+            before: Some(before.audit_state()),
+            after: Some(after.audit_state()),
+        },
+    )
+    .await?;
+    if let Some(message) = store::slack_message_of(&mut tx, SlackSubject::Alert, alert_id).await? {
+        enqueue_slack_send(&mut tx, installation, message.id).await?;
+    }
+    tx.commit().await?;
+    Ok(Json(json!({ "id": alert_id, "status": after.status })))
+}
+
+pub async fn tokens(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path(installation): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    user.require_admin(installation)?;
+    let mut tx = begin_tenant(&state.pool, installation).await?;
+    let rows = db::api_tokens(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "tokens": rows })))
+}
+
+#[derive(Deserialize)]
+pub struct NewToken {
+    name: String,
+}
+
+/// Creates a personal API token; its value is in this answer only.
+pub async fn create_token(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path(installation): Path<i64>,
+    Json(request): Json<NewToken>,
+) -> Result<Response, ApiError> {
+    user.require_admin(installation)?;
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::BadParameter(filters::BadParameter {
+            name: "name".into(),
+            problem: "expected 1 to 100 characters".into(),
+        }));
+    }
+    let token = format!("tgp_{}", cookies::random_token()?);
+    let mut tx = begin_tenant(&state.pool, installation).await?;
+    let row = db::insert_api_token(
+        &mut tx,
+        &NewApiToken {
+            installation_id: installation,
+            user_id: user.user_id,
+            login: &user.login,
+            name,
+            token_hash: &cookies::token_hash(&token),
+        },
+    )
+    .await?;
+    write_audit(
+        &mut tx,
+        &AuditEntry {
+            installation_id: installation,
+            actor: &user.login,
+            action: "api_token.created",
+            target: &format!("api_token:{}", row.id),
+            before: None,
+            after: Some(json!({ "name": row.name, "login": row.login })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let mut body = json!(row);
+    body["token"] = json!(token);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn revoke_token(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path((installation, token_id)): Path<(i64, i64)>,
+) -> Result<Json<Value>, ApiError> {
+    user.require_admin(installation)?;
+    let mut tx = begin_tenant(&state.pool, installation).await?;
+    let row = db::revoke_api_token(&mut tx, token_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    write_audit(
+        &mut tx,
+        &AuditEntry {
+            installation_id: installation,
+            actor: &user.login,
+            action: "api_token.revoked",
+            target: &format!("api_token:{}", row.id),
+            before: None,
+            after: Some(json!({ "revoked_at": row.revoked_at })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!(row)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_status_is_red_for_open_blocks_and_yellow_for_recent_activity() {
+        let now = Utc::now();
+        assert_eq!(rule_status("BLOCK", 1, Some(now), now), RuleStatus::Red);
+        assert_eq!(
+            rule_status("WARNING", 3, Some(now), now),
+            RuleStatus::Yellow
+        );
+        assert_eq!(
+            rule_status("BLOCK", 0, Some(now - Duration::days(2)), now),
+            RuleStatus::Yellow
+        );
+        assert_eq!(
+            rule_status("BLOCK", 0, Some(now - Duration::days(30)), now),
+            RuleStatus::Green
+        );
+        assert_eq!(rule_status("OVERRIDE", 0, None, now), RuleStatus::Green);
+    }
+}

@@ -1,0 +1,268 @@
+//! Query strings of the JSON API, parsed into the store's filters (pure). An unknown parameter,
+//! a repeated one or a bad value is an error that names the parameter.
+
+use crate::store::dashboard::{AuditFilter, ViolationFilter};
+use chrono::{DateTime, NaiveDate, Utc};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadParameter {
+    pub name: String,
+    pub problem: String,
+}
+
+fn bad(name: &str, problem: &str) -> BadParameter {
+    BadParameter {
+        name: name.to_owned(),
+        problem: problem.to_owned(),
+    }
+}
+
+/// `from` (inclusive) and `to` (exclusive), each optional.
+type Range = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// The parameters of one request, checked against the names the endpoint knows.
+#[derive(Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+pub const PAGE_PARAMS: [&str; 2] = ["cursor", "limit"];
+pub const VIOLATION_PARAMS: [&str; 9] = [
+    "repository",
+    "rule",
+    "tier",
+    "path",
+    "pr",
+    "author",
+    "state",
+    "from",
+    "to",
+];
+pub const AUDIT_PARAMS: [&str; 5] = ["actor", "action", "target", "from", "to"];
+pub const ALERT_PARAMS: [&str; 1] = ["status"];
+
+const MAX_VALUE_CHARS: usize = 256;
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 500;
+
+impl Params {
+    pub fn parse(raw: Option<&str>, allowed: &[&[&str]]) -> Result<Self, BadParameter> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            if !allowed.iter().any(|names| names.contains(&name.as_ref())) {
+                return Err(bad(&name, "unknown parameter"));
+            }
+            if pairs.iter().any(|(n, _)| n == name.as_ref()) {
+                return Err(bad(&name, "given more than once"));
+            }
+            if value.chars().count() > MAX_VALUE_CHARS {
+                return Err(bad(&name, "longer than 256 characters"));
+            }
+            pairs.push((name.into_owned(), value.into_owned()));
+        }
+        Ok(Self(pairs))
+    }
+
+    /// The value of `name`; an empty value counts as absent.
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn one_of(&self, name: &str, values: &[&str]) -> Result<Option<String>, BadParameter> {
+        match self.text(name) {
+            None => Ok(None),
+            Some(value) => values
+                .iter()
+                .find(|v| v.eq_ignore_ascii_case(&value))
+                .map(|v| Some((*v).to_owned()))
+                .ok_or_else(|| bad(name, &format!("expected one of {}", values.join(", ")))),
+        }
+    }
+
+    fn positive(&self, name: &str) -> Result<Option<i64>, BadParameter> {
+        self.text(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(name, "expected a positive whole number"))
+            })
+            .transpose()
+    }
+
+    /// `from` is the start of its day (or the instant given); `to` is exclusive: a plain date
+    /// includes that whole day.
+    fn date(&self, name: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>, BadParameter> {
+        let Some(value) = self.text(name) else {
+            return Ok(None);
+        };
+        if let Ok(instant) = DateTime::parse_from_rfc3339(&value) {
+            return Ok(Some(instant.with_timezone(&Utc)));
+        }
+        let day = NaiveDate::parse_from_str(&value, "%Y-%m-%d")
+            .map_err(|_| bad(name, "expected a date (YYYY-MM-DD) or an RFC 3339 time"))?;
+        let day = if end_of_day {
+            day.succ_opt()
+        } else {
+            Some(day)
+        };
+        Ok(day
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc()))
+    }
+
+    fn range(&self) -> Result<Range, BadParameter> {
+        let (from, to) = (self.date("from", false)?, self.date("to", true)?);
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            return Err(bad("to", "must be after from"));
+        }
+        Ok((from, to))
+    }
+}
+
+pub fn violation_filter(params: &Params) -> Result<ViolationFilter, BadParameter> {
+    let (from, to) = params.range()?;
+    let pr = params
+        .positive("pr")?
+        .map(|n| i32::try_from(n).map_err(|_| bad("pr", "too large")))
+        .transpose()?;
+    Ok(ViolationFilter {
+        repository: params.text("repository"),
+        rule: params.text("rule").map(|r| r.to_ascii_uppercase()),
+        tier: params.one_of("tier", &["BLOCK", "OVERRIDE", "WARNING"])?,
+        path: params.text("path"),
+        pr,
+        author: params.text("author"),
+        state: params.one_of("state", &["open", "overridden", "resolved"])?,
+        from,
+        to,
+    })
+}
+
+pub fn audit_filter(params: &Params) -> Result<AuditFilter, BadParameter> {
+    let (from, to) = params.range()?;
+    Ok(AuditFilter {
+        actor: params.text("actor"),
+        action: params.text("action"),
+        target: params.text("target"),
+        from,
+        to,
+    })
+}
+
+pub fn alert_status(params: &Params) -> Result<Option<String>, BadParameter> {
+    params.one_of("status", &["open", "acknowledged", "escalated", "resolved"])
+}
+
+/// A page request: rows before the cursor (an id), at most `limit` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+pub fn page(params: &Params) -> Result<Page, BadParameter> {
+    let limit = params.positive("limit")?.unwrap_or(DEFAULT_LIMIT);
+    if limit > MAX_LIMIT {
+        return Err(bad("limit", "at most 500"));
+    }
+    Ok(Page {
+        before_id: params.positive("cursor")?,
+        limit,
+    })
+}
+
+/// The date range an export needs: both ends given.
+pub fn export_range(params: &Params) -> Result<(), BadParameter> {
+    for name in ["from", "to"] {
+        if params.text(name).is_none() {
+            return Err(bad(name, "an export needs a date range (from and to)"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn violations(query: &str) -> Result<ViolationFilter, BadParameter> {
+        violation_filter(&Params::parse(
+            Some(query),
+            &[&VIOLATION_PARAMS, &PAGE_PARAMS],
+        )?)
+    }
+
+    #[test]
+    fn every_violation_filter_is_read() {
+        let filter = violations(
+            "repository=acme%2Fapi&rule=r05&tier=block&path=src%2F&pr=7&author=bob\
+             &state=Open&from=2026-01-01&to=2026-01-31",
+        )
+        .unwrap();
+        assert_eq!(filter.repository.as_deref(), Some("acme/api"));
+        assert_eq!(filter.rule.as_deref(), Some("R05"));
+        assert_eq!(filter.tier.as_deref(), Some("BLOCK"));
+        assert_eq!(filter.path.as_deref(), Some("src/"));
+        assert_eq!(filter.pr, Some(7));
+        assert_eq!(filter.author.as_deref(), Some("bob"));
+        assert_eq!(filter.state.as_deref(), Some("open"));
+        assert_eq!(
+            filter.from.unwrap().to_rfc3339(),
+            "2026-01-01T00:00:00+00:00"
+        );
+        // A plain `to` date includes that day.
+        assert_eq!(filter.to.unwrap().to_rfc3339(), "2026-02-01T00:00:00+00:00");
+        assert_eq!(violations("").unwrap(), ViolationFilter::default());
+    }
+
+    #[test]
+    fn bad_input_names_the_parameter() {
+        let cases = [
+            ("colour=red", "colour"),
+            ("tier=CRITICAL", "tier"),
+            ("state=closed", "state"),
+            ("pr=-1", "pr"),
+            ("pr=seven", "pr"),
+            ("from=yesterday", "from"),
+            ("to=2026-13-01", "to"),
+            ("from=2026-02-01&to=2026-01-01", "to"),
+            ("rule=R01&rule=R02", "rule"),
+            ("limit=501", "limit"),
+            ("cursor=abc", "cursor"),
+        ];
+        for (query, name) in cases {
+            let params = Params::parse(Some(query), &[&VIOLATION_PARAMS, &PAGE_PARAMS]);
+            let error = params
+                .and_then(|p| violation_filter(&p).and_then(|_| page(&p)))
+                .unwrap_err();
+            assert_eq!(error.name, name, "{query}: {error:?}");
+        }
+    }
+
+    #[test]
+    fn pages_default_to_fifty_and_rfc3339_times_are_taken_as_given() {
+        let params = Params::parse(
+            Some("cursor=90&from=2026-03-01T10:00:00Z"),
+            &[&AUDIT_PARAMS, &PAGE_PARAMS],
+        )
+        .unwrap();
+        assert_eq!(
+            page(&params).unwrap(),
+            Page {
+                before_id: Some(90),
+                limit: 50
+            }
+        );
+        let audit = audit_filter(&params).unwrap();
+        assert_eq!(
+            audit.from.unwrap().to_rfc3339(),
+            "2026-03-01T10:00:00+00:00"
+        );
+        assert_eq!(export_range(&params).unwrap_err().name, "to");
+    }
+}

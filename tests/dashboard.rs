@@ -1,0 +1,1153 @@
+//! The dashboard and its JSON API: tenant isolation in PostgreSQL (row-level security), GitHub
+//! login against the fake GitHub, sessions, CSRF, API tokens, filters, pagination, exports and
+//! the OpenAPI description, all on the real app with a fresh database per test.
+
+mod support;
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use support::TEST_APP_KEY;
+use support::fake_github::FakeGithub;
+use support::test_app::{self, TestApp};
+use tollgate::store::dashboard::begin_tenant;
+
+/// Installation A and its data.
+const A: i64 = 77;
+const A_ACCOUNT: &str = "acme";
+const A_REPO: (i64, &str) = (1001, "acme/widgets");
+/// Installation B and its data.
+const B: i64 = 88;
+const B_ACCOUNT: &str = "globex";
+const B_REPO: (i64, &str) = (2002, "globex/secret-plans");
+
+const CLIENT_ID: &str = "Iv1.testclient";
+const CLIENT_SECRET: &str = "test-client-secret";
+/// 64 bytes, base64.
+const SESSION_KEY: &str =
+    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+
+// ---------------------------------------------------------------------------------------------
+// Seeding
+
+/// Rows of every tenant table for one installation: a repository, a pull request with two
+/// completed evaluations (a violation fixed in between, one overridden, two open), an approved
+/// override, an alert and audit entries.
+async fn seed(db: &mut PgConnection, installation: i64, account: &str, repo: (i64, &str)) {
+    let statements = [
+        "INSERT INTO installations (id, account_login, account_type) VALUES ($1, $2, 'Organization')",
+        "INSERT INTO repositories (id, installation_id, full_name) VALUES ($3, $1, $4)",
+        "INSERT INTO pull_requests (installation_id, repository_id, number, title, author, head_sha)
+         VALUES ($1, $3, 7, 'feat: things', 'bob', 'head2')",
+        "INSERT INTO evaluations (installation_id, repository_id, pr_number, head_sha, status, score,
+             verdict, threshold, block_count, override_count, warning_count, policy_digest,
+             config_digest, created_at, completed_at)
+         VALUES ($1, $3, 7, 'head1', 'completed', 67, 'fail', 70, 2, 1, 0, 'pd1', 'cd1',
+                 now() - interval '2 days', now() - interval '2 days'),
+                ($1, $3, 7, 'head2', 'completed', 77, 'fail', 70, 2, 1, 0, 'pd1', 'cd1',
+                 now() - interval '1 day', now() - interval '1 day')",
+        // In the first evaluation only: resolved since.
+        "INSERT INTO violations (evaluation_id, installation_id, rule_id, tier, path, line, message,
+             fingerprint, created_at)
+         SELECT id, $1, 'R12', 'OVERRIDE', 'src/old.rs', 3, 'fixed since', 'fp-fixed-' || $1,
+                created_at FROM evaluations WHERE installation_id = $1 AND head_sha = 'head1'",
+        "INSERT INTO violations (evaluation_id, installation_id, rule_id, tier, path, line, message,
+             fingerprint, created_at)
+         SELECT e.id, $1, v.rule_id, v.tier, v.path, v.line, v.message, v.fp || $1, e.created_at
+         FROM evaluations e,
+              (VALUES ('R01', 'BLOCK', 'src/config.rs', 10, 'AWS key', 'fp-key-'),
+                      ('R05', 'BLOCK', 'deploy/prod.yml', 2, 'privileged container', 'fp-priv-'),
+                      ('R07', 'OVERRIDE', 'src/db.rs', 40, 'raw SQL', 'fp-sql-'))
+                  AS v (rule_id, tier, path, line, message, fp)
+         WHERE e.installation_id = $1",
+        "INSERT INTO override_requests (installation_id, repository_id, pr_number, head_sha, status,
+             requested_by, reason, scope_rules, fingerprints, violations, needs_approval, settings,
+             decided_by, decided_at)
+         VALUES ($1, $3, 7, 'head2', 'approved', 'bob', 'a reviewed exception', '{R05}',
+                 ARRAY['fp-priv-' || $1], '[]', true, '{}', 'carol', now())",
+        "INSERT INTO override_approvals (request_id, installation_id, approver, via)
+         SELECT id, $1, 'carol', 'github' FROM override_requests WHERE installation_id = $1",
+        "INSERT INTO alerts (installation_id, repository_id, pr_number, rule_id, head_sha,
+             fingerprints, violations, escalate_at)
+         VALUES ($1, $3, 7, 'R01', 'head2', ARRAY['fp-key-' || $1], '[]', now())",
+        "INSERT INTO audit_log (installation_id, actor, action, target)
+         VALUES ($1, 'bob', 'override.requested', 'override_request:1'),
+                ($1, 'carol', 'override.approved', 'override_request:1')",
+        "INSERT INTO webhook_deliveries (delivery_id, event, installation_id, status, payload)
+         VALUES ('delivery-' || $1, 'pull_request', $1, 'processed', '{}')",
+        "INSERT INTO jobs (kind, payload, installation_id, dedup_key, state)
+         VALUES ('evaluate_pr', '{}', $1, 'evaluate:' || $1, 'done')",
+    ];
+    for statement in statements {
+        // Every statement receives all four parameters; the unused CTE declares their types.
+        let statement =
+            format!("WITH seed AS (SELECT $1::bigint, $2::text, $3::bigint, $4::text) {statement}");
+        sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+            .bind(installation)
+            .bind(account)
+            .bind(repo.0)
+            .bind(repo.1)
+            .execute(&mut *db)
+            .await
+            .unwrap_or_else(|e| panic!("seed failed: {e}\n{statement}"));
+    }
+}
+
+/// The tenant tables the dashboard reads, and their installation column.
+const TENANT_TABLES: [(&str, &str); 12] = [
+    ("installations", "id"),
+    ("repositories", "installation_id"),
+    ("pull_requests", "installation_id"),
+    ("evaluations", "installation_id"),
+    ("violations", "installation_id"),
+    ("webhook_deliveries", "installation_id"),
+    ("jobs", "installation_id"),
+    ("override_requests", "installation_id"),
+    ("override_approvals", "installation_id"),
+    ("alerts", "installation_id"),
+    ("audit_log", "installation_id"),
+    ("api_tokens", "installation_id"),
+];
+
+fn with_user(database_url: &str, user: &str) -> String {
+    let (scheme, rest) = database_url.split_once("://").expect("a URL");
+    let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}@{host}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Tenant isolation in PostgreSQL
+
+#[tokio::test]
+async fn row_level_security_keeps_installations_apart_even_without_a_where_clause() {
+    let database_url = test_app::fresh_database().await;
+    let pool = tollgate::store::connect(&database_url).await.unwrap();
+    tollgate::store::migrate(&pool).await.unwrap();
+    let mut owner = PgConnection::connect(&database_url).await.unwrap();
+    seed(&mut owner, A, A_ACCOUNT, A_REPO).await;
+    seed(&mut owner, B, B_ACCOUNT, B_REPO).await;
+
+    // The dashboard role can bypass nothing.
+    let (superuser, bypass): (bool, bool) = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'tollgate_dashboard'",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert!(!superuser && !bypass);
+    let owned: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE tableowner = 'tollgate_dashboard'",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(owned, 0, "the dashboard role owns no table");
+    // Every table with an installation id has row-level security on.
+    let unprotected: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+         WHERE a.attname = 'installation_id' AND c.relkind = 'r' AND NOT c.relrowsecurity
+           AND c.relnamespace = 'public'::regnamespace",
+    )
+    .fetch_all(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(unprotected, Vec::<String>::new());
+
+    // A login role that is neither superuser nor owner, only a member of the dashboard role (as
+    // DASHBOARD_DATABASE_URL would name).
+    let member = format!("tollgate_rls_{}", uuid::Uuid::new_v4().simple());
+    for statement in [
+        format!("CREATE ROLE {member} LOGIN NOSUPERUSER NOBYPASSRLS"),
+        format!("GRANT tollgate_dashboard TO {member}"),
+    ] {
+        // The name is ours (a UUID), not input.
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut owner)
+            .await
+            .unwrap();
+    }
+    let mut as_member = PgConnection::connect(&with_user(&database_url, &member))
+        .await
+        .expect("the member role logs in");
+
+    // Queries without any WHERE clause see only installation A's rows.
+    let mut tx = as_member.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.installation_id', $1, true)")
+        .bind(A.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    for (table, column) in TENANT_TABLES {
+        let (visible, foreign): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*), count(*) FILTER (WHERE {column} <> {A}) FROM {table}"
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap_or_else(|e| panic!("{table}: {e}"));
+        assert_eq!(foreign, 0, "{table} shows another installation's rows");
+        let expected: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE {column} = {A}"
+        )))
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+        assert_eq!(visible, expected, "{table}: A's own rows are all visible");
+    }
+    let all_violations: i64 = sqlx::query_scalar("SELECT count(*) FROM violations")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(all_violations, 7, "A's 7 violations, none of B's");
+    tx.commit().await.unwrap();
+
+    // Without the setting, nothing; and the setting ended with the transaction.
+    let nothing: i64 = sqlx::query_scalar("SELECT count(*) FROM violations")
+        .fetch_one(&mut as_member)
+        .await
+        .unwrap();
+    assert_eq!(nothing, 0);
+    // Writes into another installation are refused too.
+    let mut tx = as_member.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.installation_id', $1, true)")
+        .bind(A.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let forged = sqlx::query(
+        "INSERT INTO audit_log (installation_id, actor, action, target) VALUES ($1, 'x', 'y', 'z')",
+    )
+    .bind(B)
+    .execute(&mut *tx)
+    .await;
+    assert!(forged.is_err(), "an audit entry for B was accepted");
+    drop(tx);
+    as_member.close().await.unwrap();
+
+    // The app's way: the owner's pool switches to the dashboard role per transaction.
+    let mut tx = begin_tenant(&pool, B).await.unwrap();
+    let (user, violations): (String, i64) =
+        sqlx::query_as("SELECT current_user::text, (SELECT count(*) FROM violations)")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(user, "tollgate_dashboard");
+    assert_eq!(violations, 7);
+    tx.commit().await.unwrap();
+    // The pooled connection goes back as it was: the owner, no installation.
+    let single = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&database_url)
+        .await
+        .unwrap();
+    begin_tenant(&single, A)
+        .await
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
+    let (user, setting): (String, Option<String>) = sqlx::query_as(
+        "SELECT current_user::text, nullif(current_setting('app.installation_id', true), '')",
+    )
+    .fetch_one(&single)
+    .await
+    .unwrap();
+    assert_ne!(user, "tollgate_dashboard");
+    assert_eq!(setting, None);
+    single.close().await;
+
+    // And through a pool of the member role (DASHBOARD_DATABASE_URL).
+    let member_pool = tollgate::store::connect(&with_user(&database_url, &member))
+        .await
+        .unwrap();
+    let mut tx = begin_tenant(&member_pool, A).await.unwrap();
+    let repositories: Vec<String> = sqlx::query_scalar("SELECT full_name FROM repositories")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(repositories, vec![A_REPO.1.to_owned()]);
+    tx.commit().await.unwrap();
+    member_pool.close().await;
+    pool.close().await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE {member}")))
+        .execute(&mut owner)
+        .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The app with the dashboard on, and a browser that logs in
+
+struct Dashboard {
+    app: TestApp,
+    github: FakeGithub,
+    http: reqwest::Client,
+}
+
+/// A logged-in browser: its session cookie and CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+/// The app with the dashboard on, against a fake GitHub where alice owns acme (installation A),
+/// bob is a member of acme, and carol owns globex (installation B). Both are seeded.
+async fn dashboard() -> Dashboard {
+    let github = FakeGithub::start(test_app::APP_ID, TEST_APP_KEY).await;
+    let app = TestApp::start_configured(
+        test_app::fresh_database().await,
+        &github.url(),
+        test_app::options(),
+        &[
+            ("SESSION_KEY", SESSION_KEY.to_owned()),
+            ("GITHUB_CLIENT_ID", CLIENT_ID.to_owned()),
+            ("GITHUB_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+            ("GITHUB_WEB_URL", github.url()),
+        ],
+    )
+    .await;
+    github.set_oauth_app(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        &app.url("/dashboard/auth/callback"),
+    );
+    for (login, id) in [("alice", 1), ("bob", 2), ("carol", 3)] {
+        github.add_user(login, id);
+    }
+    github.give_installation_access("alice", A as u64, A_ACCOUNT, "Organization");
+    github.give_installation_access("bob", A as u64, A_ACCOUNT, "Organization");
+    github.give_installation_access("carol", B as u64, B_ACCOUNT, "Organization");
+    github.set_org_role(A_ACCOUNT, "alice", "admin");
+    github.set_org_role(A_ACCOUNT, "bob", "member");
+    github.set_org_role(B_ACCOUNT, "carol", "admin");
+    let mut db = app.db().await;
+    seed(&mut db, A, A_ACCOUNT, A_REPO).await;
+    seed(&mut db, B, B_ACCOUNT, B_REPO).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Dashboard { app, github, http }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `name=value` of a `Set-Cookie` named `name`, with its attributes.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            let (pair, attributes) = v.split_once(';').unwrap_or((v, ""));
+            (pair.to_owned(), attributes.to_owned())
+        })
+}
+
+impl Dashboard {
+    /// Follows the login as a browser signed in to GitHub as `login` would.
+    async fn log_in(&self, login: &str) -> Session {
+        self.github.sign_in_browser_as(login);
+        let start = self.get("/dashboard/login", None).await;
+        assert_eq!(start.status(), 303);
+        let authorize = location(&start);
+        assert!(
+            authorize.starts_with(&format!("{}/login/oauth/authorize?", self.github.url())),
+            "{authorize}"
+        );
+        assert!(authorize.contains(&format!("client_id={CLIENT_ID}")));
+        let (state_cookie, _) = set_cookie(&start, "tollgate_oauth_state").expect("state cookie");
+        let github = self.http.get(&authorize).send().await.unwrap();
+        assert_eq!(github.status(), 302);
+        let callback = location(&github);
+        let done = self
+            .http
+            .get(&callback)
+            .header(COOKIE, &state_cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            done.status(),
+            303,
+            "{}",
+            done.text().await.unwrap_or_default()
+        );
+        assert_eq!(location(&done), "/dashboard/");
+        let (cookie, attributes) = set_cookie(&done, "tollgate_session").expect("session cookie");
+        assert!(attributes.contains("HttpOnly"), "{attributes}");
+        assert!(attributes.contains("SameSite=Lax"), "{attributes}");
+        assert!(!attributes.contains("Secure"), "plain http: {attributes}");
+        let me: Value = self
+            .get("/api/v1/me", Some(&cookie))
+            .await
+            .json()
+            .await
+            .unwrap();
+        Session {
+            cookie,
+            csrf: me["csrf_token"].as_str().expect("a CSRF token").to_owned(),
+        }
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(self.app.url(path));
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        request.send().await.unwrap()
+    }
+
+    async fn get_json(&self, path: &str, session: &Session) -> (u16, Value) {
+        let response = self.get(path, Some(&session.cookie)).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn bearer(&self, path: &str, token: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.app.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn create_token(&self, session: &Session, installation: i64, name: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(
+                self.app
+                    .url(&format!("/api/v1/installations/{installation}/tokens")),
+            )
+            .header(COOKIE, &session.cookie)
+            .header("x-csrf-token", &session.csrf)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Login
+
+#[tokio::test]
+async fn login_through_github_gives_each_user_their_installations_and_roles() {
+    let dash = dashboard().await;
+    let alice = dash.log_in("alice").await;
+    let (status, me) = dash.get_json("/api/v1/me", &alice).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["login"], "alice");
+    assert_eq!(
+        me["installations"],
+        json!([{ "installation_id": A, "account": A_ACCOUNT, "role": "admin" }])
+    );
+    let bob = dash.log_in("bob").await;
+    let (_, me) = dash.get_json("/api/v1/me", &bob).await;
+    assert_eq!(
+        me["installations"],
+        json!([{ "installation_id": A, "account": A_ACCOUNT, "role": "viewer" }])
+    );
+
+    // The page lists them and offers a CSRF-protected logout.
+    let page = dash.get("/dashboard/", Some(&alice.cookie)).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(A_ACCOUNT) && html.contains(&alice.csrf),
+        "{html}"
+    );
+
+    // Logout needs the CSRF token, then ends the session.
+    let forged = dash
+        .http
+        .post(dash.app.url("/dashboard/logout"))
+        .header(COOKIE, &alice.cookie)
+        .form(&[("csrf_token", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let logout = dash
+        .http
+        .post(dash.app.url("/dashboard/logout"))
+        .header(COOKIE, &alice.cookie)
+        .form(&[("csrf_token", alice.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 200);
+    let (status, _) = dash.get_json("/api/v1/me", &alice).await;
+    assert_eq!(status, 401, "the session ended");
+    let page = dash.get("/dashboard/", Some(&alice.cookie)).await;
+    assert_eq!(page.status(), 303);
+    assert_eq!(location(&page), "/dashboard/login");
+    dash.github.assert_clean();
+}
+
+#[tokio::test]
+async fn forged_sessions_and_mismatched_states_go_back_to_login() {
+    let dash = dashboard().await;
+    let alice = dash.log_in("alice").await;
+
+    // A cookie not signed with our key, or a signed one for a session that does not exist.
+    let (name, value) = alice.cookie.split_once('=').unwrap();
+    let (id, _) = value.rsplit_once('.').unwrap();
+    for forged in [
+        format!("{name}={id}.AAAA"),
+        format!("{name}=made-up.{}", value.rsplit_once('.').unwrap().1),
+        format!("{name}=garbage"),
+    ] {
+        let page = dash.get("/dashboard/", Some(&forged)).await;
+        assert_eq!(page.status(), 303, "{forged}");
+        assert_eq!(location(&page), "/dashboard/login");
+        assert_eq!(dash.get("/api/v1/me", Some(&forged)).await.status(), 401);
+    }
+    // An expired session.
+    let mut db = dash.app.db().await;
+    sqlx::query("UPDATE dashboard_sessions SET expires_at = now() - interval '1 minute'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let page = dash.get("/dashboard/", Some(&alice.cookie)).await;
+    assert_eq!(location(&page), "/dashboard/login");
+
+    // A callback whose state is not the one this browser was given: refused before any token
+    // exchange.
+    dash.github.sign_in_browser_as("alice");
+    let start = dash.get("/dashboard/login", None).await;
+    let (state_cookie, _) = set_cookie(&start, "tollgate_oauth_state").unwrap();
+    let github = dash.http.get(location(&start)).send().await.unwrap();
+    let callback = location(&github);
+    let tampered = callback.replace("state=", "state=x");
+    let exchanges = dash.github.oauth_exchanges();
+    let refused = dash
+        .http
+        .get(&tampered)
+        .header(COOKIE, &state_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("could not be verified")
+    );
+    let no_cookie = dash.http.get(&callback).send().await.unwrap();
+    assert_eq!(no_cookie.status(), 400);
+    assert_eq!(
+        dash.github.oauth_exchanges(),
+        exchanges,
+        "no exchange was tried"
+    );
+
+    // A code GitHub refuses (answered with HTTP 200 and an `error` field): used twice.
+    let first = dash
+        .http
+        .get(&callback)
+        .header(COOKIE, &state_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 303);
+    let again = dash
+        .http
+        .get(&callback)
+        .header(COOKIE, &state_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 502);
+    assert!(set_cookie(&again, "tollgate_session").is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. The JSON API, and tenant isolation through it
+
+#[tokio::test]
+async fn another_installations_data_is_not_found_however_the_url_is_tampered() {
+    let dash = dashboard().await;
+    let alice = dash.log_in("alice").await;
+    let carol = dash.log_in("carol").await;
+
+    // B's installation id in the URL.
+    for path in [
+        format!("/api/v1/installations/{B}/rules"),
+        format!("/api/v1/installations/{B}/violations"),
+        format!("/api/v1/installations/{B}/alerts"),
+        format!("/api/v1/installations/{B}/audit"),
+        format!("/api/v1/installations/{B}/repos/{}/pulls/7", B_REPO.1),
+        format!("/api/v1/installations/{B}/exports/violations.csv?from=2000-01-01&to=2100-01-01"),
+        format!("/api/v1/installations/{B}/tokens"),
+    ] {
+        let (status, _) = dash.get_json(&path, &alice).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    // B's pull request under A's installation id: row-level security hides it.
+    let (status, _) = dash
+        .get_json(
+            &format!("/api/v1/installations/{A}/repos/{}/pulls/7", B_REPO.1),
+            &alice,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, page) = dash
+        .get_json(
+            &format!(
+                "/api/v1/installations/{A}/violations?repository={}",
+                B_REPO.1
+            ),
+            &alice,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["items"], json!([]));
+    // A's export holds only A's rows.
+    let csv = dash
+        .get(
+            &format!(
+                "/api/v1/installations/{A}/exports/violations.csv?from=2000-01-01&to=2100-01-01"
+            ),
+            Some(&alice.cookie),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains(A_REPO.1) && !csv.contains(B_REPO.1), "{csv}");
+
+    // API tokens: B's token neither reads A nor can be revoked by A's admin.
+    let (status, token_b) = dash.create_token(&carol, B, "carol's script").await;
+    assert_eq!(status, 201, "{token_b}");
+    let secret_b = token_b["token"].as_str().unwrap();
+    let (status, _) = dash
+        .bearer(&format!("/api/v1/installations/{A}/violations"), secret_b)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = dash
+        .bearer(&format!("/api/v1/installations/{B}/violations"), secret_b)
+        .await;
+    assert_eq!(status, 200);
+    for installation in [A, B] {
+        let revoke = dash
+            .http
+            .delete(dash.app.url(&format!(
+                "/api/v1/installations/{installation}/tokens/{}",
+                token_b["id"]
+            )))
+            .header(COOKIE, &alice.cookie)
+            .header("x-csrf-token", &alice.csrf)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoke.status(), 404, "installation {installation}");
+    }
+    let (_, tokens) = dash
+        .get_json(&format!("/api/v1/installations/{A}/tokens"), &alice)
+        .await;
+    assert_eq!(tokens["tokens"], json!([]), "A sees none of B's tokens");
+    let (status, _) = dash
+        .bearer(&format!("/api/v1/installations/{B}/rules"), secret_b)
+        .await;
+    assert_eq!(status, 200, "B's token still works: A could not revoke it");
+}
+
+#[tokio::test]
+async fn api_tokens_are_shown_once_read_only_revocable_and_audited() {
+    let dash = dashboard().await;
+    let alice = dash.log_in("alice").await;
+    let bob = dash.log_in("bob").await;
+
+    // Viewers may not create tokens; a session needs its CSRF token.
+    let (status, _) = dash.create_token(&bob, A, "bob's").await;
+    assert_eq!(status, 403);
+    let no_csrf = dash
+        .http
+        .post(dash.app.url(&format!("/api/v1/installations/{A}/tokens")))
+        .header(COOKIE, &alice.cookie)
+        .json(&json!({ "name": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_csrf.status(), 403);
+
+    let (status, created) = dash.create_token(&alice, A, "nightly export").await;
+    assert_eq!(status, 201);
+    let token = created["token"].as_str().unwrap().to_owned();
+    let (_, listed) = dash
+        .get_json(&format!("/api/v1/installations/{A}/tokens"), &alice)
+        .await;
+    assert_eq!(listed["tokens"][0]["name"], "nightly export");
+    assert!(
+        !listed.to_string().contains(&token),
+        "the value is shown once"
+    );
+    let mut db = dash.app.db().await;
+    let stored: String = sqlx::query_scalar("SELECT token_hash FROM api_tokens")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_ne!(stored, token, "only a hash is stored");
+
+    let (status, rules) = dash
+        .bearer(&format!("/api/v1/installations/{A}/rules"), &token)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(rules["rules"].as_array().unwrap().len(), 25);
+    // Read-only: a token cannot create tokens.
+    let write = dash
+        .http
+        .post(dash.app.url(&format!("/api/v1/installations/{A}/tokens")))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "more" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 403);
+
+    let revoke = dash
+        .http
+        .delete(dash.app.url(&format!(
+            "/api/v1/installations/{A}/tokens/{}",
+            created["id"]
+        )))
+        .header(COOKIE, &alice.cookie)
+        .header("x-csrf-token", &alice.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), 200);
+    let (status, _) = dash
+        .bearer(&format!("/api/v1/installations/{A}/rules"), &token)
+        .await;
+    assert_eq!(status, 401);
+    let (_, audit) = dash
+        .get_json(
+            &format!("/api/v1/installations/{A}/audit?actor=alice"),
+            &alice,
+        )
+        .await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["api_token.revoked", "api_token.created"]);
+}
+
+#[tokio::test]
+async fn the_api_filters_pages_by_cursor_and_names_bad_parameters() {
+    let dash = dashboard().await;
+    let bob = dash.log_in("bob").await;
+    let base = format!("/api/v1/installations/{A}");
+
+    // Rules: all 25, R01 red (an open BLOCK violation), R05 overridden so yellow (seen today).
+    let (_, rules) = dash.get_json(&format!("{base}/rules"), &bob).await;
+    let rules = rules["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 25);
+    let rule = |id: &str| rules.iter().find(|r| r["rule_id"] == id).unwrap().clone();
+    assert_eq!(rule("R01")["status"], "red");
+    assert_eq!(rule("R01")["open_violations"], 1);
+    assert_eq!(rule("R05")["open_violations"], 0);
+    assert_eq!(rule("R05")["status"], "yellow");
+    assert_eq!(rule("R20")["status"], "green");
+
+    // Violations: each once, with its state.
+    let (_, all) = dash.get_json(&format!("{base}/violations"), &bob).await;
+    let states: Vec<(String, String)> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["rule_id"].as_str().unwrap().to_owned(),
+                v["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(states.len(), 4, "{states:?}");
+    for (rule, state) in [
+        ("R01", "open"),
+        ("R05", "overridden"),
+        ("R07", "open"),
+        ("R12", "resolved"),
+    ] {
+        assert!(
+            states.contains(&(rule.to_owned(), state.to_owned())),
+            "{rule} {state}: {states:?}"
+        );
+    }
+    for (query, expected) in [
+        ("state=open", 2),
+        ("state=resolved", 1),
+        ("tier=BLOCK", 2),
+        ("rule=r07", 1),
+        ("path=deploy%2F", 1),
+        ("author=bob&pr=7", 4),
+        ("author=mallory", 0),
+        ("repository=acme%2Fwidgets", 4),
+        ("from=2000-01-01&to=2000-01-02", 0),
+    ] {
+        let (status, page) = dash
+            .get_json(&format!("{base}/violations?{query}"), &bob)
+            .await;
+        assert_eq!(status, 200, "{query}");
+        assert_eq!(page["items"].as_array().unwrap().len(), expected, "{query}");
+    }
+
+    // Keyset pages: newest first, each row once, then no cursor.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("{base}/violations?limit=3&cursor={c}"),
+            None => format!("{base}/violations?limit=3"),
+        };
+        let (_, page) = dash.get_json(&path, &bob).await;
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["id"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    assert_eq!(seen, sorted, "pages are disjoint and in order");
+    assert_eq!(seen.len(), 4);
+
+    // Bad input names the parameter.
+    for (query, parameter) in [
+        ("colour=red", "colour"),
+        ("from=yesterday", "from"),
+        ("to=2026-02-30", "to"),
+        ("state=closed", "state"),
+        ("limit=0", "limit"),
+    ] {
+        let (status, body) = dash
+            .get_json(&format!("{base}/violations?{query}"), &bob)
+            .await;
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(body["parameter"], parameter, "{query}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(parameter));
+    }
+    let (status, body) = dash
+        .get_json(
+            &format!("{base}/exports/violations.csv?from=2026-01-01"),
+            &bob,
+        )
+        .await;
+    assert_eq!((status, body["parameter"].as_str()), (400, Some("to")));
+
+    // The pull request: every evaluation with its violations, overrides with approvers.
+    let (status, pr) = dash
+        .get_json(&format!("{base}/repos/{}/pulls/7", A_REPO.1), &bob)
+        .await;
+    assert_eq!(status, 200);
+    let evaluations = pr["evaluations"].as_array().unwrap();
+    assert_eq!(evaluations.len(), 2);
+    assert_eq!(evaluations[0]["head_sha"], "head2");
+    assert_eq!(evaluations[0]["score"], 77);
+    assert_eq!(evaluations[0]["violations"].as_array().unwrap().len(), 3);
+    assert_eq!(evaluations[1]["violations"].as_array().unwrap().len(), 4);
+    assert_eq!(pr["overrides"][0]["approvers"], json!(["carol"]));
+
+    // Alerts, by status.
+    let (_, alerts) = dash
+        .get_json(&format!("{base}/alerts?status=open"), &bob)
+        .await;
+    assert_eq!(alerts["items"][0]["rule_id"], "R01");
+    let (_, alerts) = dash
+        .get_json(&format!("{base}/alerts?status=resolved"), &bob)
+        .await;
+    assert_eq!(alerts["items"], json!([]));
+}
+
+#[tokio::test]
+async fn exports_stream_csv_and_json_for_a_date_range() {
+    let dash = dashboard().await;
+    let bob = dash.log_in("bob").await;
+    let base = format!("/api/v1/installations/{A}/exports");
+    let range = "from=2000-01-01&to=2100-12-31";
+
+    let response = dash
+        .get(&format!("{base}/violations.csv?{range}"), Some(&bob.cookie))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    let csv = response.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,repository,pr_number,author,rule_id,tier,path,line,state,message,fingerprint,created_at"
+    );
+    assert_eq!(lines.len(), 5, "{csv}");
+
+    let json: Value = dash
+        .get(
+            &format!("{base}/violations.json?{range}&state=open"),
+            Some(&bob.cookie),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    let empty: Value = dash
+        .get(
+            &format!("{base}/violations.json?from=2000-01-01&to=2000-01-02"),
+            Some(&bob.cookie),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(empty, json!([]));
+}
+
+#[tokio::test]
+async fn more_than_a_hundred_requests_a_minute_are_refused_with_retry_after() {
+    let dash = dashboard().await;
+    let bob = dash.log_in("bob").await;
+    let alice = dash.log_in("alice").await;
+    // The login itself read /api/v1/me once. The bucket refills a request every 0.6 s, so a
+    // slow machine may get a few more through before the refusal.
+    let mut passed = 1;
+    let mut refused = None;
+    for _ in 0..300 {
+        let response = dash.get("/api/v1/me", Some(&bob.cookie)).await;
+        if response.status() == 429 {
+            refused = Some(response);
+            break;
+        }
+        assert_eq!(response.status(), 200);
+        passed += 1;
+    }
+    assert!(passed >= 100, "only {passed} requests passed");
+    let refused = refused.expect("the limit was reached");
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after));
+    let (status, _) = dash.get_json("/api/v1/me", &alice).await;
+    assert_eq!(status, 200, "another user is not limited");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OpenAPI description, against real answers
+
+#[tokio::test]
+async fn every_endpoint_answers_as_the_openapi_description_says() {
+    let dash = dashboard().await;
+    let alice = dash.log_in("alice").await;
+    let (_, created) = dash.create_token(&alice, A, "for the check").await;
+    let (_, alerts) = dash
+        .get_json(&format!("/api/v1/installations/{A}/alerts"), &alice)
+        .await;
+    let alert_id = alerts["items"][0]["id"].to_string();
+    let document: Value = dash
+        .get("/api/v1/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let components = document["components"].clone();
+    let validate = |path: &str, status: &str, body: &Value, schema: &Value| {
+        let mut schema = schema.clone();
+        schema["components"] = components.clone();
+        let validator = jsonschema::validator_for(&schema)
+            .unwrap_or_else(|e| panic!("{path}: bad schema: {e}"));
+        let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{path} {status}: {errors:#?}\n{body:#}");
+    };
+    let paths = document["paths"].as_object().unwrap();
+    let mut checked = 0;
+    for (template, operations) in paths {
+        let path = template
+            .replace("{installation}", &A.to_string())
+            .replace("{owner}/{repo}", A_REPO.1)
+            .replace("{number}", "7")
+            .replace("{token}", &created["id"].to_string())
+            .replace("{alert}", &alert_id);
+        for (method, operation) in operations.as_object().unwrap() {
+            let query = if path.contains("/exports/") {
+                "?from=2000-01-01&to=2100-01-01"
+            } else {
+                ""
+            };
+            let url = dash.app.url(&format!("{path}{query}"));
+            let request = match method.as_str() {
+                "get" => dash.http.get(url),
+                "post" => dash.http.post(url).json(&json!({ "name": "openapi" })),
+                "delete" => dash.http.delete(url),
+                other => panic!("undocumented method {other}"),
+            };
+            let response = request
+                .header(COOKIE, &alice.cookie)
+                .header("x-csrf-token", &alice.csrf)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16().to_string();
+            let answer = &operation["responses"][&status];
+            assert!(
+                answer.is_object(),
+                "{method} {path}: status {status} is not documented"
+            );
+            let content = answer["content"].as_object().unwrap();
+            let (content_type, media) = content.iter().next().unwrap();
+            let text = response.text().await.unwrap();
+            if content_type == "application/json" {
+                let body: Value = serde_json::from_str(&text).unwrap();
+                validate(&path, &status, &body, &media["schema"]);
+            } else {
+                assert!(text.starts_with("id,repository"), "{path}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 14, "every documented operation was called");
+    // Error answers match the Error schema too.
+    let (status, body) = dash
+        .get_json(
+            &format!("/api/v1/installations/{A}/violations?bogus=1"),
+            &alice,
+        )
+        .await;
+    assert_eq!(status, 400);
+    validate(
+        "violations",
+        "400",
+        &body,
+        &json!({ "$ref": "#/components/schemas/Error" }),
+    );
+}
+
+#[tokio::test]
+async fn without_a_session_key_the_dashboard_is_off_and_the_app_runs() {
+    let github = FakeGithub::start(test_app::APP_ID, TEST_APP_KEY).await;
+    let app = TestApp::start(&github.url()).await;
+    let response = app.http.get(app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test]
+async fn admins_acknowledge_alerts_and_requeue_evaluations_and_both_are_audited() {
+    let dash = dashboard().await;
+    let alice = dash.log_in("alice").await;
+    let bob = dash.log_in("bob").await;
+    let base = format!("/api/v1/installations/{A}");
+    let (_, alerts) = dash
+        .get_json(&format!("{base}/alerts?status=open"), &alice)
+        .await;
+    let alert_id = alerts["items"][0]["id"].as_i64().unwrap();
+    let post = |session: &Session, path: String| {
+        dash.http
+            .post(dash.app.url(&path))
+            .header(COOKIE, &session.cookie)
+            .header("x-csrf-token", &session.csrf)
+            .send()
+    };
+    let acknowledge = format!("{base}/alerts/{alert_id}/acknowledge");
+    assert_eq!(
+        post(&bob, acknowledge.clone()).await.unwrap().status(),
+        403,
+        "viewers only read"
+    );
+    let done = post(&alice, acknowledge).await.unwrap();
+    assert_eq!(done.status(), 200);
+    assert_eq!(
+        done.json::<Value>().await.unwrap()["status"],
+        "acknowledged"
+    );
+    // B's alert through A's installation: not found.
+    let mut db = dash.app.db().await;
+    let b_alert: i64 = sqlx::query_scalar("SELECT id FROM alerts WHERE installation_id = $1")
+        .bind(B)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let tampered = post(&alice, format!("{base}/alerts/{b_alert}/acknowledge"))
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), 404);
+    let b_status: String = sqlx::query_scalar("SELECT status FROM alerts WHERE id = $1")
+        .bind(b_alert)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(b_status, "open");
+
+    let requeue = post(
+        &alice,
+        format!("{base}/repos/{}/pulls/7/reevaluate", A_REPO.1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(requeue.status(), 202);
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE kind = 'evaluate_pr' AND dedup_key = $1",
+    )
+    .bind(format!("evaluate:{}:7", A_REPO.0))
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(queued, 1);
+    let tampered = post(
+        &alice,
+        format!("{base}/repos/{}/pulls/7/reevaluate", B_REPO.1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tampered.status(), 404);
+
+    let (_, audit) = dash
+        .get_json(&format!("{base}/audit?actor=alice"), &alice)
+        .await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["pull_request.reevaluation_requested", "alert.acknowledged"]
+    );
+}
