@@ -48,6 +48,15 @@ alerts:
   tier3: { threshold: 2, send_at: '10:00', day: monday }
 ";
 
+/// Where a patch goes: workflow changes under .github/workflows, code under app/.
+fn path_of(patch: &str) -> &'static str {
+    if patch == WORKFLOW_PATCH {
+        ".github/workflows/ci.yml"
+    } else {
+        "app/settings.py"
+    }
+}
+
 fn sha(n: u32) -> String {
     format!("{n:040x}")
 }
@@ -127,7 +136,7 @@ impl World {
                 author: "alice".into(),
                 head_sha: head.clone(),
                 base_sha: base_sha(),
-                files: vec![file_entry("app/settings.py", "added", Some(patch))],
+                files: vec![file_entry(path_of(patch), "added", Some(patch))],
                 ..PrSpec::default()
             },
         );
@@ -296,9 +305,12 @@ async fn a_block_violation_emails_tier1_with_a_working_single_use_ack_link() {
         mail.subject
     );
     assert!(mail.text.contains("app/settings.py:2"), "{}", mail.text);
+    // The link, escaped for HTML (minijinja escapes slashes too).
+    let pr_link = format!("{}/acme/widgets/pull/1", world.github.url()).replace('/', "&#x2f;");
     assert!(
+        mail.html.contains(&format!("<a href=\"{pr_link}\">")),
+        "{}",
         mail.html
-            .contains("<a href=\"https://github.com/acme/widgets/pull/1\">")
     );
     assert!(mail.message_id.contains("@tollgate"), "{}", mail.message_id);
 
@@ -517,11 +529,8 @@ async fn the_daily_digest_goes_out_at_send_time_in_the_installation_time_zone_on
     );
     assert!(digest.text.contains("acme/widgets"), "{}", digest.text);
     assert!(digest.text.contains("R09"), "{}", digest.text);
-    assert!(
-        digest
-            .text
-            .contains("https://github.com/acme/widgets/pull/2")
-    );
+    let pr_link = format!("{}/acme/widgets/pull/2", world.github.url());
+    assert!(digest.text.contains(&pr_link), "{}", digest.text);
     assert!(
         digest
             .text

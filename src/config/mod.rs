@@ -12,7 +12,6 @@ pub use installation::{
 pub use overrides::{Approver, InvalidApprover, OverrideSettings, OverridesFile, TeamRef};
 pub use repo::{EffectiveRule, RepoConfig, RepoConfigError, RepoConfigFile, RuleSettings};
 pub use settings::{
-    AppSettings, DashboardSettings, EmailSettings, LogFormat, PagerDutySettings, Secret, SessionKey,
-    SettingsError, SlackSettings,
-    database_url,
+    AppSettings, DashboardSettings, EmailSettings, LogFormat, PagerDutySettings, Secret,
+    SessionKey, SettingsError, SlackSettings, database_url,
 };

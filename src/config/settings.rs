@@ -274,6 +274,9 @@ fn pagerduty(
     Ok(Some(PagerDutySettings {
         routing_key: Secret(routing_key.trim().to_owned()),
         api_url: api_url.trim_end_matches('/').to_owned(),
+    }))
+}
+
 /// The dashboard is on when `SESSION_KEY` is set; then the OAuth credentials are required.
 fn dashboard(
     lookup: &dyn Fn(&str) -> Option<String>,

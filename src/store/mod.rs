@@ -5,8 +5,8 @@ mod audit;
 pub mod dashboard;
 mod deliveries;
 mod evaluations;
-mod notifications;
 mod github_budget;
+mod notifications;
 mod operations;
 mod overrides;
 mod redeliveries;
@@ -20,9 +20,9 @@ pub use alerts::{
 pub use audit::{AuditEntry, audit};
 pub use notifications::{
     CachedInstallationConfig, DigestRow, EmailKind, EmailMessageRow, GrantedOverride, NewDigest,
-    PagerDutyEventRow, ViolationGroup, acknowledge_digest,
-    cached_installation_config, cached_installation_configs, claim_digest, digest, digest_claimed,
-    email_message, insert_email_message, insert_pagerduty_event, installation_account,
+    PagerDutyEventRow, ViolationGroup, acknowledge_digest, cached_installation_config,
+    cached_installation_configs, claim_digest, digest, digest_claimed, email_message,
+    insert_email_message, insert_pagerduty_event, installation_account,
     installations_needing_config, mark_digest_escalated, overrides_granted, pagerduty_event,
     pagerduty_triggered, record_email_attempt, record_pagerduty_attempt, save_installation_config,
     tier2_emails_since, use_ack_nonce, violation_groups,
@@ -47,13 +47,13 @@ pub use evaluations::{
     supersede_evaluation,
 };
 pub use github_budget::{WriteSlot, cache_repo_config, cached_repo_config, take_write_slot};
-pub use redeliveries::{
-    RedeliveryClaim, claim_redelivery, release_redelivery, set_redelivery_outcome,
-    unknown_delivery_guids,
-};
 pub use operations::{
     RetentionCategory, claim_retention_day, count_expired, delete_expired_batch,
     finish_retention_day, marks, notification_attempts, queue_sample, set_mark,
+};
+pub use redeliveries::{
+    RedeliveryClaim, claim_redelivery, release_redelivery, set_redelivery_outcome,
+    unknown_delivery_guids,
 };
 pub use tenants::{apply_installation_change, ensure_repository, sync_rule_definitions};
 

@@ -7,24 +7,16 @@ use crate::jobs;
 use crate::notify::email::AckPage;
 use crate::notify::links::{AckClaim, AckSubject, LinkSigner};
 use crate::store::{self, AuditEntry};
-use axum::Form;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use sqlx::PgPool;
 use std::sync::Arc;
 
 pub struct AckState {
     pub pool: PgPool,
     pub signer: LinkSigner,
-}
-
-#[derive(Deserialize)]
-pub struct AckForm {
-    /// Who acknowledges, as they write it (optional; the audit log says "email link" anyway).
-    #[serde(default)]
-    by: String,
 }
 
 pub async fn confirm(State(state): State<Arc<AckState>>, Path(token): Path<String>) -> Response {
@@ -42,14 +34,17 @@ pub async fn confirm(State(state): State<Arc<AckState>>, Path(token): Path<Strin
 pub async fn acknowledge(
     State(state): State<Arc<AckState>>,
     Path(token): Path<String>,
-    Form(form): Form<AckForm>,
+    body: Bytes,
 ) -> Response {
     let claim = match state.signer.verify(&token, chrono::Utc::now()) {
         Ok(claim) => claim,
         Err(error) => return refused(StatusCode::FORBIDDEN, &error.to_string()),
     };
-    let by: String = form
-        .by
+    // The form's optional `by` field: who acknowledges, as they write it.
+    let by: String = form_urlencoded::parse(&body)
+        .find(|(key, _)| key == "by")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default()
         .chars()
         .filter(|c| !c.is_control())
         .take(100)

@@ -216,7 +216,8 @@ mod tests {
             ("smtp://mail.example?tls=maybe", "tls=maybe"),
             ("smtps://mail.example?tls=none", "always uses TLS"),
             ("smtp://mail.example?mode=x", "unknown parameter"),
-            ("mail.example:25", "not a URL"),
+            ("mail.example:25", "unknown scheme"),
+            ("not a url at all", "not a URL"),
         ] {
             let error = SmtpTarget::parse(raw).unwrap_err();
             assert!(error.contains(expected), "{raw}: {error}");

@@ -171,5 +171,5 @@ fn the_acknowledge_page_escapes_what_it_shows() {
         problem: "<b>bad</b>".to_owned(),
     }
     .render();
-    assert!(html.contains("&lt;b&gt;bad&lt;/b&gt;"), "{html}");
+    assert!(html.contains("&lt;b&gt;bad&lt;&#x2f;b&gt;"), "{html}");
 }
