@@ -1,11 +1,17 @@
 //! `tollgate serve`: the HTTP server and the background workers, together or apart.
 
+use crate::clock::Clock;
 use crate::config::AppSettings;
 use crate::github::Pacing;
 use crate::github::client::GithubApp;
 use crate::github::events::RoutingPolicy;
 use crate::intake::{self, IntakeState, MAX_BODY_BYTES};
-use crate::jobs::{self, AlertPolicy, CommandHandler, Evaluator, Handlers, JobQueue, SlackSender};
+use crate::jobs::{
+    self, AlertPolicy, CommandHandler, EmailLinks, EmailSender, Evaluator, Handlers, JobQueue,
+    PagerDutySender, SlackSender,
+};
+use crate::notify::email::Mailer;
+use crate::notify::pagerduty::PagerDutyClient;
 use crate::policy::{PolicyEngine, PolicyError, PolicyPack};
 use crate::store;
 use crate::web::dashboard::DashboardState;
@@ -40,6 +46,10 @@ pub struct RuntimeOptions {
     /// How long a claimed job is held before another worker may take it over.
     pub job_lease: Duration,
     pub pacing: Pacing,
+    /// The time digests are scheduled by (tests set it).
+    pub clock: Clock,
+    /// How often a worker process looks for digests due.
+    pub digest_interval: Duration,
 }
 
 impl Default for RuntimeOptions {
@@ -50,6 +60,8 @@ impl Default for RuntimeOptions {
             workers: 4,
             job_lease: Duration::from_secs(120),
             pacing: Pacing::default(),
+            clock: Clock::system(),
+            digest_interval: Duration::from_secs(60),
         }
     }
 }
@@ -66,6 +78,11 @@ pub enum StartError {
     Github(String),
     #[error("cannot set up the Slack client: {0}")]
     Slack(String),
+    #[error("cannot set up {channel}: {message}")]
+    Channel {
+        channel: &'static str,
+        message: String,
+    },
     #[error("cannot set up the dashboard: {0}")]
     Dashboard(#[from] crate::web::dashboard::DashboardStartError),
     #[error("cannot listen on {address}: {message}")]
@@ -129,6 +146,15 @@ impl Application {
             let handlers = Arc::new(handlers(&pool, settings, &options, engine)?);
             let worker_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
             let queue = JobQueue::new(pool.clone(), worker_id, options.job_lease);
+            // Digests are email only; without email the installation config is not read.
+            if settings.email.is_some() {
+                tasks.spawn(jobs::digests::run_scheduler(
+                    pool.clone(),
+                    options.clock.clone(),
+                    options.digest_interval,
+                    shutdown_rx.clone(),
+                ));
+            }
             tasks.spawn(jobs::run_workers(
                 queue,
                 handlers,
@@ -136,10 +162,10 @@ impl Application {
                 shutdown_rx,
             ));
         }
-        if settings.slack.is_none() {
-            tracing::info!(
-                "Slack is off (SLACK_BOT_TOKEN is not set): no alerts, approvals on GitHub only"
-            );
+        for (name, on, off) in channels(settings) {
+            if !on {
+                tracing::info!("{name} is off ({off})");
+            }
         }
         tracing::info!(%address, role = ?options.role, "tollgate started");
         Ok(Self {
@@ -186,10 +212,42 @@ fn handlers(
         options.pacing,
     )
     .map_err(|e| StartError::Github(e.to_string()))?;
-    let alerts = settings.slack.clone().map(|slack| AlertPolicy {
-        slack,
-        escalate_after: settings.alert_escalation_after,
-    });
+    let alerts =
+        (settings.slack.is_some() || settings.email.is_some() || settings.pagerduty.is_some())
+            .then(|| AlertPolicy {
+                slack: settings.slack.clone(),
+                email: settings.email.is_some(),
+                pagerduty: settings.pagerduty.is_some(),
+                escalate_after: settings.alert_escalation_after,
+            });
+    let links = EmailLinks::new(settings);
+    let email = match &settings.email {
+        Some(email) => {
+            let mailer =
+                Mailer::new(&email.smtp, &email.from).map_err(|message| StartError::Channel {
+                    channel: "email",
+                    message,
+                })?;
+            Some(EmailSender::new(
+                pool.clone(),
+                mailer,
+                engine.clone(),
+                links.clone(),
+            ))
+        }
+        None => None,
+    };
+    let pagerduty = match &settings.pagerduty {
+        Some(pagerduty) => {
+            let client = PagerDutyClient::new(&pagerduty.api_url, pagerduty.routing_key.clone())
+                .map_err(|e| StartError::Channel {
+                    channel: "PagerDuty",
+                    message: e.to_string(),
+                })?;
+            Some(PagerDutySender::new(pool.clone(), client, links))
+        }
+        None => None,
+    };
     let slack = match &settings.slack {
         Some(slack) => Some(
             SlackSender::new(
@@ -215,14 +273,37 @@ fn handlers(
         ),
         commands: CommandHandler::new(pool.clone(), github, engine, settings.slack.clone()),
         slack,
+        email,
+        pagerduty,
         alerts,
     })
+}
+
+/// Each optional channel: its name, whether it is on, and what turns it on.
+fn channels(settings: &AppSettings) -> [(&'static str, bool, &'static str); 3] {
+    [
+        (
+            "Slack",
+            settings.slack.is_some(),
+            "SLACK_BOT_TOKEN not set: approvals on GitHub only, no Slack alerts",
+        ),
+        (
+            "email",
+            settings.email.is_some(),
+            "SMTP_URL not set: no email alerts or digests",
+        ),
+        (
+            "PagerDuty",
+            settings.pagerduty.is_some(),
+            "PAGERDUTY_ROUTING_KEY not set: escalations do not page",
+        ),
+    ]
 }
 
 #[derive(Clone)]
 struct HealthState {
     pool: PgPool,
-    slack_on: bool,
+    channels: serde_json::Map<String, serde_json::Value>,
 }
 
 fn router(
@@ -239,7 +320,17 @@ fn router(
         .route("/readyz", get(readyz))
         .with_state(HealthState {
             pool: pool.clone(),
-            slack_on: settings.slack.is_some(),
+            channels: channels(settings)
+                .into_iter()
+                .map(|(name, on, off)| {
+                    let state = if on {
+                        "on".to_owned()
+                    } else {
+                        format!("off ({off})")
+                    };
+                    (name.to_lowercase(), state.into())
+                })
+                .collect(),
         });
     if role == Role::Worker {
         return health;
@@ -255,7 +346,18 @@ fn router(
         .route("/api/github/webhooks", post(intake::receive))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(intake);
-    let mut health = health.merge(webhooks);
+    let acknowledge = Router::new()
+        .route(
+            "/alerts/ack/{token}",
+            get(crate::web::ack::confirm).post(crate::web::ack::acknowledge),
+        )
+        .with_state(Arc::new(crate::web::ack::AckState {
+            pool: pool.clone(),
+            signer: crate::notify::links::LinkSigner::from_webhook_secrets(
+                &settings.webhook_secrets,
+            ),
+        }));
+    let mut health = health.merge(webhooks).merge(acknowledge);
     if let Some(dashboard) = dashboard {
         health = health.merge(crate::web::dashboard::router(dashboard));
     }
@@ -279,21 +381,17 @@ fn router(
 }
 
 async fn readyz(State(state): State<HealthState>) -> impl IntoResponse {
-    let slack = if state.slack_on {
-        "on"
-    } else {
-        "off (SLACK_BOT_TOKEN not set)"
-    };
-    match store::readiness(&state.pool).await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "slack": slack })),
-        ),
+    let (status, mut body) = match store::readiness(&state.pool).await {
+        Ok(()) => (StatusCode::OK, json!({ "status": "ready" })),
         Err(problem) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "problem": problem, "slack": slack })),
+            json!({ "status": "not ready", "problem": problem }),
         ),
+    };
+    if let Some(fields) = body.as_object_mut() {
+        fields.extend(state.channels.clone());
     }
+    (status, Json(body))
 }
 
 async fn shutdown_signal() {

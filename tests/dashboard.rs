@@ -1151,3 +1151,28 @@ async fn admins_acknowledge_alerts_and_requeue_evaluations_and_both_are_audited(
         ["pull_request.reevaluation_requested", "alert.acknowledged"]
     );
 }
+
+#[tokio::test]
+async fn logins_and_teams_listed_under_dashboard_admins_administer() {
+    let dash = dashboard().await;
+    for (login, id) in [("dave", 4), ("erin", 5)] {
+        dash.github.add_user(login, id);
+        dash.github
+            .give_installation_access(login, A as u64, A_ACCOUNT, "Organization");
+        dash.github.set_org_role(A_ACCOUNT, login, "member");
+    }
+    dash.github.add_team_member(A_ACCOUNT, "security", "erin");
+    let mut db = dash.app.db().await;
+    sqlx::query("INSERT INTO installation_configs (installation_id, content) VALUES ($1, $2)")
+        .bind(A)
+        .bind("dashboard:\n  admins: [dave, acme/security]\n")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    for (login, role) in [("dave", "admin"), ("erin", "admin"), ("bob", "viewer")] {
+        let session = dash.log_in(login).await;
+        let (_, me) = dash.get_json("/api/v1/me", &session).await;
+        assert_eq!(me["installations"][0]["role"], role, "{login}");
+    }
+    dash.github.assert_clean();
+}

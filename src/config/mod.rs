@@ -1,13 +1,17 @@
 //! Configuration: the process settings (environment) and the repository config
 //! (`.github/tollgate.yml`).
 
+pub mod installation;
 mod overrides;
 pub mod repo;
 mod settings;
 
+pub use installation::{
+    AlertSettings, InstallationConfig, InstallationConfigError, InstallationConfigFile,
+};
 pub use overrides::{Approver, InvalidApprover, OverrideSettings, OverridesFile, TeamRef};
 pub use repo::{EffectiveRule, RepoConfig, RepoConfigError, RepoConfigFile, RuleSettings};
 pub use settings::{
-    AppSettings, DashboardSettings, LogFormat, Secret, SessionKey, SettingsError, SlackSettings,
-    database_url,
+    AppSettings, DashboardSettings, EmailSettings, LogFormat, PagerDutySettings, Secret,
+    SessionKey, SettingsError, SlackSettings, database_url,
 };

@@ -123,16 +123,23 @@ pub struct RepoConfig {
 impl RepoConfigFile {
     /// Parses YAML; an empty document means all defaults.
     pub fn parse(yaml: &str) -> Result<Self, RepoConfigError> {
-        if yaml.trim().is_empty() {
-            return Ok(Self::default());
-        }
-        let syntax = |e: serde_yaml_ng::Error| RepoConfigError::Syntax(e.to_string());
-        let budget = Cell::new(MAX_EXPANDED_VALUES);
-        ValueBudget(&budget)
-            .deserialize(serde_yaml_ng::Deserializer::from_str(yaml))
-            .map_err(syntax)?;
-        serde_yaml_ng::from_str(yaml).map_err(syntax)
+        parse_bounded_yaml(yaml).map_err(RepoConfigError::Syntax)
     }
+}
+
+/// Parses a config document strictly, refusing one whose aliases expand past the value budget;
+/// an empty document means all defaults. The error is serde's message, which names the key.
+pub(super) fn parse_bounded_yaml<T: de::DeserializeOwned + Default>(
+    yaml: &str,
+) -> Result<T, String> {
+    if yaml.trim().is_empty() {
+        return Ok(T::default());
+    }
+    let budget = Cell::new(MAX_EXPANDED_VALUES);
+    ValueBudget(&budget)
+        .deserialize(serde_yaml_ng::Deserializer::from_str(yaml))
+        .map_err(|e| e.to_string())?;
+    serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())
 }
 
 /// Walks a document without building it and fails once it holds more values than the budget

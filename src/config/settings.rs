@@ -59,8 +59,28 @@ pub struct AppSettings {
     pub slack: Option<SlackSettings>,
     /// How long a Tier 1 alert may stay unacknowledged before it is escalated.
     pub alert_escalation_after: Duration,
+    /// `None` when `SMTP_URL` is not set: no email.
+    pub email: Option<EmailSettings>,
+    /// `None` when `PAGERDUTY_ROUTING_KEY` is not set: escalations do not page.
+    pub pagerduty: Option<PagerDutySettings>,
     /// `None` when `SESSION_KEY` is not set: no dashboard and no JSON API, the app still runs.
     pub dashboard: Option<DashboardSettings>,
+}
+
+/// Email, when configured: Tier 1 alerts, digests and escalations.
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    pub smtp: crate::notify::email::SmtpTarget,
+    /// The sender, e.g. `Tollgate <tollgate@example.com>`.
+    pub from: String,
+}
+
+/// PagerDuty Events API v2, when configured: escalated Tier 1 alerts open incidents.
+#[derive(Debug, Clone)]
+pub struct PagerDutySettings {
+    pub routing_key: Secret,
+    /// Without a trailing slash.
+    pub api_url: String,
 }
 
 /// The dashboard and JSON API, when configured: GitHub login and sessions.
@@ -180,6 +200,8 @@ impl AppSettings {
             evaluate_drafts,
             slack: slack(lookup)?,
             alert_escalation_after: alert_escalation_after(lookup)?,
+            email: email(lookup)?,
+            pagerduty: pagerduty(lookup)?,
             dashboard: dashboard(lookup)?,
         })
     }
@@ -247,6 +269,41 @@ fn dashboard(
         session_key,
         database_url: optional(lookup, "DASHBOARD_DATABASE_URL")
             .map(|u| Secret(u.trim().to_owned())),
+    }))
+}
+
+/// Email is on when `SMTP_URL` is set; then `EMAIL_FROM` is required.
+fn email(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<EmailSettings>, SettingsError> {
+    let Some(url) = optional(lookup, "SMTP_URL") else {
+        return Ok(None);
+    };
+    let smtp = crate::notify::email::SmtpTarget::parse(&url)
+        .map_err(|problem| invalid("SMTP_URL", &problem))?;
+    let from = required(lookup, "EMAIL_FROM")?.trim().to_owned();
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(invalid(
+            "EMAIL_FROM",
+            "expected an address, e.g. Tollgate <tollgate@example.com>",
+        ));
+    }
+    Ok(Some(EmailSettings { smtp, from }))
+}
+
+/// PagerDuty is on when `PAGERDUTY_ROUTING_KEY` is set.
+fn pagerduty(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<PagerDutySettings>, SettingsError> {
+    let Some(routing_key) = optional(lookup, "PAGERDUTY_ROUTING_KEY") else {
+        return Ok(None);
+    };
+    let api_url = optional(lookup, "PAGERDUTY_API_URL")
+        .unwrap_or_else(|| crate::notify::pagerduty::DEFAULT_PAGERDUTY_API_URL.to_owned());
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        return Err(invalid("PAGERDUTY_API_URL", "expected an http(s) URL"));
+    }
+    Ok(Some(PagerDutySettings {
+        routing_key: Secret(routing_key.trim().to_owned()),
+        api_url: api_url.trim_end_matches('/').to_owned(),
     }))
 }
 
@@ -431,6 +488,33 @@ mod tests {
             settings(&vars).unwrap_err().variable,
             "ALERT_ESCALATION_MINUTES"
         );
+    }
+
+    #[test]
+    fn email_and_pagerduty_are_off_until_configured() {
+        let mut vars = complete();
+        let s = settings(&vars).unwrap();
+        assert!(s.email.is_none() && s.pagerduty.is_none());
+        vars.push(("SMTP_URL", "smtp://u:hunter2@127.0.0.1:2525?tls=none"));
+        assert_eq!(settings(&vars).unwrap_err().variable, "EMAIL_FROM");
+        vars.push(("EMAIL_FROM", "not an address"));
+        assert_eq!(settings(&vars).unwrap_err().variable, "EMAIL_FROM");
+        vars.retain(|(k, _)| *k != "EMAIL_FROM");
+        vars.push(("EMAIL_FROM", "Tollgate <tollgate@acme.test>"));
+        vars.push(("PAGERDUTY_ROUTING_KEY", "R0UT1NGKEY"));
+        let s = settings(&vars).unwrap();
+        let email = s.email.expect("email is on");
+        assert_eq!(email.smtp.port, 2525);
+        let pagerduty = s.pagerduty.expect("PagerDuty is on");
+        assert_eq!(pagerduty.api_url, "https://events.pagerduty.com");
+        let shown = format!("{email:?} {pagerduty:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("R0UT1NGKEY"),
+            "{shown}"
+        );
+        vars.push(("SMTP_URL", "ftp://x"));
+        vars.rotate_right(1);
+        assert_eq!(settings(&vars).unwrap_err().variable, "SMTP_URL");
     }
 
     #[test]

@@ -338,7 +338,27 @@ impl InstallationClient {
             encode_path(path.trim_start_matches('/')),
             encode(git_ref)
         );
-        let answer = self.get(&route).await?;
+        self.contents(&route, path).await
+    }
+
+    /// A file of the repository's default branch; `None` when the repository or the file does
+    /// not exist (or the installation cannot see the repository).
+    pub async fn default_branch_file(
+        &self,
+        owner: &str,
+        repo: &str,
+        path: &str,
+    ) -> Result<Option<String>, GithubError> {
+        let route = format!(
+            "{}/contents/{}",
+            repo_route(owner, repo),
+            encode_path(path.trim_start_matches('/'))
+        );
+        self.contents(&route, path).await
+    }
+
+    async fn contents(&self, route: &str, path: &str) -> Result<Option<String>, GithubError> {
+        let answer = self.get(route).await?;
         if answer.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }

@@ -1,15 +1,17 @@
 //! Tier 1 alerts. After each evaluation, a BLOCK violation no alert has reported yet raises one
-//! (at most one per pull request and rule an hour) and schedules its escalation; alerts whose
-//! violations are gone or overridden are resolved. The `escalate_alert` job escalates an alert
-//! still open when its window ends, once.
+//! (at most one per pull request and rule an hour), sent to Slack and by email to the Tier 1
+//! recipients, and schedules its escalation; alerts whose violations are gone or overridden are
+//! resolved. The `escalate_alert` job escalates an alert still open when its window ends, once:
+//! in Slack, by email to the escalation recipients, and to PagerDuty, each where configured.
 
+use super::notify::{follow_up_pagerduty, queue_email, queue_pagerduty};
 use super::slack::enqueue_slack_send;
 use super::{ESCALATE_ALERT, JobError};
-use crate::config::SlackSettings;
+use crate::config::{AlertSettings, SlackSettings};
 use crate::domain::{Overrides, Tier, Violation};
 use crate::github::events::PrTarget;
 use crate::github::{GithubApp, PullRequestState};
-use crate::store::{self, AuditEntry, NewAlert, NewSlackMessage, SlackSubject};
+use crate::store::{self, AuditEntry, EmailKind, NewAlert, NewSlackMessage, SlackSubject};
 use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -18,23 +20,28 @@ use std::time::Duration;
 pub const ALERT_DEDUP_WINDOW: Duration = Duration::from_secs(60 * 60);
 const ESCALATION_ATTEMPTS: i32 = 8;
 
-/// Where alerts go and when they escalate.
+/// Where alerts go and when they escalate. Alerts are raised when at least one channel is on.
 #[derive(Debug, Clone)]
 pub struct AlertPolicy {
-    pub slack: SlackSettings,
+    pub slack: Option<SlackSettings>,
+    pub email: bool,
+    pub pagerduty: bool,
+    /// The deployment's default; an installation's `alerts.escalation.tier1_minutes` wins.
     pub escalate_after: Duration,
 }
 
 /// Raises and resolves the pull request's alerts after an evaluation of `head_sha`, in one
-/// transaction.
+/// transaction. `alerts` is the installation's `alerts` config (recipients, escalation window).
 pub async fn reconcile_alerts(
     pool: &PgPool,
     policy: &AlertPolicy,
+    alerts: &AlertSettings,
     target: &PrTarget,
     head_sha: &str,
     violations: &[Violation],
     overrides: &Overrides,
 ) -> Result<(), sqlx::Error> {
+    let escalate_after = alerts.tier1_escalation.unwrap_or(policy.escalate_after);
     let mut blocking: BTreeMap<&str, Vec<&Violation>> = BTreeMap::new();
     for violation in violations
         .iter()
@@ -87,7 +94,7 @@ pub async fn reconcile_alerts(
                 head_sha,
                 fingerprints: group.iter().map(|v| v.fingerprint.to_string()).collect(),
                 violations: serde_json::to_value(&group).unwrap_or_default(),
-                escalate_after: policy.escalate_after,
+                escalate_after,
             },
         )
         .await?;
@@ -103,19 +110,31 @@ pub async fn reconcile_alerts(
             },
         )
         .await?;
-        let message_id = store::upsert_slack_message(
-            &mut tx,
-            &NewSlackMessage {
-                target,
-                subject: SlackSubject::Alert,
-                subject_id: Some(alert.id),
-                channel: &policy.slack.channel,
-                user_id: None,
-                body: None,
-            },
-        )
-        .await?;
-        enqueue_slack_send(&mut tx, target.installation_id, message_id).await?;
+        if let Some(slack) = &policy.slack {
+            let message_id = store::upsert_slack_message(
+                &mut tx,
+                &NewSlackMessage {
+                    target,
+                    subject: SlackSubject::Alert,
+                    subject_id: Some(alert.id),
+                    channel: &slack.channel,
+                    user_id: None,
+                    body: None,
+                },
+            )
+            .await?;
+            enqueue_slack_send(&mut tx, target.installation_id, message_id).await?;
+        }
+        if policy.email {
+            queue_email(
+                &mut tx,
+                target.installation_id,
+                EmailKind::Alert,
+                alert.id,
+                &alerts.recipients.tier1,
+            )
+            .await?;
+        }
         let escalation = super::NewJob {
             kind: ESCALATE_ALERT,
             payload: serde_json::json!({ "alert_id": alert.id, "target": target }),
@@ -123,7 +142,7 @@ pub async fn reconcile_alerts(
             dedup_key: format!("escalate:{}", alert.id),
             max_attempts: ESCALATION_ATTEMPTS,
         };
-        super::enqueue_delayed(&mut tx, &escalation, policy.escalate_after).await?;
+        super::enqueue_delayed(&mut tx, &escalation, escalate_after).await?;
         tracing::info!(rule = rule_id, alert = alert.id, "Tier 1 alert raised");
     }
     tx.commit().await
@@ -138,8 +157,46 @@ async fn resolve(
     if let Some(resolved) = store::close_alert(tx, alert.id, "resolved", None).await? {
         record_change(tx, "alert.resolved", alert, &resolved).await?;
         resend_alert_message(tx, target, resolved.id).await?;
+        follow_up_pagerduty(tx, resolved.installation_id, resolved.id, "resolve").await?;
     }
     Ok(())
+}
+
+/// Acknowledges an open alert for `actor` (shown as `shown_as` on the alert), from Slack or an
+/// email link: records it, edits the Slack message and acknowledges the PagerDuty incident.
+/// `None` when the alert does not exist or was not open.
+pub async fn acknowledge_alert(
+    tx: &mut PgConnection,
+    alert_id: i64,
+    shown_as: &str,
+    actor: &str,
+) -> Result<Option<store::AlertRow>, sqlx::Error> {
+    let Some(before) = store::alert(tx, alert_id).await? else {
+        return Ok(None);
+    };
+    let Some(after) = store::close_alert(tx, alert_id, "acknowledged", Some(shown_as)).await?
+    else {
+        tracing::info!(alert = alert_id, status = %before.status, "alert already closed");
+        return Ok(None);
+    };
+    store::audit(
+        tx,
+        &AuditEntry {
+            installation_id: after.installation_id,
+            actor,
+            action: "alert.acknowledged",
+            target: &after.audit_target(),
+            before: Some(before.audit_state()),
+            after: Some(after.audit_state()),
+        },
+    )
+    .await?;
+    if let Some(message) = store::slack_message_of(tx, SlackSubject::Alert, alert_id).await? {
+        enqueue_slack_send(tx, after.installation_id, message.id).await?;
+    }
+    follow_up_pagerduty(tx, after.installation_id, alert_id, "acknowledge").await?;
+    tracing::info!(alert = alert_id, by = actor, "alert acknowledged");
+    Ok(Some(after))
 }
 
 /// Queues an edit of an alert's Slack message, when it has one.
@@ -220,25 +277,41 @@ pub async fn escalate_alert(
         return Ok(());
     };
     record_change(&mut tx, "alert.escalated", &before, &escalated).await?;
-    let channel = policy
-        .slack
-        .escalation_channel
-        .as_deref()
-        .unwrap_or(&policy.slack.channel);
-    let message_id = store::upsert_slack_message(
-        &mut tx,
-        &NewSlackMessage {
-            target,
-            subject: SlackSubject::Escalation,
-            subject_id: Some(alert_id),
-            channel,
-            user_id: None,
-            body: None,
-        },
-    )
-    .await?;
-    enqueue_slack_send(&mut tx, target.installation_id, message_id).await?;
+    if let Some(slack) = &policy.slack {
+        let channel = slack
+            .escalation_channel
+            .as_deref()
+            .unwrap_or(&slack.channel);
+        let message_id = store::upsert_slack_message(
+            &mut tx,
+            &NewSlackMessage {
+                target,
+                subject: SlackSubject::Escalation,
+                subject_id: Some(alert_id),
+                channel,
+                user_id: None,
+                body: None,
+            },
+        )
+        .await?;
+        enqueue_slack_send(&mut tx, target.installation_id, message_id).await?;
+    }
+    if policy.email {
+        let config =
+            super::installation_config::cached_config(pool, target.installation_id).await?;
+        queue_email(
+            &mut tx,
+            target.installation_id,
+            EmailKind::AlertEscalation,
+            alert_id,
+            &config.alerts.recipients.escalation,
+        )
+        .await?;
+    }
+    if policy.pagerduty {
+        queue_pagerduty(&mut tx, target.installation_id, alert_id, "trigger").await?;
+    }
     tx.commit().await?;
-    tracing::info!(alert = alert_id, channel, "alert escalated");
+    tracing::info!(alert = alert_id, "alert escalated");
     Ok(())
 }

@@ -7,7 +7,9 @@
 
 use super::JobError;
 use super::alerts::{AlertPolicy, reconcile_alerts};
+use super::installation_config::{cached_config, current_config};
 use super::requests::{approved_overrides, expire_stale_requests, pending_overrides};
+use crate::config::AlertSettings;
 use crate::config::{AppSettings, RepoConfig, RepoConfigFile};
 use crate::diff::from_github_files;
 use crate::domain::Violation;
@@ -39,7 +41,7 @@ pub struct Evaluator {
     github: GithubApp,
     engine: Arc<PolicyEngine>,
     evaluate_drafts: bool,
-    /// `None` when Slack is off: no Tier 1 alerts.
+    /// `None` when no alert channel (Slack, email, PagerDuty) is on: no Tier 1 alerts.
     alerts: Option<AlertPolicy>,
 }
 
@@ -237,9 +239,23 @@ impl Evaluator {
                 store::complete_evaluation(&self.pool, &done).await?;
                 if let Some(policy) = &self.alerts {
                     // Alerts are a side effect: a failure here must not fail the evaluation.
+                    // Email needs the installation's recipients, so then the config is read
+                    // from GitHub when its cache is stale; otherwise the cache is enough.
+                    let config = if policy.email {
+                        current_config(&self.pool, &self.github, target.installation_id).await
+                    } else {
+                        cached_config(&self.pool, target.installation_id)
+                            .await
+                            .map_err(JobError::from)
+                    };
+                    let alerts = config.map(|c| c.alerts).unwrap_or_else(|error| {
+                        tracing::warn!(%error, "installation config unavailable: defaults apply");
+                        AlertSettings::default()
+                    });
                     if let Err(error) = reconcile_alerts(
                         &self.pool,
                         policy,
+                        &alerts,
                         target,
                         &head_sha,
                         &findings.violations,

@@ -2,14 +2,18 @@
 
 mod alerts;
 mod commands;
+pub mod digests;
 mod evaluate;
+pub mod installation_config;
+mod notify;
 mod queue;
 mod requests;
 mod slack;
 
-pub use alerts::{ALERT_DEDUP_WINDOW, AlertPolicy, reconcile_alerts};
+pub use alerts::{ALERT_DEDUP_WINDOW, AlertPolicy, acknowledge_alert, reconcile_alerts};
 pub use commands::{CommandHandler, SlackDecision};
 pub use evaluate::Evaluator;
+pub use notify::{EmailLinks, EmailSender, PagerDutySender};
 pub use queue::{ClaimedJob, Enqueued, JobQueue, NewJob, backoff, enqueue, enqueue_delayed};
 pub use slack::{SlackSender, enqueue_slack_send};
 
@@ -31,6 +35,14 @@ pub const SEND_SLACK: &str = "send_slack";
 pub const ESCALATE_ALERT: &str = "escalate_alert";
 /// Applies an Approve or Reject click from Slack.
 pub const SLACK_DECISION: &str = "slack_decision";
+/// Sends one recorded email.
+pub const SEND_EMAIL: &str = "send_email";
+/// Sends one recorded PagerDuty event.
+pub const SEND_PAGERDUTY: &str = "send_pagerduty";
+/// Escalates a Tier 2 digest nobody acknowledged.
+pub const ESCALATE_DIGEST: &str = "escalate_digest";
+/// Reads an installation's `tollgate.yml` from its `.github` repository again.
+pub const REFRESH_INSTALLATION_CONFIG: &str = "refresh_installation_config";
 
 /// Attempts before a job is given up (about 4 minutes of backoff in all).
 const MAX_ATTEMPTS: i32 = 8;
@@ -115,7 +127,31 @@ pub struct Handlers {
     pub commands: CommandHandler,
     /// `None` when Slack is off.
     pub slack: Option<SlackSender>,
+    /// `None` when email is off.
+    pub email: Option<EmailSender>,
+    /// `None` when PagerDuty is off.
+    pub pagerduty: Option<PagerDutySender>,
     pub alerts: Option<AlertPolicy>,
+}
+
+#[derive(Deserialize)]
+struct EmailPayload {
+    email_id: i64,
+}
+
+#[derive(Deserialize)]
+struct PagerDutyPayload {
+    event_id: i64,
+}
+
+#[derive(Deserialize)]
+struct DigestPayload {
+    digest_id: i64,
+}
+
+#[derive(Deserialize)]
+struct InstallationPayload {
+    installation_id: i64,
 }
 
 #[derive(Deserialize)]
@@ -155,9 +191,35 @@ impl Handlers {
             ESCALATE_ALERT => {
                 let EscalationPayload { alert_id, target } = parse(payload)?;
                 let Some(policy) = &self.alerts else {
-                    return Err(JobError::Permanent("Slack is not configured".into()));
+                    return Err(JobError::Permanent("no alert channel is configured".into()));
                 };
                 alerts::escalate_alert(&self.pool, policy, &self.github, alert_id, &target).await
+            }
+            SEND_EMAIL => {
+                let EmailPayload { email_id } = parse(payload)?;
+                let Some(email) = &self.email else {
+                    return Err(JobError::Permanent("email is not configured".into()));
+                };
+                email.run(email_id, job.attempt >= job.max_attempts).await
+            }
+            SEND_PAGERDUTY => {
+                let PagerDutyPayload { event_id } = parse(payload)?;
+                let Some(pagerduty) = &self.pagerduty else {
+                    return Err(JobError::Permanent("PagerDuty is not configured".into()));
+                };
+                pagerduty
+                    .run(event_id, job.attempt >= job.max_attempts)
+                    .await
+            }
+            ESCALATE_DIGEST => {
+                let DigestPayload { digest_id } = parse(payload)?;
+                digests::escalate_digest(&self.pool, digest_id).await
+            }
+            REFRESH_INSTALLATION_CONFIG => {
+                let InstallationPayload { installation_id } = parse(payload)?;
+                installation_config::refresh(&self.pool, &self.github, installation_id)
+                    .await
+                    .map(drop)
             }
             other => Err(JobError::Permanent(format!("unknown job kind {other}"))),
         }

@@ -1,4 +1,9 @@
-//! Outgoing notifications and the answers people give to them. Slack for now: the Web API client,
-//! the Block Kit messages and the verification and parsing of button clicks.
+//! Outgoing notifications and the answers people give to them: Slack (Web API client, Block Kit
+//! messages, button clicks), email (templates, SMTP, acknowledge links, digest schedule) and
+//! PagerDuty.
 
+pub mod digest;
+pub mod email;
+pub mod links;
+pub mod pagerduty;
 pub mod slack;

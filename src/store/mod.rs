@@ -5,6 +5,7 @@ mod audit;
 pub mod dashboard;
 mod deliveries;
 mod evaluations;
+mod notifications;
 mod overrides;
 mod slack;
 mod tenants;
@@ -14,6 +15,15 @@ pub use alerts::{
     open_alerts,
 };
 pub use audit::{AuditEntry, audit};
+pub use notifications::{
+    CachedInstallationConfig, DigestRow, EmailKind, EmailMessageRow, GrantedOverride, NewDigest,
+    PagerDutyEventRow, ViolationGroup, acknowledge_digest, alert_delivery_figures,
+    cached_installation_config, cached_installation_configs, claim_digest, digest, digest_claimed,
+    email_message, insert_email_message, insert_pagerduty_event, installation_account,
+    installations_needing_config, mark_digest_escalated, overrides_granted, pagerduty_event,
+    pagerduty_triggered, record_email_attempt, record_pagerduty_attempt, save_installation_config,
+    tier2_emails_since, use_ack_nonce, violation_groups,
+};
 pub use overrides::{
     CommandComment, CommandResult, NewOverrideRequest, OverrideRequestRow, add_approval,
     command_result, insert_command_result, insert_override_request, lock_pull_request,

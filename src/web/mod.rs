@@ -1,5 +1,6 @@
-//! HTTP routes besides the GitHub webhook intake: Slack interactivity, the dashboard and its
-//! JSON API.
+//! HTTP routes besides the GitHub webhook intake: Slack interactivity, the acknowledge links
+//! of emails, and the dashboard with its JSON API.
 
+pub mod ack;
 pub mod dashboard;
 pub mod slack;

@@ -3,11 +3,11 @@
 //! a click asks for runs from the job queue.
 
 use crate::config::Secret;
-use crate::jobs::{self, SlackDecision, enqueue_slack_send};
+use crate::jobs::{self, SlackDecision};
 use crate::notify::slack::{
     BlockAction, Interaction, TollgateAction, parse_interaction, verify_slack_signature,
 };
-use crate::store::{self, AuditEntry, SlackSubject};
+use crate::store::{self, SlackSubject};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -108,36 +108,16 @@ async fn acknowledge(
     action: &BlockAction,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let Some(before) = store::alert(&mut tx, alert_id).await? else {
-        return Ok(());
-    };
-    let by = format!("<@{}>", action.user_id);
-    let Some(after) = store::close_alert(&mut tx, alert_id, "acknowledged", Some(&by)).await?
-    else {
-        tracing::info!(alert = alert_id, status = %before.status, "alert already closed");
-        return Ok(());
-    };
+    let shown_as = format!("<@{}>", action.user_id);
     let actor = format!("slack:{}", action.user_id);
-    store::audit(
-        &mut tx,
-        &AuditEntry {
-            installation_id: after.installation_id,
-            actor: &actor,
-            action: "alert.acknowledged",
-            target: &after.audit_target(),
-            before: Some(before.audit_state()),
-            after: Some(after.audit_state()),
-        },
-    )
-    .await?;
-    let message = store::slack_message_of(&mut tx, SlackSubject::Alert, alert_id).await?;
-    if let Some(message) = &message {
-        enqueue_slack_send(&mut tx, after.installation_id, message.id).await?;
-    }
+    let acknowledged = jobs::acknowledge_alert(&mut tx, alert_id, &shown_as, &actor).await?;
+    let message = match acknowledged {
+        Some(_) => store::slack_message_of(&mut tx, SlackSubject::Alert, alert_id).await?,
+        None => None,
+    };
     tx.commit().await?;
     if let Some(message) = &message {
         store::record_slack_attempt(pool, message, "interaction", "acknowledged", None).await?;
     }
-    tracing::info!(alert = alert_id, by = %action.user_id, "alert acknowledged");
     Ok(())
 }

@@ -5,8 +5,10 @@
 #![allow(dead_code)]
 
 pub mod fake_github;
+pub mod fake_pagerduty;
 pub mod fake_slack;
 pub mod openapi;
+pub mod smtp;
 pub mod test_app;
 
 use std::time::Duration;

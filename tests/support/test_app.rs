@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use std::time::Duration;
 use tollgate::app::{Application, Role, RuntimeOptions};
+use tollgate::clock::Clock;
 use tollgate::config::AppSettings;
 use tollgate::github::Pacing;
 use tollgate::intake::sign;
@@ -95,6 +96,8 @@ pub fn options() -> RuntimeOptions {
         workers: 4,
         job_lease: Duration::from_secs(3),
         pacing: Pacing::default(),
+        clock: Clock::system(),
+        digest_interval: Duration::from_millis(100),
     }
 }
 
