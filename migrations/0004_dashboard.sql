@@ -83,6 +83,21 @@ CREATE POLICY tenant ON slack_attempts
 ALTER TABLE audit_log ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON audit_log
     USING (installation_id = tollgate_current_installation());
+ALTER TABLE installation_configs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON installation_configs
+    USING (installation_id = tollgate_current_installation());
+ALTER TABLE digests ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON digests
+    USING (installation_id = tollgate_current_installation());
+ALTER TABLE email_messages ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON email_messages
+    USING (installation_id = tollgate_current_installation());
+ALTER TABLE pagerduty_events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON pagerduty_events
+    USING (installation_id = tollgate_current_installation());
+ALTER TABLE notification_attempts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON notification_attempts
+    USING (installation_id = tollgate_current_installation());
 
 -- Dashboard login sessions. The cookie holds a random id; only its SHA-256 is stored, so a copy
 -- of the table logs nobody in. Not a tenant table (one person may see several installations):
@@ -131,7 +146,7 @@ GRANT USAGE ON SCHEMA public TO tollgate_dashboard;
 GRANT EXECUTE ON FUNCTION tollgate_current_installation() TO tollgate_dashboard;
 GRANT SELECT ON installations, repositories, pull_requests, evaluations, violations,
     rule_definitions, override_requests, override_approvals, alerts, audit_log,
-    webhook_deliveries, jobs, slack_messages
+    webhook_deliveries, jobs, slack_messages, installation_configs
     TO tollgate_dashboard;
 GRANT INSERT ON audit_log TO tollgate_dashboard;
 GRANT UPDATE ON alerts TO tollgate_dashboard;

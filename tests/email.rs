@@ -730,9 +730,9 @@ async fn fifty_block_alerts_at_once_are_all_delivered_once() {
 }
 
 /// Runs the futures as tasks at once and waits for them all.
-async fn join_spawned<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
+async fn join_spawned<F>(futures: Vec<F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();

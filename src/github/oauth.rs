@@ -68,6 +68,11 @@ struct InstallationsPage {
 }
 
 #[derive(Deserialize)]
+struct TeamMembership {
+    state: String,
+}
+
+#[derive(Deserialize)]
 struct OrgMembership {
     state: String,
     role: String,
@@ -196,6 +201,29 @@ impl OAuthClient {
                 let membership: OrgMembership =
                     response.json().await.map_err(|e| transport(what, e))?;
                 Ok(membership.state == "active" && membership.role == "admin")
+            }
+            403 | 404 => Ok(false),
+            status => Err(OAuthError::Status { what, status }),
+        }
+    }
+
+    /// Whether the user is an active member of the team `org/team_slug`. Not a member, or a team
+    /// the user cannot see (404), is a plain no; any other failure is an error.
+    pub async fn is_team_member(
+        &self,
+        token: &UserToken,
+        login: &str,
+        org: &str,
+        team_slug: &str,
+    ) -> Result<bool, OAuthError> {
+        let what = "the team membership lookup";
+        let path = format!("/orgs/{org}/teams/{team_slug}/memberships/{login}");
+        let response = self.send_get(token, &path, what).await?;
+        match response.status().as_u16() {
+            200 => {
+                let membership: TeamMembership =
+                    response.json().await.map_err(|e| transport(what, e))?;
+                Ok(membership.state == "active")
             }
             403 | 404 => Ok(false),
             status => Err(OAuthError::Status { what, status }),

@@ -892,10 +892,10 @@ impl FakeState {
             .split('/')
             .map(percent_decode)
             .collect();
-        if req.path.starts_with("/user")
+        if oauth::is_user_request(&self.oauth, req)
             && let Some(reply) = self
                 .injected_failure(req)
-                .or_else(|| oauth::answer_user_api(&self.oauth, req))
+                .or_else(|| oauth::answer_user_api(self, req))
         {
             return (reply, false);
         }

@@ -3,7 +3,7 @@
 //! `error` field), and the user-token API the dashboard reads (`/user`, `/user/installations`,
 //! `/user/memberships/orgs/{org}`).
 
-use super::{FakeGithub, FakeState, Incoming, Reply};
+use super::{FakeGithub, FakeState, Incoming, Reply, team_key};
 use axum::http::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -193,11 +193,17 @@ fn exchange(oauth: &mut OAuthState, params: &HashMap<String, String>) -> Reply {
     )
 }
 
+/// A request of the user-token API: below `/user`, or made with a user token.
+pub(super) fn is_user_request(oauth: &OAuthState, req: &Incoming<'_>) -> bool {
+    req.path.starts_with("/user") || req.bearer().is_some_and(|t| oauth.tokens.contains_key(t))
+}
+
 /// Answers the user-token API; `None` for every other path.
-pub(super) fn answer_user_api(oauth: &OAuthState, req: &Incoming<'_>) -> Option<Reply> {
-    if req.method != Method::GET || !req.path.starts_with("/user") {
+pub(super) fn answer_user_api(state: &FakeState, req: &Incoming<'_>) -> Option<Reply> {
+    if req.method != Method::GET {
         return None;
     }
+    let oauth = &state.oauth;
     let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let user = req
         .bearer()
@@ -247,6 +253,19 @@ pub(super) fn answer_user_api(oauth: &OAuthState, req: &Incoming<'_>) -> Option<
                         "organization": { "login": org },
                         "user": user_json(user)
                     }),
+                ),
+                None => Reply::not_found(),
+            }
+        }
+        // A user sees the teams of the organisations they belong to.
+        ["orgs", org, "teams", team_slug, "memberships", member] => {
+            match state
+                .team_memberships
+                .get(&team_key(org, team_slug, member))
+            {
+                Some(membership) => Reply::json(
+                    200,
+                    json!({ "role": "member", "state": membership, "url": "" }),
                 ),
                 None => Reply::not_found(),
             }

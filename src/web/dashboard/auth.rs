@@ -6,7 +6,8 @@ use super::access::{InstallationAccess, Standing, role_of};
 use super::cookies::{self, SESSION_COOKIE, STATE_COOKIE};
 use super::templates::{self, LoginProblem};
 use super::{ApiError, DashboardState, PageUser};
-use crate::github::oauth::{OAuthClient, UserInstallation, UserToken};
+use crate::config::{Approver, InstallationConfig};
+use crate::github::oauth::{OAuthError, UserInstallation, UserToken};
 use crate::store;
 use axum::Form;
 use axum::extract::{Query, State};
@@ -98,10 +99,7 @@ async fn sign_in(
     if !cookies::same_secret(&expected, given) {
         return Err(LoginProblem::StateMismatch);
     }
-    let github = |error: crate::github::oauth::OAuthError| {
-        tracing::warn!(%error, "GitHub login call failed");
-        LoginProblem::Github
-    };
+    let github = github_problem;
     let token = state
         .oauth
         .exchange(code, state.callback_url.as_deref())
@@ -111,11 +109,7 @@ async fn sign_in(
     let installations = state.oauth.installations(&token).await.map_err(github)?;
     let mut access = Vec::with_capacity(installations.len());
     for installation in &installations {
-        access.push(
-            access_to(&state.oauth, &token, &user.login, installation)
-                .await
-                .map_err(github)?,
-        );
+        access.push(access_to(state, &token, &user.login, installation).await?);
     }
     let session_id = cookies::random_token().map_err(|_| LoginProblem::Internal)?;
     let csrf_token = cookies::random_token().map_err(|_| LoginProblem::Internal)?;
@@ -147,20 +141,25 @@ async fn sign_in(
 
 /// The user's role in one installation they can reach.
 async fn access_to(
-    oauth: &OAuthClient,
+    state: &DashboardState,
     token: &UserToken,
     login: &str,
     installation: &UserInstallation,
-) -> Result<InstallationAccess, crate::github::oauth::OAuthError> {
+) -> Result<InstallationAccess, LoginProblem> {
     let account = &installation.account;
-    let org_owner =
-        account.kind == "Organization" && oauth.is_org_owner(token, &account.login).await?;
+    let org_owner = account.kind == "Organization"
+        && state
+            .oauth
+            .is_org_owner(token, &account.login)
+            .await
+            .map_err(github_problem)?;
+    let listed_admin = !org_owner && listed_admin(state, token, login, installation.id).await?;
     let role = role_of(&Standing {
         login,
         account: &account.login,
         account_kind: &account.kind,
         org_owner,
-        listed_admin: listed_admin(installation.id, login),
+        listed_admin,
     });
     Ok(InstallationAccess {
         installation_id: installation.id,
@@ -169,11 +168,50 @@ async fn access_to(
     })
 }
 
-/// Whether `login` is listed under `dashboard.admins` of the installation's config. Issue 8:
-/// that config (`tollgate.yml` in the account's `.github` repository) is being added to the
-/// app; until it is, no one is listed and admins are the org owners.
-fn listed_admin(_installation_id: i64, _login: &str) -> bool {
-    false
+fn github_problem(error: OAuthError) -> LoginProblem {
+    tracing::warn!(%error, "GitHub login call failed");
+    LoginProblem::Github
+}
+
+/// Whether `login` is listed under `dashboard.admins` of the installation config (the cached
+/// `tollgate.yml` of the account's `.github` repository), by name or through a team. A config
+/// that is missing or invalid lists no one: the org owners remain admins.
+async fn listed_admin(
+    state: &DashboardState,
+    token: &UserToken,
+    login: &str,
+    installation_id: i64,
+) -> Result<bool, LoginProblem> {
+    let internal = |error: sqlx::Error| {
+        tracing::error!(%error, "cannot read the installation config");
+        LoginProblem::Internal
+    };
+    let mut tx = store::dashboard::begin_tenant(&state.pool, installation_id)
+        .await
+        .map_err(internal)?;
+    let cached = store::cached_installation_config(&mut tx, installation_id)
+        .await
+        .map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+    let admins = cached
+        .and_then(|c| c.content)
+        .and_then(|text| InstallationConfig::from_yaml(&text).ok())
+        .map(|config| config.dashboard.admins)
+        .unwrap_or_default();
+    for admin in admins {
+        let listed = match admin {
+            Approver::User(name) => name.eq_ignore_ascii_case(login),
+            Approver::Team(team) => state
+                .oauth
+                .is_team_member(token, login, &team.org, &team.slug)
+                .await
+                .map_err(github_problem)?,
+        };
+        if listed {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[derive(Deserialize)]
