@@ -146,51 +146,11 @@ impl World {
                 &pull_request_event(action, OWNER, REPO, number, &head),
             )
             .await;
-        self.settle().await;
-    }
-
-    /// Waits until no job is ready to run.
-    async fn settle(&self) {
-        for _ in 0..1500 {
-            let busy = self
-                .app
-                .count(
-                    "SELECT count(*) FROM jobs
-                     WHERE state IN ('pending', 'running') AND run_at <= now()",
-                )
-                .await;
-            if busy == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("jobs left unfinished");
+        self.app.settle().await;
     }
 
     async fn scalar(&self, sql: &'static str) -> i64 {
         self.app.count(sql).await
-    }
-
-    /// Moves the database's idea of "earlier" back, as the override tests do: alerts and the
-    /// delayed jobs look `minutes` older.
-    async fn advance_db_clock(&self, minutes: i32) {
-        let mut db = self.app.db().await;
-        for sql in [
-            "UPDATE alerts SET created_at = created_at - make_interval(mins => $1),
-                 escalate_at = escalate_at - make_interval(mins => $1)",
-            "UPDATE jobs SET run_at = run_at - make_interval(mins => $1) WHERE state = 'pending'",
-        ] {
-            sqlx::query(sql)
-                .bind(minutes)
-                .execute(&mut db)
-                .await
-                .expect("clock moves");
-        }
-        sqlx::query("SELECT pg_notify('tollgate_jobs', '')")
-            .execute(&mut db)
-            .await
-            .expect("notify");
-        self.settle().await;
     }
 
     /// Dates every violation stored so far at `at`, so digests can be placed on the calendar.
@@ -208,7 +168,7 @@ impl World {
         self.clock.set(now);
         // Two ticks of the scheduler (100 ms apart in tests), then whatever they queued.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        self.settle().await;
+        self.app.settle().await;
     }
 
     /// The decisions taken on digests of one tier, oldest first.
@@ -362,7 +322,7 @@ async fn a_block_violation_emails_tier1_with_a_working_single_use_ack_link() {
     assert_eq!(refused.status(), 403);
 
     // Acknowledged: no escalation when the window ends.
-    world.advance_db_clock(16).await;
+    world.app.advance_clock(16).await;
     assert_eq!(sink.messages().len(), 1);
     assert_eq!(
         world
@@ -388,9 +348,9 @@ async fn an_unacknowledged_alert_escalates_by_email_and_pagerduty_then_resolves_
     world.push("opened", 1, 1, SECRET_PATCH).await;
     wait_for_mail(&sink, 1).await;
 
-    world.advance_db_clock(14).await;
+    world.app.advance_clock(14).await;
     assert!(pagerduty.events().is_empty(), "not before 15 minutes");
-    world.advance_db_clock(2).await;
+    world.app.advance_clock(2).await;
     assert!(
         wait_until(WAIT, || !pagerduty.events().is_empty()).await,
         "PagerDuty triggered"
@@ -445,7 +405,7 @@ async fn an_unacknowledged_alert_escalates_by_email_and_pagerduty_then_resolves_
         1,
         "the failed attempt is recorded"
     );
-    world.advance_db_clock(60).await;
+    world.app.advance_clock(60).await;
     assert_eq!(sink.messages().len(), 2, "escalated once");
 }
 
@@ -477,8 +437,8 @@ async fn an_smtp_outage_delays_the_alert_which_then_arrives_once() {
     let sink = SmtpSink::start_on(port).await;
     let mails = wait_for_mail(&sink, 1).await;
     assert_eq!(mails[0].to, [ONCALL]);
-    world.settle().await;
-    world.advance_db_clock(1).await;
+    world.app.settle().await;
+    world.app.advance_clock(1).await;
     assert_eq!(sink.messages().len(), 1, "delivered once");
     let status: String = sqlx::query_scalar("SELECT status FROM email_messages")
         .fetch_one(&mut db)
@@ -622,7 +582,7 @@ async fn an_unacknowledged_tier2_digest_escalates_by_email_and_an_acknowledged_o
     world.at(utc(2026, 12, 8, 8, 0)).await;
     wait_for_mail(&sink, 1).await;
     // Four hours (tier2_hours) later nobody acknowledged it.
-    world.advance_db_clock(4 * 60 + 1).await;
+    world.app.advance_clock(4 * 60 + 1).await;
     let mails = wait_for_mail(&sink, 2).await;
     assert_eq!(mails[1].to, [CTO]);
     assert!(
@@ -644,7 +604,7 @@ async fn an_unacknowledged_tier2_digest_escalates_by_email_and_an_acknowledged_o
     let link = ack_link(&mails[2], &world.app);
     let done = world.app.http.post(&link).send().await.unwrap();
     assert_eq!(done.status(), 200);
-    world.advance_db_clock(4 * 60 + 1).await;
+    world.app.advance_clock(4 * 60 + 1).await;
     assert_eq!(sink.messages().len(), 3, "acknowledged: not escalated");
 }
 
@@ -718,7 +678,7 @@ async fn fifty_block_alerts_at_once_are_all_delivered_once() {
     let count = usize::try_from(PULL_REQUESTS).unwrap();
     let mails = wait_for_mail(&sink, count).await;
     let elapsed = started.elapsed();
-    world.settle().await;
+    world.app.settle().await;
     assert_eq!(sink.messages().len(), count, "no duplicates");
     let mut subjects: Vec<String> = mails.iter().map(|m| m.subject.clone()).collect();
     subjects.sort();

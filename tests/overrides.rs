@@ -113,7 +113,7 @@ impl World {
                 &pull_request_event(action, OWNER, REPO, 1, &head),
             )
             .await;
-        self.settle().await;
+        self.app.settle().await;
         self.conclusion(&head).expect("a completed check run")
     }
 
@@ -128,7 +128,7 @@ impl World {
             )
             .await;
         assert_eq!(status, 202);
-        self.settle().await;
+        self.app.settle().await;
         id
     }
 
@@ -196,54 +196,12 @@ impl World {
             .expect("the app answers")
             .status()
             .as_u16();
-        self.settle().await;
+        self.app.settle().await;
         status
-    }
-
-    /// Waits until no job is ready or running (scheduled ones, such as escalations, may wait).
-    async fn settle(&self) {
-        for _ in 0..1000 {
-            let busy = self
-                .app
-                .count(
-                    "SELECT count(*) FROM jobs
-                     WHERE state IN ('pending', 'running') AND run_at <= now()",
-                )
-                .await;
-            if busy == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("jobs left unfinished");
     }
 
     async fn scalar(&self, sql: &'static str) -> i64 {
         self.app.count(sql).await
-    }
-
-    /// Moves the app's clock forward: everything recorded and scheduled so far happened
-    /// `minutes` earlier.
-    async fn advance_clock(&self, minutes: i32) {
-        let mut db = self.app.db().await;
-        for sql in [
-            "UPDATE alerts SET created_at = created_at - make_interval(mins => $1),
-                 escalate_at = escalate_at - make_interval(mins => $1)",
-            "UPDATE jobs SET run_at = run_at - make_interval(mins => $1)
-             WHERE state = 'pending'",
-        ] {
-            sqlx::query(sql)
-                .bind(minutes)
-                .execute(&mut db)
-                .await
-                .expect("clock moves");
-        }
-        // Wake the workers rather than wait for their poll.
-        sqlx::query("SELECT pg_notify('tollgate_jobs', '')")
-            .execute(&mut db)
-            .await
-            .expect("notify");
-        self.settle().await;
     }
 
     /// How many override requests are in `status`.
@@ -663,7 +621,7 @@ async fn a_block_alert_is_posted_once_an_hour_per_rule() {
     assert_eq!(world.scalar("SELECT count(*) FROM alerts").await, 1);
 
     // An hour later a new violation of the rule alerts again; an old one does not.
-    world.advance_clock(61).await;
+    world.app.advance_clock(61).await;
     world
         .push("synchronize", 3, secret_files(TWO_SECRETS_PATCH))
         .await;
@@ -681,15 +639,15 @@ async fn an_unacknowledged_alert_escalates_once_after_the_window() {
     world.push("opened", 1, secret_files(SECRET_PATCH)).await;
     assert_eq!(world.messages_with(ACTION_ACKNOWLEDGE_ALERT).len(), 1);
 
-    world.advance_clock(14).await;
+    world.app.advance_clock(14).await;
     assert!(
         world.messages_in(SLACK_ESCALATION_CHANNEL).is_empty(),
         "not before 15 minutes"
     );
-    world.advance_clock(2).await;
+    world.app.advance_clock(2).await;
     let escalations = world.messages_in(SLACK_ESCALATION_CHANNEL);
     assert_eq!(escalations.len(), 1, "escalated once");
-    world.advance_clock(30).await;
+    world.app.advance_clock(30).await;
     assert_eq!(world.messages_in(SLACK_ESCALATION_CHANNEL).len(), 1);
     assert!(
         world
@@ -718,7 +676,7 @@ async fn acknowledged_or_resolved_alerts_do_not_escalate() {
     );
 
     // A second pull request whose violation is fixed before the window ends.
-    world.advance_clock(61).await;
+    world.app.advance_clock(61).await;
     world
         .push("synchronize", 2, secret_files(TWO_SECRETS_PATCH))
         .await;
@@ -733,7 +691,7 @@ async fn acknowledged_or_resolved_alerts_do_not_escalate() {
             )],
         )
         .await;
-    world.advance_clock(20).await;
+    world.app.advance_clock(20).await;
     assert!(world.messages_in(SLACK_ESCALATION_CHANNEL).is_empty());
     assert_eq!(
         world
@@ -766,7 +724,7 @@ async fn slack_failing_once_delivers_the_alert_once_and_records_both_attempts() 
     .await;
     // The retry waits out its backoff (1 s).
     assert!(delivered);
-    world.settle().await;
+    world.app.settle().await;
     assert_eq!(world.messages_with(ACTION_ACKNOWLEDGE_ALERT).len(), 1);
     assert_eq!(
         world
@@ -818,7 +776,7 @@ async fn an_alert_of_a_pull_request_closed_before_the_window_ends_is_resolved() 
             ..PrSpec::default()
         },
     );
-    world.advance_clock(16).await;
+    world.app.advance_clock(16).await;
     assert!(world.messages_in(SLACK_ESCALATION_CHANNEL).is_empty());
     assert_eq!(
         world
@@ -892,7 +850,7 @@ async fn without_an_escalation_channel_the_alert_thread_mentions_the_channel() {
     let world = World::start_with_escalation_channel(CONFIG, false).await;
     world.push("opened", 1, secret_files(SECRET_PATCH)).await;
     let alert = world.messages_with(ACTION_ACKNOWLEDGE_ALERT).remove(0);
-    world.advance_clock(16).await;
+    world.app.advance_clock(16).await;
     let escalations: Vec<_> = world
         .messages_in(SLACK_CHANNEL)
         .into_iter()

@@ -216,6 +216,47 @@ impl TestApp {
             .expect("count query runs")
     }
 
+    /// Waits until no job is ready or running (scheduled ones, such as escalations, may wait).
+    pub async fn settle(&self) {
+        for _ in 0..1500 {
+            let busy = self
+                .count(
+                    "SELECT count(*) FROM jobs
+                     WHERE state IN ('pending', 'running') AND run_at <= now()",
+                )
+                .await;
+            if busy == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("jobs left unfinished");
+    }
+
+    /// Moves the database's clock forward: alerts recorded and jobs scheduled so far happened
+    /// `minutes` earlier. Then wakes the workers and waits for what became due.
+    pub async fn advance_clock(&self, minutes: i32) {
+        let mut db = self.db().await;
+        for sql in [
+            "UPDATE alerts SET created_at = created_at - make_interval(mins => $1),
+                 escalate_at = escalate_at - make_interval(mins => $1)",
+            "UPDATE jobs SET run_at = run_at - make_interval(mins => $1)
+             WHERE state = 'pending'",
+        ] {
+            sqlx::query(sql)
+                .bind(minutes)
+                .execute(&mut db)
+                .await
+                .expect("clock moves");
+        }
+        // Wake the workers rather than wait for their poll.
+        sqlx::query("SELECT pg_notify('tollgate_jobs', '')")
+            .execute(&mut db)
+            .await
+            .expect("notify");
+        self.settle().await;
+    }
+
     /// Jobs not yet finished (pending or running).
     pub async fn unfinished_jobs(&self) -> i64 {
         self.count("SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')")
