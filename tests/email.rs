@@ -9,6 +9,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::fake_github::{FakeGithub, PrSpec, file_entry};
 use support::fake_pagerduty::FakePagerDuty;
+use support::patches::{SECRET_PATCH, WORKFLOW_PATCH, base_sha, sha};
 use support::smtp::{ReceivedMail, SmtpSink, free_port, smtp_available, smtp_url};
 use support::test_app::{self, INSTALLATION_ID, TestApp, pull_request_event};
 use support::{TEST_APP_KEY, wait_until};
@@ -25,15 +26,7 @@ const TEAM: &str = "team@acme.test";
 const CTO: &str = "cto@acme.test";
 const ROUTING_KEY: &str = "R0UTINGKEY0000000000000000000000";
 
-/// An AWS key (R01, BLOCK) in an added line.
-const SECRET_PATCH: &str = concat!(
-    // Split so that this file holds no real-format token itself.
-    "@@ -0,0 +1,3 @@\n+import os\n+AWS_KEY = \"AKIA",
-    "Z7Q3XK2M4N5P6R7T\"\n+print(os.name)"
-);
 const CLEAN_PATCH: &str = "@@ -0,0 +1,2 @@\n+import os\n+print(os.name)";
-/// A CI workflow change (R09, OVERRIDE tier).
-const WORKFLOW_PATCH: &str = "@@ -0,0 +1,2 @@\n+on: push\n+jobs: {}";
 
 /// The installation config used unless a test says otherwise.
 const ALERTS: &str = "
@@ -55,14 +48,6 @@ fn path_of(patch: &str) -> &'static str {
     } else {
         "app/settings.py"
     }
-}
-
-fn sha(n: u32) -> String {
-    format!("{n:040x}")
-}
-
-fn base_sha() -> String {
-    "2222222222222222222222222222222222222222".to_owned()
 }
 
 fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {

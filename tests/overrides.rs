@@ -8,6 +8,7 @@ use serde_json::Value;
 use std::time::Duration;
 use support::fake_github::{FakeGithub, PrSpec, file_entry};
 use support::fake_slack::{FakeSlack, MessageRecord, block_action_body};
+use support::patches::{SECRET_PATCH, WORKFLOW_PATCH, base_sha, sha};
 use support::test_app::{
     self, INSTALLATION_ID, SLACK_CHANNEL, SLACK_ESCALATION_CHANNEL, SLACK_SIGNING_SECRET,
     SLACK_TOKEN, TestApp, issue_comment_event, pull_request_event,
@@ -25,12 +26,6 @@ const APPROVER: &str = "carol";
 const APPROVER_SLACK: &str = "U0CAROL";
 const DEVELOPER: &str = "bob";
 
-/// An AWS key (R01, BLOCK) in an added line.
-const SECRET_PATCH: &str = concat!(
-    // Split so that this file holds no real-format token itself.
-    "@@ -0,0 +1,3 @@\n+import os\n+AWS_KEY = \"AKIA",
-    "Z7Q3XK2M4N5P6R7T\"\n+print(os.name)"
-);
 /// The same key, moved down a line: the same violation (fingerprints ignore line numbers).
 const SECRET_MOVED_PATCH: &str = concat!(
     // Split so that this file holds no real-format token itself.
@@ -44,8 +39,6 @@ const TWO_SECRETS_PATCH: &str = concat!(
     "Z7Q3XK2M4N5P6R7T\"\n+GH = \"ghp_",
     "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2\"\n+print(os.name)"
 );
-/// A CI workflow change (R09, OVERRIDE tier).
-const WORKFLOW_PATCH: &str = "@@ -0,0 +1,2 @@\n+on: push\n+jobs: {}";
 
 const CONFIG: &str = "threshold: 70
 overrides:
@@ -54,10 +47,6 @@ overrides:
     carol: U0CAROL
     alice: U0ALICE
 ";
-
-fn sha(n: u32) -> String {
-    format!("{n:040x}")
-}
 
 struct World {
     github: FakeGithub,
@@ -283,10 +272,6 @@ fn content(message: &MessageRecord) -> String {
             .map(Value::to_string)
             .unwrap_or_default()
     )
-}
-
-fn base_sha() -> String {
-    "2222222222222222222222222222222222222222".to_owned()
 }
 
 fn secret_files(patch: &str) -> Vec<Value> {

@@ -8,6 +8,7 @@ pub mod fake_github;
 pub mod fake_pagerduty;
 pub mod fake_slack;
 pub mod openapi;
+pub mod patches;
 pub mod smtp;
 pub mod test_app;
 
