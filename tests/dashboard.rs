@@ -4,94 +4,14 @@
 
 mod support;
 
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::COOKIE;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use support::TEST_APP_KEY;
+use support::dashboard::*;
 use support::fake_github::FakeGithub;
 use support::test_app::{self, TestApp};
 use tollgate::store::dashboard::begin_tenant;
-
-/// Installation A and its data.
-const A: i64 = 77;
-const A_ACCOUNT: &str = "acme";
-const A_REPO: (i64, &str) = (1001, "acme/widgets");
-/// Installation B and its data.
-const B: i64 = 88;
-const B_ACCOUNT: &str = "globex";
-const B_REPO: (i64, &str) = (2002, "globex/secret-plans");
-
-const CLIENT_ID: &str = "Iv1.testclient";
-const CLIENT_SECRET: &str = "test-client-secret";
-/// 64 bytes, base64.
-const SESSION_KEY: &str =
-    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
-
-// ---------------------------------------------------------------------------------------------
-// Seeding
-
-/// Rows of every tenant table for one installation: a repository, a pull request with two
-/// completed evaluations (a violation fixed in between, one overridden, two open), an approved
-/// override, an alert and audit entries.
-async fn seed(db: &mut PgConnection, installation: i64, account: &str, repo: (i64, &str)) {
-    let statements = [
-        "INSERT INTO installations (id, account_login, account_type) VALUES ($1, $2, 'Organization')",
-        "INSERT INTO repositories (id, installation_id, full_name) VALUES ($3, $1, $4)",
-        "INSERT INTO pull_requests (installation_id, repository_id, number, title, author, head_sha)
-         VALUES ($1, $3, 7, 'feat: things', 'bob', 'head2')",
-        "INSERT INTO evaluations (installation_id, repository_id, pr_number, head_sha, status, score,
-             verdict, threshold, block_count, override_count, warning_count, policy_digest,
-             config_digest, created_at, completed_at)
-         VALUES ($1, $3, 7, 'head1', 'completed', 67, 'fail', 70, 2, 1, 0, 'pd1', 'cd1',
-                 now() - interval '2 days', now() - interval '2 days'),
-                ($1, $3, 7, 'head2', 'completed', 77, 'fail', 70, 2, 1, 0, 'pd1', 'cd1',
-                 now() - interval '1 day', now() - interval '1 day')",
-        // In the first evaluation only: resolved since.
-        "INSERT INTO violations (evaluation_id, installation_id, rule_id, tier, path, line, message,
-             fingerprint, created_at)
-         SELECT id, $1, 'R12', 'OVERRIDE', 'src/old.rs', 3, 'fixed since', 'fp-fixed-' || $1,
-                created_at FROM evaluations WHERE installation_id = $1 AND head_sha = 'head1'",
-        "INSERT INTO violations (evaluation_id, installation_id, rule_id, tier, path, line, message,
-             fingerprint, created_at)
-         SELECT e.id, $1, v.rule_id, v.tier, v.path, v.line, v.message, v.fp || $1, e.created_at
-         FROM evaluations e,
-              (VALUES ('R01', 'BLOCK', 'src/config.rs', 10, 'AWS key', 'fp-key-'),
-                      ('R05', 'BLOCK', 'deploy/prod.yml', 2, 'privileged container', 'fp-priv-'),
-                      ('R07', 'OVERRIDE', 'src/db.rs', 40, 'raw SQL', 'fp-sql-'))
-                  AS v (rule_id, tier, path, line, message, fp)
-         WHERE e.installation_id = $1",
-        "INSERT INTO override_requests (installation_id, repository_id, pr_number, head_sha, status,
-             requested_by, reason, scope_rules, fingerprints, violations, needs_approval, settings,
-             decided_by, decided_at)
-         VALUES ($1, $3, 7, 'head2', 'approved', 'bob', 'a reviewed exception', '{R05}',
-                 ARRAY['fp-priv-' || $1], '[]', true, '{}', 'carol', now())",
-        "INSERT INTO override_approvals (request_id, installation_id, approver, via)
-         SELECT id, $1, 'carol', 'github' FROM override_requests WHERE installation_id = $1",
-        "INSERT INTO alerts (installation_id, repository_id, pr_number, rule_id, head_sha,
-             fingerprints, violations, escalate_at)
-         VALUES ($1, $3, 7, 'R01', 'head2', ARRAY['fp-key-' || $1], '[]', now())",
-        "INSERT INTO audit_log (installation_id, actor, action, target)
-         VALUES ($1, 'bob', 'override.requested', 'override_request:1'),
-                ($1, 'carol', 'override.approved', 'override_request:1')",
-        "INSERT INTO webhook_deliveries (delivery_id, event, installation_id, status, payload)
-         VALUES ('delivery-' || $1, 'pull_request', $1, 'processed', '{}')",
-        "INSERT INTO jobs (kind, payload, installation_id, dedup_key, state)
-         VALUES ('evaluate_pr', '{}', $1, 'evaluate:' || $1, 'done')",
-    ];
-    for statement in statements {
-        // Every statement receives all four parameters; the unused CTE declares their types.
-        let statement =
-            format!("WITH seed AS (SELECT $1::bigint, $2::text, $3::bigint, $4::text) {statement}");
-        sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-            .bind(installation)
-            .bind(account)
-            .bind(repo.0)
-            .bind(repo.1)
-            .execute(&mut *db)
-            .await
-            .unwrap_or_else(|e| panic!("seed failed: {e}\n{statement}"));
-    }
-}
 
 /// The tenant tables the dashboard reads, and their installation column.
 const TENANT_TABLES: [(&str, &str); 12] = [
@@ -273,174 +193,6 @@ async fn row_level_security_keeps_installations_apart_even_without_a_where_claus
     let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE {member}")))
         .execute(&mut owner)
         .await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The app with the dashboard on, and a browser that logs in
-
-struct Dashboard {
-    app: TestApp,
-    github: FakeGithub,
-    http: reqwest::Client,
-}
-
-/// A logged-in browser: its session cookie and CSRF token.
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
-/// The app with the dashboard on, against a fake GitHub where alice owns acme (installation A),
-/// bob is a member of acme, and carol owns globex (installation B). Both are seeded.
-async fn dashboard() -> Dashboard {
-    let github = FakeGithub::start(test_app::APP_ID, TEST_APP_KEY).await;
-    let app = TestApp::start_configured(
-        test_app::fresh_database().await,
-        &github.url(),
-        test_app::options(),
-        &[
-            ("SESSION_KEY", SESSION_KEY.to_owned()),
-            ("GITHUB_CLIENT_ID", CLIENT_ID.to_owned()),
-            ("GITHUB_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
-            ("GITHUB_WEB_URL", github.url()),
-        ],
-    )
-    .await;
-    github.set_oauth_app(
-        CLIENT_ID,
-        CLIENT_SECRET,
-        &app.url("/dashboard/auth/callback"),
-    );
-    for (login, id) in [("alice", 1), ("bob", 2), ("carol", 3)] {
-        github.add_user(login, id);
-    }
-    github.give_installation_access("alice", A as u64, A_ACCOUNT, "Organization");
-    github.give_installation_access("bob", A as u64, A_ACCOUNT, "Organization");
-    github.give_installation_access("carol", B as u64, B_ACCOUNT, "Organization");
-    github.set_org_role(A_ACCOUNT, "alice", "admin");
-    github.set_org_role(A_ACCOUNT, "bob", "member");
-    github.set_org_role(B_ACCOUNT, "carol", "admin");
-    let mut db = app.db().await;
-    seed(&mut db, A, A_ACCOUNT, A_REPO).await;
-    seed(&mut db, B, B_ACCOUNT, B_REPO).await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    Dashboard { app, github, http }
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// `name=value` of a `Set-Cookie` named `name`, with its attributes.
-fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| {
-            let (pair, attributes) = v.split_once(';').unwrap_or((v, ""));
-            (pair.to_owned(), attributes.to_owned())
-        })
-}
-
-impl Dashboard {
-    /// Follows the login as a browser signed in to GitHub as `login` would.
-    async fn log_in(&self, login: &str) -> Session {
-        self.github.sign_in_browser_as(login);
-        let start = self.get("/dashboard/login", None).await;
-        assert_eq!(start.status(), 303);
-        let authorize = location(&start);
-        assert!(
-            authorize.starts_with(&format!("{}/login/oauth/authorize?", self.github.url())),
-            "{authorize}"
-        );
-        assert!(authorize.contains(&format!("client_id={CLIENT_ID}")));
-        let (state_cookie, _) = set_cookie(&start, "tollgate_oauth_state").expect("state cookie");
-        let github = self.http.get(&authorize).send().await.unwrap();
-        assert_eq!(github.status(), 302);
-        let callback = location(&github);
-        let done = self
-            .http
-            .get(&callback)
-            .header(COOKIE, &state_cookie)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            done.status(),
-            303,
-            "{}",
-            done.text().await.unwrap_or_default()
-        );
-        assert_eq!(location(&done), "/dashboard/");
-        let (cookie, attributes) = set_cookie(&done, "tollgate_session").expect("session cookie");
-        assert!(attributes.contains("HttpOnly"), "{attributes}");
-        assert!(attributes.contains("SameSite=Lax"), "{attributes}");
-        assert!(!attributes.contains("Secure"), "plain http: {attributes}");
-        let me: Value = self
-            .get("/api/v1/me", Some(&cookie))
-            .await
-            .json()
-            .await
-            .unwrap();
-        Session {
-            cookie,
-            csrf: me["csrf_token"].as_str().expect("a CSRF token").to_owned(),
-        }
-    }
-
-    async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
-        let mut request = self.http.get(self.app.url(path));
-        if let Some(cookie) = cookie {
-            request = request.header(COOKIE, cookie);
-        }
-        request.send().await.unwrap()
-    }
-
-    async fn get_json(&self, path: &str, session: &Session) -> (u16, Value) {
-        let response = self.get(path, Some(&session.cookie)).await;
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn bearer(&self, path: &str, token: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(self.app.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn create_token(&self, session: &Session, installation: i64, name: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .post(
-                self.app
-                    .url(&format!("/api/v1/installations/{installation}/tokens")),
-            )
-            .header(COOKIE, &session.cookie)
-            .header("x-csrf-token", &session.csrf)
-            .json(&json!({ "name": name }))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1177,4 +929,297 @@ async fn logins_and_teams_listed_under_dashboard_admins_administer() {
         assert_eq!(me["installations"][0]["role"], role, "{login}");
     }
     dash.github.assert_clean();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages, live updates and override decisions
+
+#[tokio::test]
+async fn pages_show_rules_violations_a_pull_request_alerts_and_the_audit_log() {
+    let dash = dashboard().await;
+    let bob = dash.log_in("bob").await;
+    let base = format!("/dashboard/installations/{A}");
+
+    let (status, index) = dash.page("/dashboard/", &bob).await;
+    assert_eq!(status, 200);
+    assert!(index.contains(&format!("href=\"{base}/\"")), "{index}");
+
+    let (status, overview) = dash.page(&format!("{base}/"), &bob).await;
+    assert_eq!(status, 200, "{overview}");
+    assert_eq!(overview.matches("class=\"status status-").count(), 25);
+    assert!(overview.contains("status-red"), "R01 has an open BLOCK");
+    assert!(overview.contains("Queue: 0 waiting"), "the health strip");
+    assert!(overview.contains("Slack: <span class=\"warn\">off</span>"));
+    assert!(overview.contains("data-events=\"/dashboard/installations/77/events\""));
+    assert!(!overview.contains("globex"), "nothing of installation B");
+
+    let (status, list) = dash
+        .page(&format!("{base}/violations?rule=R01&state=open"), &bob)
+        .await;
+    assert_eq!(status, 200);
+    assert!(list.contains("AWS key") && !list.contains("privileged container"));
+    assert!(list.contains("value=\"R01\""), "the form keeps the filter");
+    let (_, first_page) = dash.page(&format!("{base}/violations?limit=2"), &bob).await;
+    assert!(first_page.contains("rel=\"next\""), "{first_page}");
+    assert!(first_page.contains("limit=2&amp;cursor="));
+    let (_, ranged) = dash
+        .page(
+            &format!("{base}/violations?from=2020-01-01&to=2099-01-01"),
+            &bob,
+        )
+        .await;
+    assert!(ranged.contains("exports/violations.csv?from=2020-01-01&amp;to=2099-01-01"));
+
+    let (status, pr) = dash
+        .page(&format!("{base}/repos/{}/pulls/7", A_REPO.1), &bob)
+        .await;
+    assert_eq!(status, 200, "{pr}");
+    let why = &pr[pr.find("class=\"why").unwrap()..pr.find("<h2>Overrides").unwrap()];
+    assert!(why.contains("Failed: score 77 (threshold 70)."), "{why}");
+    assert!(
+        why.contains("R01 (BLOCK) in src/config.rs:10: AWS key"),
+        "{why}"
+    );
+    assert!(!why.contains("R05"), "R05 is overridden: {why}");
+    assert!(pr.contains("a reviewed exception") && pr.contains("carol"));
+    assert!(pr.contains(&format!("{}/{}/pull/7", dash.github.url(), A_REPO.1)));
+    assert_eq!(pr.matches("class=\"evaluation\"").count(), 2);
+    assert!(!pr.contains("Re-evaluate"), "bob is a viewer");
+
+    let (status, alerts) = dash.page(&format!("{base}/alerts?status=open"), &bob).await;
+    assert_eq!(status, 200);
+    assert!(alerts.contains("R01") && !alerts.contains("Acknowledge</button>"));
+    let (status, audit) = dash.page(&format!("{base}/audit?actor=carol"), &bob).await;
+    assert_eq!(status, 200);
+    assert!(audit.contains("override.approved") && !audit.contains("override.requested"));
+
+    // Admins get the action buttons.
+    let alice = dash.log_in("alice").await;
+    let (_, pr) = dash
+        .page(&format!("{base}/repos/{}/pulls/7", A_REPO.1), &alice)
+        .await;
+    assert!(pr.contains("Re-evaluate</button>"));
+    let (_, alerts) = dash.page(&format!("{base}/alerts"), &alice).await;
+    assert!(alerts.contains("Acknowledge</button>"));
+
+    let script = dash.get("/dashboard/assets/dashboard.js", None).await;
+    assert_eq!(script.status(), 200);
+    assert!(script.text().await.unwrap().contains("EventSource"));
+}
+
+#[tokio::test]
+async fn pages_refuse_bad_filters_other_installations_and_strangers() {
+    let dash = dashboard().await;
+    let bob = dash.log_in("bob").await;
+    let base = format!("/dashboard/installations/{A}");
+    let (status, page) = dash
+        .page(&format!("{base}/violations?tier=CRITICAL&rule=R01"), &bob)
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("tier: expected one of BLOCK, OVERRIDE, WARNING"),
+        "{page}"
+    );
+    assert!(
+        page.contains("value=\"R01\""),
+        "the form keeps what was typed"
+    );
+    let (status, page) = dash
+        .page(&format!("{base}/audit?from=yesterday"), &bob)
+        .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("from: expected a date"));
+    let (status, _) = dash.page(&format!("{base}/alerts?colour=red"), &bob).await;
+    assert_eq!(status, 400);
+
+    for path in [
+        format!("/dashboard/installations/{B}/"),
+        format!("/dashboard/installations/{B}/violations"),
+        format!("/dashboard/installations/{B}/events"),
+        format!("/dashboard/installations/{B}/repos/{}/pulls/7", B_REPO.1),
+        format!("{base}/repos/{}/pulls/7", B_REPO.1),
+    ] {
+        let (status, page) = dash.page(&path, &bob).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(!page.contains("secret-plans") || path.contains("secret-plans"));
+    }
+    let stranger = dash.get(&format!("{base}/"), None).await;
+    assert_eq!(stranger.status(), 303);
+    assert_eq!(location(&stranger), "/dashboard/login");
+    let forged = dash
+        .get(&format!("{base}/"), Some("tollgate_session=forged.value"))
+        .await;
+    assert_eq!(location(&forged), "/dashboard/login");
+}
+
+/// Reads an event stream until an `update` event arrives; its data.
+async fn next_update(response: &mut reqwest::Response, seen: &mut String) -> Value {
+    loop {
+        if let Some(start) = seen.find("event: update\ndata: ") {
+            let rest = &seen[start + "event: update\ndata: ".len()..];
+            if let Some(end) = rest.find('\n') {
+                let data: Value = serde_json::from_str(&rest[..end]).unwrap();
+                *seen = rest[end..].to_owned();
+                return data;
+            }
+        }
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), response.chunk())
+            .await
+            .expect("an event within 20 s")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
+async fn a_new_evaluation_is_pushed_to_the_installations_event_stream_only() {
+    let dash = dashboard().await;
+    let bob = dash.log_in("bob").await;
+    let mut stream = dash
+        .get(
+            &format!("/dashboard/installations/{A}/events"),
+            Some(&bob.cookie),
+        )
+        .await;
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    // Let the stream subscribe before anything happens (the first keep-alive or nothing).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut db = dash.app.db().await;
+    for (installation, repo) in [(B, B_REPO.0), (A, A_REPO.0)] {
+        sqlx::query(
+            "INSERT INTO evaluations (installation_id, repository_id, pr_number, head_sha, status,
+                 score, verdict, threshold, block_count, override_count, warning_count,
+                 policy_digest, completed_at)
+             VALUES ($1, $2, 7, 'head3', 'completed', 100, 'pass', 70, 0, 0, 0, 'pd1', now())",
+        )
+        .bind(installation)
+        .bind(repo)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    }
+    let mut seen = String::new();
+    let event = next_update(&mut stream, &mut seen).await;
+    assert_eq!(
+        event,
+        json!({ "installation_id": A, "kind": "evaluation", "repository_id": A_REPO.0, "pr_number": 7 }),
+        "B's evaluation came first but is not A's to see"
+    );
+}
+
+#[tokio::test]
+async fn admins_approve_and_reject_pending_overrides_from_the_dashboard() {
+    let dash = dashboard().await;
+    dash.github.add_installation(A as u64);
+    dash.github.add_repo(A as u64, A_ACCOUNT, "widgets");
+    dash.github
+        .set_permission(A_ACCOUNT, "widgets", "alice", "admin", "admin");
+    let mut db = dash.app.db().await;
+    let pending: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO override_requests (installation_id, repository_id, pr_number, head_sha,
+             status, requested_by, reason, scope_rules, fingerprints, violations, needs_approval,
+             settings)
+         VALUES ($1, $2, 7, 'head2', 'pending', 'bob', 'the key is a test value', '{R01}',
+                 ARRAY['fp-key-' || $1], '[]', true, '{}'),
+                ($1, $2, 7, 'head2', 'pending', 'bob', 'second thoughts', '{R01}',
+                 ARRAY['fp-key-' || $1], '[]', true, '{}')
+         RETURNING id",
+    )
+    .bind(A)
+    .bind(A_REPO.0)
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    let alice = dash.log_in("alice").await;
+    let bob = dash.log_in("bob").await;
+    let api = format!("/api/v1/installations/{A}/overrides");
+
+    let (_, pr) = dash
+        .page(
+            &format!("/dashboard/installations/{A}/repos/{}/pulls/7", A_REPO.1),
+            &alice,
+        )
+        .await;
+    assert!(
+        pr.contains(&format!("{api}/{}/approve", pending[0])),
+        "{pr}"
+    );
+
+    let (status, _) = dash
+        .post_json(&format!("{api}/{}/approve", pending[0]), &bob, json!({}))
+        .await;
+    assert_eq!(status, 403, "viewers only read");
+    let (status, _) = dash
+        .post_json(&format!("{api}/{}/approve", pending[0]), &alice, json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let (status, _) = dash
+        .post_json(
+            &format!("{api}/{}/reject", pending[1]),
+            &alice,
+            json!({ "reason": "not a test value" }),
+        )
+        .await;
+    assert_eq!(status, 202);
+    dash.app.settle().await;
+
+    let decided: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT status, decided_by, decision_note FROM override_requests WHERE id = ANY($1)
+         ORDER BY id",
+    )
+    .bind(&pending)
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(decided[0].0, "approved");
+    assert_eq!(decided[0].1.as_deref(), Some("alice"));
+    assert_eq!(decided[1].0, "rejected");
+    assert_eq!(decided[1].2.as_deref(), Some("not a test value"));
+    let (status, answer) = dash
+        .post_json(&format!("{api}/{}/approve", pending[0]), &alice, json!({}))
+        .await;
+    assert_eq!(status, 409, "{answer}");
+
+    // Another installation's request: not found, and left alone.
+    let b_request: i64 =
+        sqlx::query_scalar("SELECT id FROM override_requests WHERE installation_id = $1")
+            .bind(B)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    let (status, _) = dash
+        .post_json(&format!("{api}/{b_request}/reject"), &alice, json!({}))
+        .await;
+    assert_eq!(status, 404);
+
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE installation_id = $1 AND actor = 'alice' ORDER BY id",
+    )
+    .bind(A)
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert!(
+        actions
+            .iter()
+            .filter(|a| *a == "override.decision_submitted")
+            .count()
+            == 2,
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"override.approved".to_owned()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"override.rejected".to_owned()),
+        "{actions:?}"
+    );
 }

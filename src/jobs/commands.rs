@@ -41,6 +41,17 @@ pub struct SlackDecision {
     pub message_ts: String,
 }
 
+/// An Approve or Reject from the dashboard, as the `dashboard_decision` job reads it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DashboardDecision {
+    pub request_id: i64,
+    pub approve: bool,
+    /// The logged-in GitHub user.
+    pub login: String,
+    /// The approval note or rejection reason they gave.
+    pub reason: Option<String>,
+}
+
 pub struct CommandHandler {
     pool: PgPool,
     github: GithubApp,
@@ -601,33 +612,11 @@ impl CommandHandler {
     /// Applies a Slack Approve or Reject click: the Slack user counts as the GitHub login the
     /// request's `slack_users` maps them to; anyone else is told why in a message only they see.
     pub async fn slack_decision(&self, click: &SlackDecision) -> Result<(), JobError> {
-        let mut conn = self.pool.acquire().await?;
-        let Some(request) = store::override_request(&mut conn, click.request_id).await? else {
-            return Err(JobError::Permanent(format!(
-                "no override request {}",
-                click.request_id
-            )));
-        };
-        let Some(target) = target_of(&request, &mut conn).await? else {
-            return Err(JobError::Permanent(
-                "the pull request is not recorded".into(),
-            ));
-        };
-        let record =
-            store::pull_request_record(&mut conn, request.repository_id, request.pr_number).await?;
-        drop(conn);
+        let (request, target) = self.request_and_target(click.request_id).await?;
         let settings = settings_of(&request);
         let login = match login_for_slack_user(&settings, &click.slack_user_id) {
             Ok(login) => login.to_owned(),
             Err(denial) => return self.ephemeral(&target, click, &denial.to_string()).await,
-        };
-        let client = self.client(target.installation_id)?;
-        let identity = identity(&client, &target.repo, &login, &settings).await;
-        let pr_author = record.and_then(|r| r.author).unwrap_or_default();
-        let mut tx = self.pool.begin().await?;
-        store::lock_pull_request(&mut tx, target.repo.id, pr_number(&target)).await?;
-        let Some(current) = store::override_request(&mut tx, request.id).await? else {
-            return Ok(());
         };
         let decision = if click.approve {
             Decision::Approve { note: None }
@@ -636,22 +625,96 @@ impl CommandHandler {
                 reason: "rejected in Slack",
             }
         };
+        match self
+            .decide_as(&request, &target, &login, &decision, "slack")
+            .await?
+        {
+            Some(refusal) => self.ephemeral(&target, click, &refusal).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Applies an Approve or Reject from the dashboard, by the logged-in GitHub user, under the
+    /// same rules as `/approve` and `/reject`. A refusal is in the audit log (as every refused
+    /// decision is) and the page shows the request unchanged.
+    pub async fn dashboard_decision(&self, click: &DashboardDecision) -> Result<(), JobError> {
+        let (request, target) = self.request_and_target(click.request_id).await?;
+        let decision = if click.approve {
+            Decision::Approve {
+                note: click.reason.as_deref(),
+            }
+        } else {
+            Decision::Reject {
+                reason: click
+                    .reason
+                    .as_deref()
+                    .filter(|r| !r.trim().is_empty())
+                    .unwrap_or("rejected in the dashboard"),
+            }
+        };
+        let refusal = self
+            .decide_as(&request, &target, &click.login, &decision, "dashboard")
+            .await?;
+        if let Some(refusal) = refusal {
+            tracing::info!(login = %click.login, request = request.id, %refusal, "dashboard decision refused");
+        }
+        Ok(())
+    }
+
+    async fn request_and_target(
+        &self,
+        request_id: i64,
+    ) -> Result<(OverrideRequestRow, PrTarget), JobError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(request) = store::override_request(&mut conn, request_id).await? else {
+            return Err(JobError::Permanent(format!(
+                "no override request {request_id}"
+            )));
+        };
+        let Some(target) = target_of(&request, &mut conn).await? else {
+            return Err(JobError::Permanent(
+                "the pull request is not recorded".into(),
+            ));
+        };
+        Ok((request, target))
+    }
+
+    /// Decides `request` as `login` (their permission and teams looked up on GitHub), and
+    /// re-evaluates the pull request when the request changed. Returns why it was refused.
+    async fn decide_as(
+        &self,
+        request: &OverrideRequestRow,
+        target: &PrTarget,
+        login: &str,
+        decision: &Decision<'_>,
+        via: &str,
+    ) -> Result<Option<String>, JobError> {
+        let mut conn = self.pool.acquire().await?;
+        let record =
+            store::pull_request_record(&mut conn, request.repository_id, request.pr_number).await?;
+        drop(conn);
+        let settings = settings_of(request);
+        let client = self.client(target.installation_id)?;
+        let identity = identity(&client, &target.repo, login, &settings).await;
+        let pr_author = record.and_then(|r| r.author).unwrap_or_default();
+        let mut tx = self.pool.begin().await?;
+        store::lock_pull_request(&mut tx, target.repo.id, pr_number(target)).await?;
+        let Some(current) = store::override_request(&mut tx, request.id).await? else {
+            return Ok(None);
+        };
         let outcome = self
-            .decide_request(&mut tx, &current, &identity, &pr_author, &decision, "slack")
+            .decide_request(&mut tx, &current, &identity, &pr_author, decision, via)
             .await?;
         let refusal = match &outcome {
             DecisionOutcome::Refused(denial) => Some(denial.to_string()),
             DecisionOutcome::NotAllowed(error) => Some(error.to_string()),
             DecisionOutcome::Approved(_) | DecisionOutcome::Rejected { .. } => {
-                enqueue_evaluation(&mut tx, &target).await?;
+                enqueue_evaluation(&mut tx, target).await?;
                 None
             }
         };
         tx.commit().await?;
-        match refusal {
-            Some(text) => self.ephemeral(&target, click, &text).await,
-            None => Ok(()),
-        }
+        Ok(refusal)
     }
 
     /// Queues a message only the Slack user who clicked sees.

@@ -12,7 +12,7 @@ mod requests;
 mod slack;
 
 pub use alerts::{ALERT_DEDUP_WINDOW, AlertPolicy, acknowledge_alert, reconcile_alerts};
-pub use commands::{CommandHandler, SlackDecision};
+pub use commands::{CommandHandler, DashboardDecision, SlackDecision};
 pub use evaluate::Evaluator;
 pub use notify::{EmailLinks, EmailSender, PagerDutySender};
 pub(crate) use queue::CHANNEL as JOBS_CHANNEL;
@@ -41,6 +41,7 @@ pub const SEND_SLACK: &str = "send_slack";
 pub const ESCALATE_ALERT: &str = "escalate_alert";
 /// Applies an Approve or Reject click from Slack.
 pub const SLACK_DECISION: &str = "slack_decision";
+pub const DASHBOARD_DECISION: &str = "dashboard_decision";
 /// Sends one recorded email.
 pub const SEND_EMAIL: &str = "send_email";
 /// Sends one recorded PagerDuty event.
@@ -94,22 +95,51 @@ pub async fn enqueue_slack_decision(
     installation_id: i64,
     decision: &SlackDecision,
 ) -> Result<Enqueued, sqlx::Error> {
-    let verb = if decision.approve {
-        "approve"
-    } else {
-        "reject"
-    };
-    let job = NewJob {
-        kind: SLACK_DECISION,
-        payload: serde_json::to_value(decision).unwrap_or_default(),
-        installation_id: Some(installation_id),
-        dedup_key: format!(
-            "slack-decision:{}:{}:{verb}",
-            decision.request_id, decision.slack_user_id
+    let payload = serde_json::to_value(decision).unwrap_or_default();
+    let job = decision_job(
+        SLACK_DECISION,
+        payload,
+        installation_id,
+        (
+            decision.request_id,
+            &decision.slack_user_id,
+            decision.approve,
         ),
-        max_attempts: MAX_ATTEMPTS,
-    };
+    );
     enqueue(conn, &job).await
+}
+
+/// Queues an Approve or Reject from the dashboard, coalesced like Slack clicks.
+pub async fn enqueue_dashboard_decision(
+    conn: &mut PgConnection,
+    installation_id: i64,
+    decision: &DashboardDecision,
+) -> Result<Enqueued, sqlx::Error> {
+    let payload = serde_json::to_value(decision).unwrap_or_default();
+    let job = decision_job(
+        DASHBOARD_DECISION,
+        payload,
+        installation_id,
+        (decision.request_id, &decision.login, decision.approve),
+    );
+    enqueue(conn, &job).await
+}
+
+/// One person's decision on one request: `(request id, who, approve)`.
+fn decision_job(
+    kind: &'static str,
+    payload: serde_json::Value,
+    installation_id: i64,
+    (request_id, who, approve): (i64, &str, bool),
+) -> NewJob {
+    let verb = if approve { "approve" } else { "reject" };
+    NewJob {
+        kind,
+        payload,
+        installation_id: Some(installation_id),
+        dedup_key: format!("{kind}:{request_id}:{who}:{verb}"),
+        max_attempts: MAX_ATTEMPTS,
+    }
 }
 
 /// How a job run ended when it did not succeed.
@@ -181,6 +211,7 @@ impl Handlers {
             EVALUATE_PR => self.evaluator.run(&parse(payload)?).await,
             HANDLE_COMMAND => self.commands.run(&parse(payload)?).await,
             SLACK_DECISION => self.commands.slack_decision(&parse(payload)?).await,
+            DASHBOARD_DECISION => self.commands.dashboard_decision(&parse(payload)?).await,
             SEND_SLACK => {
                 let SlackSendPayload { message_id } = parse(payload)?;
                 let Some(slack) = &self.slack else {

@@ -505,6 +505,46 @@ pub async fn overrides_of_pull_request(
     .await
 }
 
+/// The status of an override request of the transaction's installation.
+pub async fn override_status(
+    tx: &mut PgConnection,
+    request_id: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT status FROM override_requests WHERE id = $1")
+        .bind(request_id)
+        .fetch_optional(tx)
+        .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The health strip
+
+/// How Tollgate is doing for one installation, at the top of every page.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct HealthStripRow {
+    /// Jobs of the installation waiting to run.
+    pub queue_depth: i64,
+    /// When the oldest of them became ready.
+    pub oldest_ready_at: Option<DateTime<Utc>>,
+    /// The last webhook delivery stored for the installation.
+    pub last_delivery_at: Option<DateTime<Utc>>,
+    /// The last evaluation completed for the installation.
+    pub last_evaluation_at: Option<DateTime<Utc>>,
+}
+
+pub async fn health_strip(tx: &mut PgConnection) -> Result<HealthStripRow, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending') AS queue_depth,
+                (SELECT min(run_at) FROM jobs WHERE state = 'pending' AND run_at <= now())
+                    AS oldest_ready_at,
+                (SELECT max(received_at) FROM webhook_deliveries) AS last_delivery_at,
+                (SELECT max(completed_at) FROM evaluations WHERE status = 'completed')
+                    AS last_evaluation_at",
+    )
+    .fetch_one(tx)
+    .await
+}
+
 // ---------------------------------------------------------------------------------------------
 // Alerts and the audit log
 

@@ -4,6 +4,7 @@
 // Each test binary that includes this module uses a different part of it.
 #![allow(dead_code)]
 
+pub mod dashboard;
 pub mod fake_github;
 pub mod fake_pagerduty;
 pub mod fake_slack;

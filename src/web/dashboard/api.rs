@@ -9,9 +9,12 @@ use super::filters::{
 };
 use super::{ApiError, ApiUser, Credential, DashboardState};
 use crate::github::events::{PrTarget, RepoRef};
-use crate::jobs::{enqueue_evaluation, enqueue_slack_send};
+use crate::jobs::{
+    DashboardDecision, enqueue_dashboard_decision, enqueue_evaluation, enqueue_slack_send,
+};
 use crate::store::dashboard::{
-    self as db, DashboardTx, NewApiToken, ViolationFilter, ViolationRow, begin_tenant,
+    self as db, DashboardTx, EvaluationRow, EvaluationViolationRow, NewApiToken, OverrideRow,
+    PullRequestRow, ViolationFilter, ViolationRow, begin_tenant,
 };
 use crate::store::{self, AuditEntry, SlackSubject, audit as write_audit};
 use axum::Json;
@@ -23,6 +26,7 @@ use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -73,7 +77,7 @@ pub fn rule_status(
     }
 }
 
-async fn tenant(
+pub(super) async fn tenant(
     state: &DashboardState,
     user: &super::Principal,
     installation: i64,
@@ -106,13 +110,9 @@ pub async fn rules(
 }
 
 /// A page of items and the cursor of the next page (`null` on the last one).
-fn page_of<T: Serialize>(mut rows: Vec<T>, page: Page, id: impl Fn(&T) -> i64) -> Value {
-    let more = rows.len() as i64 > page.limit;
-    rows.truncate(page.limit as usize);
-    let next_cursor = more
-        .then(|| rows.last().map(|row| id(row).to_string()))
-        .flatten();
-    json!({ "items": rows, "next_cursor": next_cursor })
+fn page_of<T: Serialize>(rows: Vec<T>, page: Page, id: impl Fn(&T) -> i64) -> Value {
+    let (rows, next_cursor) = filters::split_page(rows, page, id);
+    json!({ "items": rows, "next_cursor": next_cursor.map(|id| id.to_string()) })
 }
 
 pub async fn violations(
@@ -130,6 +130,69 @@ pub async fn violations(
     Ok(Json(page_of(rows, page, |row| row.id)))
 }
 
+/// A pull request with every evaluation, violation and override request it has had.
+pub struct PullRequestView {
+    pub pr: PullRequestRow,
+    /// Newest first.
+    pub evaluations: Vec<EvaluationRow>,
+    pub violations: Vec<EvaluationViolationRow>,
+    pub overrides: Vec<OverrideRow>,
+}
+
+impl PullRequestView {
+    /// `None` when the installation of `tx` has no such pull request.
+    pub async fn load(
+        tx: &mut DashboardTx,
+        repository: &str,
+        number: i32,
+    ) -> Result<Option<Self>, sqlx::Error> {
+        let Some(pr) = db::pull_request(tx, repository, number).await? else {
+            return Ok(None);
+        };
+        let evaluations = db::evaluations_of(tx, pr.repository_id, number).await?;
+        let violations = db::violations_of_pull_request(tx, pr.repository_id, number).await?;
+        let overrides = db::overrides_of_pull_request(tx, pr.repository_id, number).await?;
+        Ok(Some(Self {
+            pr,
+            evaluations,
+            violations,
+            overrides,
+        }))
+    }
+
+    /// The fingerprints approved overrides cover.
+    pub fn overridden(&self) -> HashSet<&str> {
+        self.overrides
+            .iter()
+            .filter(|o| o.status == "approved")
+            .flat_map(|o| o.fingerprints.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Each evaluation with its own violations, each saying whether an override covers it.
+    pub fn evaluations_json(&self) -> Vec<Value> {
+        let overridden = self.overridden();
+        self.evaluations
+            .iter()
+            .map(|evaluation| {
+                let own: Vec<Value> = self
+                    .violations
+                    .iter()
+                    .filter(|v| v.evaluation_id == evaluation.id)
+                    .map(|v| {
+                        let mut value = json!(v);
+                        value["overridden"] = json!(overridden.contains(v.fingerprint.as_str()));
+                        value
+                    })
+                    .collect();
+                let mut value = json!(evaluation);
+                value["violations"] = json!(own);
+                value
+            })
+            .collect()
+    }
+}
+
 pub async fn pull_request(
     State(state): State<Arc<DashboardState>>,
     ApiUser(user): ApiUser,
@@ -138,30 +201,14 @@ pub async fn pull_request(
 ) -> Result<Json<Value>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
     let (_, mut tx) = tenant(&state, &user, installation).await?;
-    let repository = format!("{owner}/{repo}");
-    let pr = db::pull_request(&mut tx, &repository, number)
+    let view = PullRequestView::load(&mut tx, &format!("{owner}/{repo}"), number)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let evaluations = db::evaluations_of(&mut tx, pr.repository_id, number).await?;
-    let violations = db::violations_of_pull_request(&mut tx, pr.repository_id, number).await?;
-    let overrides = db::overrides_of_pull_request(&mut tx, pr.repository_id, number).await?;
     tx.commit().await?;
-    let evaluations: Vec<Value> = evaluations
-        .into_iter()
-        .map(|evaluation| {
-            let own: Vec<_> = violations
-                .iter()
-                .filter(|v| v.evaluation_id == evaluation.id)
-                .collect();
-            let mut value = json!(evaluation);
-            value["violations"] = json!(own);
-            value
-        })
-        .collect();
     Ok(Json(json!({
-        "pull_request": pr,
-        "evaluations": evaluations,
-        "overrides": overrides,
+        "pull_request": view.pr,
+        "evaluations": view.evaluations_json(),
+        "overrides": view.overrides,
     })))
 }
 
@@ -380,6 +427,84 @@ pub async fn acknowledge_alert(
     }
     tx.commit().await?;
     Ok(Json(json!({ "id": alert_id, "status": after.status })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct DecisionBody {
+    /// The approval note or the rejection reason.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn approve_override(
+    state: State<Arc<DashboardState>>,
+    user: ApiUser,
+    path: Path<(i64, i64)>,
+    body: Option<Json<DecisionBody>>,
+) -> Result<Response, ApiError> {
+    decide_override(state, user, path, body, true).await
+}
+
+pub async fn reject_override(
+    state: State<Arc<DashboardState>>,
+    user: ApiUser,
+    path: Path<(i64, i64)>,
+    body: Option<Json<DecisionBody>>,
+) -> Result<Response, ApiError> {
+    decide_override(state, user, path, body, false).await
+}
+
+/// Admin action: approve or reject a pending override request. The decision is queued and
+/// applied by a worker under the same rules as `/approve` and `/reject` (the admin's GitHub
+/// permission and teams are looked up there), then the pull request is re-evaluated.
+async fn decide_override(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path((installation, request_id)): Path<(i64, i64)>,
+    body: Option<Json<DecisionBody>>,
+    approve: bool,
+) -> Result<Response, ApiError> {
+    user.require_admin(installation)?;
+    let reason = body
+        .and_then(|Json(body)| body.reason)
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 1000) {
+        return Err(ApiError::BadParameter(filters::BadParameter {
+            name: "reason".into(),
+            problem: "at most 1000 characters".into(),
+        }));
+    }
+    let mut tx = begin_tenant(&state.pool, installation).await?;
+    let status = db::override_status(&mut tx, request_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if status != "pending" {
+        return Err(ApiError::Conflict(format!(
+            "the override request is {status}, not pending"
+        )));
+    }
+    let decision = DashboardDecision {
+        request_id,
+        approve,
+        login: user.login.clone(),
+        reason: reason.clone(),
+    };
+    enqueue_dashboard_decision(&mut tx, installation, &decision).await?;
+    write_audit(
+        &mut tx,
+        &AuditEntry {
+            installation_id: installation,
+            actor: &user.login,
+            action: "override.decision_submitted",
+            target: &format!("override_request:{request_id}"),
+            before: None,
+            after: Some(json!({ "approve": approve, "reason": reason, "via": "dashboard" })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": true }))).into_response())
 }
 
 pub async fn tokens(

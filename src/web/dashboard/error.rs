@@ -19,6 +19,8 @@ pub enum ApiError {
     Forbidden,
     #[error("missing or wrong CSRF token (send the X-CSRF-Token header of your session)")]
     Csrf,
+    #[error("{0}")]
+    Conflict(String),
     #[error("too many requests: retry after {0} s")]
     RateLimited(u64),
     #[error("database: {0}")]
@@ -42,6 +44,7 @@ impl ApiError {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Forbidden | Self::Csrf => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Github(_) => StatusCode::BAD_GATEWAY,
             Self::Database(_) | Self::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,

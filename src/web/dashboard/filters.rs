@@ -3,6 +3,7 @@
 
 use crate::store::dashboard::{AuditFilter, ViolationFilter};
 use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadParameter {
@@ -68,6 +69,29 @@ impl Params {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.trim().to_owned())
             .filter(|v| !v.is_empty())
+    }
+
+    /// A page's filter form: every name of `names` with its value as given, `""` when absent.
+    pub fn form(&self, names: &[&str]) -> BTreeMap<String, String> {
+        names
+            .iter()
+            .map(|name| ((*name).to_owned(), self.text(name).unwrap_or_default()))
+            .collect()
+    }
+
+    /// These parameters as a query string, without those named in `skip` and with `extra`
+    /// appended (the next page's cursor, say).
+    pub fn query_string(&self, skip: &[&str], extra: Option<(&str, &str)>) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &self.0 {
+            if !skip.contains(&name.as_str()) && !value.trim().is_empty() {
+                out.append_pair(name, value.trim());
+            }
+        }
+        if let Some((name, value)) = extra {
+            out.append_pair(name, value);
+        }
+        out.finish()
     }
 
     fn one_of(&self, name: &str, values: &[&str]) -> Result<Option<String>, BadParameter> {
@@ -176,6 +200,19 @@ pub fn page(params: &Params) -> Result<Page, BadParameter> {
     })
 }
 
+/// Splits off the extra row a page query fetches to learn whether another page follows:
+/// the page's rows, and the next page's cursor when there is one.
+pub fn split_page<T>(
+    mut rows: Vec<T>,
+    page: Page,
+    id: impl Fn(&T) -> i64,
+) -> (Vec<T>, Option<i64>) {
+    let more = rows.len() as i64 > page.limit;
+    rows.truncate(usize::try_from(page.limit).unwrap_or_default());
+    let next = if more { rows.last().map(id) } else { None };
+    (rows, next)
+}
+
 /// The date range an export needs: both ends given.
 pub fn export_range(params: &Params) -> Result<(), BadParameter> {
     for name in ["from", "to"] {
@@ -264,5 +301,22 @@ mod tests {
             "2026-03-01T10:00:00+00:00"
         );
         assert_eq!(export_range(&params).unwrap_err().name, "to");
+    }
+
+    #[test]
+    fn forms_and_next_page_links_keep_the_filters() {
+        let params = Params::parse(
+            Some("rule=R01&path=src%2F&repository=&cursor=40"),
+            &[&VIOLATION_PARAMS, &PAGE_PARAMS],
+        )
+        .unwrap();
+        let form = params.form(&VIOLATION_PARAMS);
+        assert_eq!(form["rule"], "R01");
+        assert_eq!(form["repository"], "");
+        assert_eq!(form.len(), VIOLATION_PARAMS.len());
+        assert_eq!(
+            params.query_string(&["cursor"], Some(("cursor", "12"))),
+            "rule=R01&path=src%2F&cursor=12"
+        );
     }
 }

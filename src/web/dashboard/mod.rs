@@ -5,12 +5,15 @@
 pub mod access;
 mod api;
 mod auth;
+pub mod charts;
 mod cookies;
 mod error;
 mod export;
 pub mod filters;
+mod live;
 mod pages;
 mod rate_limit;
+mod summary;
 mod templates;
 
 use crate::config::{AppSettings, SessionKey};
@@ -24,6 +27,7 @@ use axum::http::{Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post};
 pub use error::ApiError;
+use pages::PageError;
 use rate_limit::{REQUESTS_PER_MINUTE, RateLimiter};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -39,6 +43,12 @@ pub struct DashboardState {
     /// Cookies are `Secure` when the app is served over https.
     secure_cookies: bool,
     limiter: RateLimiter,
+    /// GitHub's web address, for links to pull requests.
+    web_url: String,
+    /// For the health strip.
+    slack_enabled: bool,
+    email_enabled: bool,
+    live: live::LiveUpdates,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,18 +89,33 @@ impl DashboardState {
             callback_url: public_url.map(|url| format!("{url}/dashboard/auth/callback")),
             secure_cookies: public_url.is_some_and(|url| url.starts_with("https://")),
             limiter: RateLimiter::per_minute(REQUESTS_PER_MINUTE),
+            web_url: dashboard.web_url.clone(),
+            slack_enabled: settings.slack.is_some(),
+            email_enabled: settings.email.is_some(),
+            live: live::LiveUpdates::start(main_pool.clone()),
         })))
     }
 }
 
 pub fn router(state: Arc<DashboardState>) -> Router {
     let installation = "/api/v1/installations/{installation}";
+    let page = "/dashboard/installations/{installation}";
     Router::new()
         .route("/dashboard", get(|| async { Redirect::to("/dashboard/") }))
         .route("/dashboard/", get(pages::index))
         .route("/dashboard/login", get(auth::login))
         .route("/dashboard/auth/callback", get(auth::callback))
         .route("/dashboard/logout", post(auth::logout))
+        .route("/dashboard/assets/dashboard.js", get(pages::script))
+        .route(&format!("{page}/"), get(pages::overview))
+        .route(&format!("{page}/violations"), get(pages::violations))
+        .route(
+            &format!("{page}/repos/{{owner}}/{{repo}}/pulls/{{number}}"),
+            get(pages::pull_request),
+        )
+        .route(&format!("{page}/alerts"), get(pages::alerts))
+        .route(&format!("{page}/audit"), get(pages::audit))
+        .route(&format!("{page}/events"), get(live::events))
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/me", get(api::me))
         .route(&format!("{installation}/rules"), get(api::rules))
@@ -107,6 +132,14 @@ pub fn router(state: Arc<DashboardState>) -> Router {
         .route(
             &format!("{installation}/alerts/{{alert}}/acknowledge"),
             post(api::acknowledge_alert),
+        )
+        .route(
+            &format!("{installation}/overrides/{{override}}/approve"),
+            post(api::approve_override),
+        )
+        .route(
+            &format!("{installation}/overrides/{{override}}/reject"),
+            post(api::reject_override),
         )
         .route(&format!("{installation}/audit"), get(api::audit))
         .route(

@@ -1,7 +1,77 @@
-//! The dashboard's pages.
+//! The dashboard's pages, server-rendered. Each reads inside a transaction scoped to the
+//! installation of its URL, like the JSON API, and shows the same data.
 
-use super::{Credential, PageUser, templates};
+use super::access::{InstallationAccess, Role};
+use super::api::{PullRequestView, RuleStatus, rule_status};
+use super::error::ApiError;
+use super::filters::{
+    self, ALERT_PARAMS, AUDIT_PARAMS, BadParameter, PAGE_PARAMS, Page, Params, VIOLATION_PARAMS,
+};
+use super::summary::why;
+use super::{Credential, DashboardState, PageUser, Principal, templates};
+use crate::store::dashboard::{self as db, DashboardTx, HealthStripRow, begin_tenant};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// What every page of an installation shows around its content.
+#[derive(Debug, Serialize)]
+pub struct Frame {
+    installation_id: i64,
+    account: String,
+    role: Role,
+    admin: bool,
+    login: String,
+    csrf_token: String,
+    /// Which navigation entry is current.
+    section: &'static str,
+    /// `/dashboard/installations/{id}`.
+    base: String,
+    /// `/api/v1/installations/{id}`, where admin actions go.
+    api: String,
+    health: HealthStripRow,
+    slack: bool,
+    email: bool,
+}
+
+/// A page that could not be shown: the login page for someone not logged in, otherwise an
+/// error page with the status the JSON API would give.
+#[derive(Debug)]
+pub struct PageError(ApiError);
+
+impl<E: Into<ApiError>> From<E> for PageError {
+    fn from(error: E) -> Self {
+        Self(error.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        if matches!(self.0, ApiError::Unauthenticated) {
+            return Redirect::to("/dashboard/login").into_response();
+        }
+        if status.is_server_error() {
+            tracing::error!(error = %self.0, "dashboard page failed");
+        }
+        let message = if matches!(self.0, ApiError::NotFound) {
+            "There is nothing here, or you may not see it.".to_owned()
+        } else if status == StatusCode::INTERNAL_SERVER_ERROR {
+            "Tollgate could not show this page. Try again in a moment.".to_owned()
+        } else {
+            self.0.to_string()
+        };
+        let page = templates::page(
+            "error",
+            json!({ "status": status.as_u16(), "message": message }),
+        );
+        (status, page).into_response()
+    }
+}
 
 /// The installations the user may open, with their role in each.
 pub async fn index(PageUser(user): PageUser) -> Response {
@@ -12,4 +82,238 @@ pub async fn index(PageUser(user): PageUser) -> Response {
         }
         Credential::Token { .. } => Redirect::to("/dashboard/login").into_response(),
     }
+}
+
+/// The page script: live refresh and admin actions.
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("../../../assets/dashboard.js"),
+    )
+        .into_response()
+}
+
+/// Opens the installation's transaction and reads the frame; another installation is "not
+/// found".
+async fn open(
+    state: &DashboardState,
+    user: &Principal,
+    installation: i64,
+    section: &'static str,
+) -> Result<(Frame, DashboardTx), PageError> {
+    let role = user.role_in(installation)?;
+    let account = user
+        .access
+        .iter()
+        .find(|a: &&InstallationAccess| a.installation_id == installation)
+        .map(|a| a.account.clone())
+        .unwrap_or_default();
+    let csrf_token = match &user.credential {
+        Credential::Session { csrf_token, .. } => csrf_token.clone(),
+        Credential::Token { .. } => String::new(),
+    };
+    let mut tx = begin_tenant(&state.pool, installation).await?;
+    let health = db::health_strip(&mut tx).await?;
+    let frame = Frame {
+        installation_id: installation,
+        account,
+        role,
+        admin: role == Role::Admin,
+        login: user.login.clone(),
+        csrf_token,
+        section,
+        base: format!("/dashboard/installations/{installation}"),
+        api: format!("/api/v1/installations/{installation}"),
+        health,
+        slack: state.slack_enabled,
+        email: state.email_enabled,
+    };
+    Ok((frame, tx))
+}
+
+/// Renders `name` with the frame and `context`; `bad` input makes it a 400 that says what.
+fn render(name: &str, frame: Frame, mut context: Value, bad: Option<BadParameter>) -> Response {
+    context["frame"] = json!(frame);
+    context["bad"] = json!(
+        bad.as_ref()
+            .map(|b| json!({ "name": b.name, "problem": b.problem }))
+    );
+    let status = if bad.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    (status, templates::page(name, context)).into_response()
+}
+
+/// The page's rows and the next page's query string (its filters and cursor), if any.
+fn paginate<T>(
+    rows: Vec<T>,
+    page: Page,
+    params: &Params,
+    id: impl Fn(&T) -> i64,
+) -> (Vec<T>, Option<String>) {
+    let (rows, cursor) = filters::split_page(rows, page, id);
+    let next = cursor
+        .map(|cursor| params.query_string(&["cursor"], Some(("cursor", &cursor.to_string()))));
+    (rows, next)
+}
+
+pub async fn overview(
+    State(state): State<Arc<DashboardState>>,
+    PageUser(user): PageUser,
+    Path(installation): Path<i64>,
+) -> Result<Response, PageError> {
+    let (frame, mut tx) = open(&state, &user, installation, "overview").await?;
+    let rows = db::rule_overview(&mut tx).await?;
+    tx.commit().await?;
+    let now = Utc::now();
+    let mut counts = json!({ "red": 0, "yellow": 0, "green": 0 });
+    let rules: Vec<Value> = rows
+        .into_iter()
+        .map(|row| {
+            let status = rule_status(&row.tier, row.open_violations, row.last_seen, now);
+            let key = match status {
+                RuleStatus::Red => "red",
+                RuleStatus::Yellow => "yellow",
+                RuleStatus::Green => "green",
+            };
+            counts[key] = json!(counts[key].as_i64().unwrap_or_default() + 1);
+            let mut value = json!(row);
+            value["status"] = json!(status);
+            value
+        })
+        .collect();
+    Ok(render(
+        "overview",
+        frame,
+        json!({ "rules": rules, "counts": counts }),
+        None,
+    ))
+}
+
+pub async fn violations(
+    State(state): State<Arc<DashboardState>>,
+    PageUser(user): PageUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let (frame, mut tx) = open(&state, &user, installation, "violations").await?;
+    let params = Params::parse(query.as_deref(), &[&VIOLATION_PARAMS, &PAGE_PARAMS]);
+    let form = params
+        .as_ref()
+        .map(|p| p.form(&VIOLATION_PARAMS))
+        .unwrap_or_else(|_| Params::default().form(&VIOLATION_PARAMS));
+    let parsed = params.and_then(|params| {
+        let filter = filters::violation_filter(&params)?;
+        let page = filters::page(&params)?;
+        Ok((params, filter, page))
+    });
+    let (params, filter, page) = match parsed {
+        Ok(parsed) => parsed,
+        Err(bad) => {
+            let context =
+                json!({ "form": form, "items": [], "next_query": null, "export_query": null });
+            return Ok(render("violations", frame, context, Some(bad)));
+        }
+    };
+    let rows = db::violations_page(&mut tx, &filter, page.before_id, page.limit + 1).await?;
+    tx.commit().await?;
+    let (items, next_query) = paginate(rows, page, &params, |row| row.id);
+    let export_query = filters::export_range(&params)
+        .is_ok()
+        .then(|| params.query_string(&PAGE_PARAMS, None));
+    let context = json!({
+        "form": form,
+        "items": items,
+        "next_query": next_query,
+        "export_query": export_query,
+    });
+    Ok(render("violations", frame, context, None))
+}
+
+pub async fn pull_request(
+    State(state): State<Arc<DashboardState>>,
+    PageUser(user): PageUser,
+    Path((installation, owner, repo, number)): Path<(i64, String, String, i32)>,
+) -> Result<Response, PageError> {
+    let (frame, mut tx) = open(&state, &user, installation, "violations").await?;
+    let repository = format!("{owner}/{repo}");
+    let view = PullRequestView::load(&mut tx, &repository, number)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    let why = why(&view.evaluations, &view.violations, &view.overridden());
+    let context = json!({
+        "pr": view.pr,
+        "github_url": format!("{}/{repository}/pull/{number}", state.web_url),
+        "why": why,
+        "evaluations": view.evaluations_json(),
+        "overrides": view.overrides,
+    });
+    Ok(render("pull_request", frame, context, None))
+}
+
+pub async fn alerts(
+    State(state): State<Arc<DashboardState>>,
+    PageUser(user): PageUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let (frame, mut tx) = open(&state, &user, installation, "alerts").await?;
+    let parsed = Params::parse(query.as_deref(), &[&ALERT_PARAMS, &PAGE_PARAMS]).and_then(|p| {
+        let status = filters::alert_status(&p)?;
+        let page = filters::page(&p)?;
+        Ok((p, status, page))
+    });
+    let (params, status, page) = match parsed {
+        Ok(parsed) => parsed,
+        Err(bad) => {
+            let context = json!({ "status": "", "items": [], "next_query": null });
+            return Ok(render("alerts", frame, context, Some(bad)));
+        }
+    };
+    let rows = db::alerts_page(&mut tx, status.as_deref(), page.before_id, page.limit + 1).await?;
+    tx.commit().await?;
+    let (items, next_query) = paginate(rows, page, &params, |row| row.id);
+    let context = json!({
+        "status": status.unwrap_or_default(),
+        "items": items,
+        "next_query": next_query,
+    });
+    Ok(render("alerts", frame, context, None))
+}
+
+pub async fn audit(
+    State(state): State<Arc<DashboardState>>,
+    PageUser(user): PageUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let (frame, mut tx) = open(&state, &user, installation, "audit").await?;
+    let params = Params::parse(query.as_deref(), &[&AUDIT_PARAMS, &PAGE_PARAMS]);
+    let form = params
+        .as_ref()
+        .map(|p| p.form(&AUDIT_PARAMS))
+        .unwrap_or_else(|_| Params::default().form(&AUDIT_PARAMS));
+    let parsed = params.and_then(|p| {
+        let filter = filters::audit_filter(&p)?;
+        let page = filters::page(&p)?;
+        Ok((p, filter, page))
+    });
+    let (params, filter, page) = match parsed {
+        Ok(parsed) => parsed,
+        Err(bad) => {
+            let context = json!({ "form": form, "items": [], "next_query": null });
+            return Ok(render("audit", frame, context, Some(bad)));
+        }
+    };
+    let rows = db::audit_page(&mut tx, &filter, page.before_id, page.limit + 1).await?;
+    tx.commit().await?;
+    let (items, next_query) = paginate(rows, page, &params, |row| row.id);
+    let context = json!({ "form": form, "items": items, "next_query": next_query });
+    Ok(render("audit", frame, context, None))
 }

@@ -8,34 +8,46 @@ use serde::Serialize;
 use serde_json::json;
 use std::sync::LazyLock;
 
-const TEMPLATES: [(&str, &str); 4] = [
-    (
-        "dashboard/layout.html.j2",
-        include_str!("../../../templates/dashboard/layout.html.j2"),
-    ),
-    (
-        "dashboard/index.html.j2",
-        include_str!("../../../templates/dashboard/index.html.j2"),
-    ),
-    (
-        "dashboard/login_failed.html.j2",
-        include_str!("../../../templates/dashboard/login_failed.html.j2"),
-    ),
-    (
-        "dashboard/logged_out.html.j2",
-        include_str!("../../../templates/dashboard/logged_out.html.j2"),
-    ),
-];
+/// The dashboard's templates, compiled into the binary.
+macro_rules! dashboard_templates {
+    ($($name:literal),* $(,)?) => {
+        [$((
+            concat!("dashboard/", $name, ".html.j2"),
+            include_str!(concat!("../../../templates/dashboard/", $name, ".html.j2")),
+        )),*]
+    };
+}
+
+const TEMPLATES: &[(&str, &str)] = &dashboard_templates!(
+    "layout",
+    "index",
+    "login_failed",
+    "logged_out",
+    "error",
+    "macros",
+    "installation",
+    "overview",
+    "violations",
+    "pull_request",
+    "alerts",
+    "audit",
+);
 
 static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = strict_environment();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
-    for (name, source) in TEMPLATES {
+    for &(name, source) in TEMPLATES {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("template {name} does not compile: {e}"));
     }
     env
 });
+
+/// Renders a page; `name` is the template's file name under `templates/dashboard/`, without
+/// `.html.j2`.
+pub fn page(name: &str, context: serde_json::Value) -> Html<String> {
+    render(&format!("dashboard/{name}.html.j2"), context)
+}
 
 fn render(name: &str, context: serde_json::Value) -> Html<String> {
     let rendered = ENVIRONMENT
