@@ -4,14 +4,14 @@
 
 mod support;
 
+use chrono::{Days, NaiveDate, Utc};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use sqlx::{Connection, PgConnection};
 use support::TEST_APP_KEY;
 use support::fake_github::FakeGithub;
 use support::test_app::{self, TestApp};
-use chrono::{Days, NaiveDate, Utc};
-use sqlx::PgPool;
 use tollgate::store::dashboard::begin_tenant;
 use tollgate::store::trends::{self, TrendFilter, roll_up_day};
 
@@ -660,7 +660,9 @@ async fn another_installations_data_is_not_found_however_the_url_is_tampered() {
         .unwrap();
     assert!(csv.contains(A_REPO.1) && !csv.contains(B_REPO.1), "{csv}");
     // B's repository through A's installation: nothing, whatever the endpoint.
-    let pool = tollgate::store::connect(&dash.app.database_url).await.unwrap();
+    let pool = tollgate::store::connect(&dash.app.database_url)
+        .await
+        .unwrap();
     roll_up_seeded_days(&pool).await;
     let (_, trends) = dash
         .get_json(
@@ -1059,7 +1061,10 @@ async fn exports_stream_csv_and_json_for_a_date_range() {
             .to_str()
             .unwrap()
             .to_owned();
-        assert!(disposition.contains(&file.replace('.', &format!("-{A}."))), "{disposition}");
+        assert!(
+            disposition.contains(&file.replace('.', &format!("-{A}."))),
+            "{disposition}"
+        );
         let csv = response.text().await.unwrap();
         assert_eq!(csv.lines().next(), Some(header), "{file}");
         assert_eq!(csv.lines().count(), lines, "{file}: {csv}");
@@ -1095,11 +1100,18 @@ async fn exports_stream_csv_and_json_for_a_date_range() {
     for (query, parameter) in [
         ("evaluations.csv?from=2026-01-01", "to"),
         ("audit.json?to=2026-01-01", "from"),
-        ("evaluations.json?from=2026-01-01&to=2026-02-01&verdict=maybe", "verdict"),
+        (
+            "evaluations.json?from=2026-01-01&to=2026-02-01&verdict=maybe",
+            "verdict",
+        ),
         ("audit.csv?from=2026-01-01&to=2026-02-01&rule=R01", "rule"),
     ] {
         let (status, body) = dash.get_json(&format!("{base}/{query}"), &bob).await;
-        assert_eq!((status, body["parameter"].as_str()), (400, Some(parameter)), "{query}");
+        assert_eq!(
+            (status, body["parameter"].as_str()),
+            (400, Some(parameter)),
+            "{query}"
+        );
     }
 }
 
@@ -1109,7 +1121,9 @@ async fn exports_stream_csv_and_json_for_a_date_range() {
 #[tokio::test]
 async fn trends_rules_pulls_and_evaluations_answer_from_the_seeded_data() {
     let dash = dashboard().await;
-    let pool = tollgate::store::connect(&dash.app.database_url).await.unwrap();
+    let pool = tollgate::store::connect(&dash.app.database_url)
+        .await
+        .unwrap();
     roll_up_seeded_days(&pool).await;
     let bob = dash.log_in("bob").await;
     let base = format!("/api/v1/installations/{A}");
@@ -1135,13 +1149,20 @@ async fn trends_rules_pulls_and_evaluations_answer_from_the_seeded_data() {
     assert_eq!(two_days_ago["average_score"], 67.0);
     assert_eq!(two_days_ago["min_score"], 67);
     assert_eq!(
-        (&two_days_ago["block"], &two_days_ago["override"], &two_days_ago["warning"]),
+        (
+            &two_days_ago["block"],
+            &two_days_ago["override"],
+            &two_days_ago["warning"]
+        ),
         (&json!(2), &json!(2), &json!(0))
     );
     assert_eq!(two_days_ago["new_violations"], 4);
     let yesterday = day(1);
     assert_eq!(yesterday["average_score"], 77.0);
-    assert_eq!((&yesterday["block"], &yesterday["override"]), (&json!(2), &json!(1)));
+    assert_eq!(
+        (&yesterday["block"], &yesterday["override"]),
+        (&json!(2), &json!(1))
+    );
     assert_eq!(yesterday["new_violations"], 0, "all seen the day before");
     assert_eq!(day(0)["evaluations"], 0);
     assert_eq!(day(0)["average_score"], Value::Null);
@@ -1173,7 +1194,10 @@ async fn trends_rules_pulls_and_evaluations_answer_from_the_seeded_data() {
     let series = narrowed["series"].as_array().unwrap();
     assert_eq!(series.len(), 30);
     let total = |key: &str| series.iter().map(|d| d[key].as_i64().unwrap()).sum::<i64>();
-    assert_eq!((total("override"), total("block"), total("evaluations")), (1, 0, 2));
+    assert_eq!(
+        (total("override"), total("block"), total("evaluations")),
+        (1, 0, 2)
+    );
 
     // Today is computed live: an evaluation completed now shows without a rollup.
     let mut db = dash.app.db().await;
@@ -1218,7 +1242,10 @@ async fn trends_rules_pulls_and_evaluations_answer_from_the_seeded_data() {
     let (status, pulls) = dash.get_json(&format!("{base}/pulls"), &bob).await;
     assert_eq!(status, 200);
     let items = pulls["items"].as_array().unwrap();
-    let numbers: Vec<i64> = items.iter().map(|p| p["number"].as_i64().unwrap()).collect();
+    let numbers: Vec<i64> = items
+        .iter()
+        .map(|p| p["number"].as_i64().unwrap())
+        .collect();
     assert_eq!(numbers, [8, 7]);
     assert_eq!(items[1]["score"], 77);
     assert_eq!(items[1]["verdict"], "fail");
@@ -1289,7 +1316,11 @@ async fn trends_rules_pulls_and_evaluations_answer_from_the_seeded_data() {
         ("evaluations?limit=501", "limit"),
     ] {
         let (status, body) = dash.get_json(&format!("{base}/{path}"), &bob).await;
-        assert_eq!((status, body["parameter"].as_str()), (400, Some(parameter)), "{path}: {body}");
+        assert_eq!(
+            (status, body["parameter"].as_str()),
+            (400, Some(parameter)),
+            "{path}: {body}"
+        );
     }
 }
 
@@ -1329,7 +1360,11 @@ async fn rollups_are_idempotent_and_two_replicas_roll_each_day_up_once() {
     );
     first.unwrap();
     second.unwrap();
-    assert_eq!(rollup_rows(&mut db).await, once, "the same rows, however often");
+    assert_eq!(
+        rollup_rows(&mut db).await,
+        once,
+        "the same rows, however often"
+    );
 
     // Two replicas' daily runs: each day is rolled up by one of them.
     sqlx::query("TRUNCATE trend_rule_days, trend_score_days, trend_runs")

@@ -5,8 +5,8 @@
 //! forgotten filter cannot leak another installation's rows.
 
 use chrono::{DateTime, Utc};
-use futures_util::stream::BoxStream;
 use futures_util::Stream;
+use futures_util::stream::BoxStream;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};

@@ -240,7 +240,10 @@ impl Export for ViolationFilter {
     fn from_params(params: &Params) -> Result<Self, BadParameter> {
         filters::violation_filter(params)
     }
-    fn rows<'a>(&'a self, tx: &'a mut PgConnection) -> BoxStream<'a, Result<ViolationRow, sqlx::Error>> {
+    fn rows<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+    ) -> BoxStream<'a, Result<ViolationRow, sqlx::Error>> {
         db::violations_stream(tx, self).boxed()
     }
 }
@@ -252,7 +255,10 @@ impl Export for EvaluationFilter {
     fn from_params(params: &Params) -> Result<Self, BadParameter> {
         filters::evaluation_filter(params)
     }
-    fn rows<'a>(&'a self, tx: &'a mut PgConnection) -> BoxStream<'a, Result<EvaluationListRow, sqlx::Error>> {
+    fn rows<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+    ) -> BoxStream<'a, Result<EvaluationListRow, sqlx::Error>> {
         db::evaluations_stream(tx, self)
     }
 }
@@ -264,7 +270,10 @@ impl Export for AuditFilter {
     fn from_params(params: &Params) -> Result<Self, BadParameter> {
         filters::audit_filter(params)
     }
-    fn rows<'a>(&'a self, tx: &'a mut PgConnection) -> BoxStream<'a, Result<AuditRow, sqlx::Error>> {
+    fn rows<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+    ) -> BoxStream<'a, Result<AuditRow, sqlx::Error>> {
         db::audit_stream(tx, self)
     }
 }
@@ -530,7 +539,9 @@ pub async fn trends(
     let series = trends::trend_series(&mut tx, &filter, days, today).await?;
     let rules = trends::violations_by_rule(&mut tx, &filter, days, today).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "days": days, "series": series, "rules": rules })))
+    Ok(Json(
+        json!({ "days": days, "series": series, "rules": rules }),
+    ))
 }
 
 /// How many paths and repositories a rule's page lists, and over how many days.

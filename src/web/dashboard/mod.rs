@@ -129,7 +129,10 @@ pub fn router(state: Arc<DashboardState>) -> Router {
         .route(&format!("{installation}/trends"), get(api::trends))
         .route(&format!("{installation}/rules/{{rule}}"), get(api::rule))
         .route(&format!("{installation}/pulls"), get(api::pulls))
-        .route(&format!("{installation}/evaluations"), get(api::evaluations))
+        .route(
+            &format!("{installation}/evaluations"),
+            get(api::evaluations),
+        )
         .route(
             &format!("{installation}/exports/evaluations.csv"),
             get(api::export::<EvaluationFilter, api::Csv>),
