@@ -1,9 +1,10 @@
-//! Running Tollgate in production: the deep health check, the retention policy, the periodic
-//! upkeep that serves both, and the runbooks.
+//! Running Tollgate in production: the deep health check, the retention policy, the trend
+//! rollups, the periodic upkeep that serves them, and the runbooks.
 
 pub mod health;
 pub mod retention;
 pub mod runbooks;
+pub mod trends;
 
 use crate::store;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -137,7 +138,7 @@ pub async fn sample_metrics(pool: &PgPool) {
 /// What the upkeep loop of a process does besides draining metric buffers.
 #[derive(Debug, Clone)]
 pub struct Upkeep {
-    /// Worker processes write GitHub marks and run the daily retention.
+    /// Worker processes write GitHub marks and run the daily rollup and retention.
     pub worker: bool,
     pub retention: RetentionSettings,
     pub process_id: String,
@@ -145,10 +146,11 @@ pub struct Upkeep {
 }
 
 /// Runs until `shutdown` turns true: drains histogram buffers, writes the GitHub marks when they
-/// moved, and (workers) claims and runs each day's retention once across all replicas.
+/// moved, and (workers) claims and runs each day's trend rollup and retention once across all
+/// replicas.
 pub async fn run_upkeep(pool: PgPool, upkeep: Upkeep, mut shutdown: watch::Receiver<bool>) {
     let mut written = (0i64, 0i64);
-    let mut retention_checked: Option<NaiveDate> = None;
+    let mut daily_checked: Option<NaiveDate> = None;
     let mut tick = tokio::time::interval(upkeep.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !*shutdown.borrow() {
@@ -168,10 +170,17 @@ pub async fn run_upkeep(pool: PgPool, upkeep: Upkeep, mut shutdown: watch::Recei
             tracing::warn!(%error, "cannot record the last GitHub call");
         }
         let today = Utc::now().date_naive();
-        if retention_checked != Some(today) {
-            match retention::run_daily(&pool, &upkeep.retention, today, &upkeep.process_id).await {
-                Ok(_) => retention_checked = Some(today),
-                Err(error) => tracing::error!(%error, "retention run failed"),
+        if daily_checked != Some(today) {
+            // Rollups first: they summarise days whose rows the retention may delete.
+            let trends = trends::run_daily(&pool, today, &upkeep.process_id)
+                .await
+                .inspect_err(|error| tracing::error!(%error, "trend rollup failed"));
+            let retention =
+                retention::run_daily(&pool, &upkeep.retention, today, &upkeep.process_id)
+                    .await
+                    .inspect_err(|error| tracing::error!(%error, "retention run failed"));
+            if trends.is_ok() && retention.is_ok() {
+                daily_checked = Some(today);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! batches. The audit log is never touched (its trigger refuses deletes anyway).
 
 use crate::config::SettingsError;
-use crate::store::{self, RetentionCategory};
+use crate::store::{self, DailyJob, RetentionCategory};
 use chrono::NaiveDate;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
@@ -16,7 +16,8 @@ pub struct RetentionSettings {
     pub resolved_violations_days: u32,
     /// `RETENTION_ALERT_HISTORY_DAYS` (30): closed alerts, Slack attempts and alert messages.
     pub alert_history_days: u32,
-    /// `RETENTION_TRENDS_DAYS` (365): evaluations (the score history) a newer one replaced.
+    /// `RETENTION_TRENDS_DAYS` (365): evaluations (the score history) a newer one replaced, and
+    /// the daily trend rollups.
     pub trends_days: u32,
     /// `RETENTION_WEBHOOK_PAYLOADS_DAYS` (30): stored webhook deliveries.
     pub webhook_payloads_days: u32,
@@ -97,7 +98,9 @@ impl RetentionSettings {
             RetentionCategory::SlackAttempts
             | RetentionCategory::ClosedAlerts
             | RetentionCategory::AlertMessages => self.alert_history_days,
-            RetentionCategory::Evaluations => self.trends_days,
+            RetentionCategory::Evaluations
+            | RetentionCategory::RuleTrends
+            | RetentionCategory::ScoreTrends => self.trends_days,
             RetentionCategory::WebhookDeliveries => self.webhook_payloads_days,
             RetentionCategory::FinishedJobs => self.finished_jobs_days,
         };
@@ -200,7 +203,10 @@ pub async fn run_daily(
     claimed_by: &str,
 ) -> Result<Option<RetentionCounts>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    if !store::claim_retention_day(&mut conn, day, claimed_by, settings.dry_run).await? {
+    let job = DailyJob::Retention {
+        dry_run: settings.dry_run,
+    };
+    if !store::claim_daily_run(&mut conn, job, day, claimed_by).await? {
         return Ok(None);
     }
     drop(conn);
@@ -208,7 +214,7 @@ pub async fn run_daily(
     async {
         let counts = apply(pool, settings).await?;
         let summary = serde_json::to_value(&counts).unwrap_or_default();
-        store::finish_retention_day(pool, day, &summary).await?;
+        store::finish_daily_run(pool, job, day, &summary).await?;
         tracing::info!(counts = %summary, "retention run finished");
         Ok(Some(counts))
     }
@@ -238,6 +244,7 @@ mod tests {
         );
         assert_eq!(settings.days(RetentionCategory::ClosedAlerts), Some(30));
         assert_eq!(settings.days(RetentionCategory::Evaluations), Some(365));
+        assert_eq!(settings.days(RetentionCategory::RuleTrends), Some(365));
         assert!(!settings.dry_run);
     }
 

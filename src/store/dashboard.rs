@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
+use futures_util::stream::BoxStream;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
@@ -630,13 +631,262 @@ pub async fn audit_page(
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditRow>, sqlx::Error> {
-    sqlx::query_as(audit_query!())
+    bind_audit_filter(sqlx::query_as(audit_query!()), filter, before_id, limit)
+        .fetch_all(tx)
+        .await
+}
+
+fn bind_audit_filter<'q, O>(
+    query: sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
+    filter: &'q AuditFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
+    query
         .bind(filter.actor.as_deref())
         .bind(filter.action.as_deref())
         .bind(filter.target.as_deref())
         .bind(filter.from)
         .bind(filter.to)
         .bind(before_id)
+        .bind(limit)
+}
+
+/// Every matching audit entry, newest first, streamed row by row from the database.
+pub fn audit_stream<'a>(
+    tx: &'a mut PgConnection,
+    filter: &'a AuditFilter,
+) -> BoxStream<'a, Result<AuditRow, sqlx::Error>> {
+    bind_audit_filter(sqlx::query_as(audit_query!()), filter, None, i64::MAX).fetch(tx)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pull requests list
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullFilter {
+    pub repository: Option<String>,
+    /// `pass` or `fail`, of the latest completed evaluation.
+    pub verdict: Option<String>,
+    pub author: Option<String>,
+}
+
+/// A pull request with its latest completed evaluation.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct PullSummaryRow {
+    /// The latest completed evaluation: the list's order and cursor.
+    pub evaluation_id: i64,
+    pub repository: String,
+    pub number: i32,
+    pub title: String,
+    pub author: Option<String>,
+    pub head_sha: String,
+    pub score: Option<i16>,
+    pub verdict: Option<String>,
+    pub threshold: Option<i16>,
+    pub block_count: Option<i32>,
+    pub override_count: Option<i32>,
+    pub warning_count: Option<i32>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// Pull requests by their latest completed evaluation, most recently evaluated first, before the
+/// cursor `before_id` (an evaluation id: ids grow with time, so the keyset is stable).
+pub async fn pulls_page(
+    tx: &mut PgConnection,
+    filter: &PullFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<PullSummaryRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "WITH ",
+        latest_evaluations!(),
+        " SELECT e.id AS evaluation_id, r.full_name AS repository, e.pr_number AS number,
+                 coalesce(p.title, '') AS title, p.author, e.head_sha, e.score, e.verdict,
+                 e.threshold, e.block_count, e.override_count, e.warning_count, e.completed_at
+          FROM latest l
+          JOIN evaluations e ON e.id = l.id
+          JOIN repositories r ON r.id = e.repository_id
+          LEFT JOIN pull_requests p ON p.repository_id = e.repository_id AND p.number = e.pr_number
+          WHERE ($1::text IS NULL OR r.full_name = $1)
+            AND ($2::text IS NULL OR e.verdict = $2)
+            AND ($3::text IS NULL OR p.author = $3)
+            AND ($4::bigint IS NULL OR e.id < $4)
+          ORDER BY e.id DESC LIMIT $5"
+    ))
+    .bind(filter.repository.as_deref())
+    .bind(filter.verdict.as_deref())
+    .bind(filter.author.as_deref())
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(tx)
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluations list and export
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvaluationFilter {
+    pub repository: Option<String>,
+    pub pr: Option<i32>,
+    /// `pass` or `fail`.
+    pub verdict: Option<String>,
+    /// Of `created_at`.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct EvaluationListRow {
+    pub id: i64,
+    pub repository: String,
+    pub pr_number: i32,
+    pub head_sha: String,
+    pub status: String,
+    pub score: Option<i16>,
+    pub verdict: Option<String>,
+    pub threshold: Option<i16>,
+    pub block_count: Option<i32>,
+    pub override_count: Option<i32>,
+    pub warning_count: Option<i32>,
+    pub policy_digest: String,
+    pub config_digest: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+macro_rules! evaluations_query {
+    () => {
+        "SELECT e.id, r.full_name AS repository, e.pr_number, e.head_sha, e.status, e.score,
+                e.verdict, e.threshold, e.block_count, e.override_count, e.warning_count,
+                e.policy_digest, e.config_digest, e.created_at, e.completed_at
+         FROM evaluations e JOIN repositories r ON r.id = e.repository_id
+         WHERE ($1::text IS NULL OR r.full_name = $1)
+           AND ($2::int IS NULL OR e.pr_number = $2)
+           AND ($3::text IS NULL OR e.verdict = $3)
+           AND ($4::timestamptz IS NULL OR e.created_at >= $4)
+           AND ($5::timestamptz IS NULL OR e.created_at < $5)
+           AND ($6::bigint IS NULL OR e.id < $6)
+         ORDER BY e.id DESC LIMIT $7"
+    };
+}
+
+fn bind_evaluation_filter<'q, O>(
+    query: sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
+    filter: &'q EvaluationFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
+    query
+        .bind(filter.repository.as_deref())
+        .bind(filter.pr)
+        .bind(filter.verdict.as_deref())
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(before_id)
+        .bind(limit)
+}
+
+/// One page of evaluations (every status), newest first, before the cursor `before_id`.
+pub async fn evaluations_page(
+    tx: &mut PgConnection,
+    filter: &EvaluationFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<EvaluationListRow>, sqlx::Error> {
+    bind_evaluation_filter(
+        sqlx::query_as(evaluations_query!()),
+        filter,
+        before_id,
+        limit,
+    )
+    .fetch_all(tx)
+    .await
+}
+
+/// Every matching evaluation, streamed row by row from the database.
+pub fn evaluations_stream<'a>(
+    tx: &'a mut PgConnection,
+    filter: &'a EvaluationFilter,
+) -> BoxStream<'a, Result<EvaluationListRow, sqlx::Error>> {
+    bind_evaluation_filter(sqlx::query_as(evaluations_query!()), filter, None, i64::MAX).fetch(tx)
+}
+
+// ---------------------------------------------------------------------------------------------
+// One rule
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RuleDefinitionRow {
+    pub rule_id: String,
+    pub name: String,
+    pub tier: String,
+    pub category: String,
+    pub description: String,
+    pub remediation: String,
+    pub override_when: String,
+}
+
+/// The definition of a rule of the pack, if there is such a rule.
+pub async fn rule_definition(
+    tx: &mut PgConnection,
+    rule_id: &str,
+) -> Result<Option<RuleDefinitionRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT rule_id, name, tier, category, description, remediation, override_when
+         FROM rule_definitions WHERE rule_id = $1",
+    )
+    .bind(rule_id)
+    .fetch_optional(tx)
+    .await
+}
+
+/// What a rule's violations are counted by in `rule_top`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleTopBy {
+    Path,
+    Repository,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct NamedCount {
+    pub name: String,
+    /// Distinct violations (pull request and fingerprint).
+    pub violations: i64,
+}
+
+macro_rules! rule_top_query {
+    ($key:literal) => {
+        concat!(
+            "SELECT ",
+            $key,
+            " AS name, count(DISTINCT (e.repository_id, e.pr_number, v.fingerprint)) AS violations
+             FROM violations v JOIN evaluations e ON e.id = v.evaluation_id
+             JOIN repositories r ON r.id = e.repository_id
+             WHERE v.rule_id = $1 AND v.created_at >= $2 AND ",
+            $key,
+            " IS NOT NULL
+             GROUP BY 1 ORDER BY violations DESC, name LIMIT $3"
+        )
+    };
+}
+
+/// The paths or repositories where a rule was violated most since `since`, at most `limit`.
+pub async fn rule_top(
+    tx: &mut PgConnection,
+    rule_id: &str,
+    since: DateTime<Utc>,
+    by: RuleTopBy,
+    limit: i64,
+) -> Result<Vec<NamedCount>, sqlx::Error> {
+    let sql = match by {
+        RuleTopBy::Path => rule_top_query!("v.path"),
+        RuleTopBy::Repository => rule_top_query!("r.full_name"),
+    };
+    sqlx::query_as(sql)
+        .bind(rule_id)
+        .bind(since)
         .bind(limit)
         .fetch_all(tx)
         .await

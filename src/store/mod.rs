@@ -12,6 +12,7 @@ mod overrides;
 mod redeliveries;
 mod slack;
 mod tenants;
+pub mod trends;
 
 pub use alerts::{
     AlertRow, NewAlert, alert, alert_history, close_alert, insert_alert, mark_escalated,
@@ -48,8 +49,8 @@ pub use evaluations::{
 };
 pub use github_budget::{WriteSlot, cache_repo_config, cached_repo_config, take_write_slot};
 pub use operations::{
-    RetentionCategory, claim_retention_day, count_expired, delete_expired_batch,
-    finish_retention_day, marks, notification_attempts, queue_sample, set_mark,
+    DailyJob, RetentionCategory, claim_daily_run, count_expired, delete_expired_batch,
+    finish_daily_run, marks, notification_attempts, queue_sample, set_mark,
 };
 pub use redeliveries::{
     RedeliveryClaim, claim_redelivery, release_redelivery, set_redelivery_outcome,

@@ -92,37 +92,62 @@ pub async fn marks(pool: &PgPool) -> Result<BTreeMap<String, DateTime<Utc>>, sql
         .collect())
 }
 
-/// Claims the retention run of `day` for this process: `true` for exactly one caller a day,
-/// across every replica. A claim left unfinished for an hour (its process died) can be taken
-/// over.
-pub async fn claim_retention_day(
-    conn: &mut PgConnection,
-    day: NaiveDate,
-    claimed_by: &str,
-    dry_run: bool,
-) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO retention_runs (day, claimed_by, dry_run) VALUES ($1, $2, $3)
-         ON CONFLICT (day) DO UPDATE
-             SET claimed_by = EXCLUDED.claimed_by, dry_run = EXCLUDED.dry_run, started_at = now()
-             WHERE retention_runs.finished_at IS NULL
-               AND retention_runs.started_at < now() - interval '1 hour'",
-    )
-    .bind(day)
-    .bind(claimed_by)
-    .bind(dry_run)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+/// The jobs that run once a day across all replicas, each with its claim table (a row per day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DailyJob {
+    /// `retention_runs`: the retention policy, run for today.
+    Retention { dry_run: bool },
+    /// `trend_runs`: the trend rollup of a past day.
+    Trends,
 }
 
-pub async fn finish_retention_day(
+/// Claims `job` for `day` for this process: `true` for exactly one caller a day, across every
+/// replica. A claim left unfinished for an hour (its process died) can be taken over.
+pub async fn claim_daily_run(
+    conn: &mut PgConnection,
+    job: DailyJob,
+    day: NaiveDate,
+    claimed_by: &str,
+) -> Result<bool, sqlx::Error> {
+    let query = match job {
+        DailyJob::Retention { dry_run } => sqlx::query(
+            "INSERT INTO retention_runs (day, claimed_by, dry_run) VALUES ($1, $2, $3)
+             ON CONFLICT (day) DO UPDATE
+                 SET claimed_by = EXCLUDED.claimed_by, dry_run = EXCLUDED.dry_run,
+                     started_at = now()
+                 WHERE retention_runs.finished_at IS NULL
+                   AND retention_runs.started_at < now() - interval '1 hour'",
+        )
+        .bind(day)
+        .bind(claimed_by)
+        .bind(dry_run),
+        DailyJob::Trends => sqlx::query(
+            "INSERT INTO trend_runs (day, claimed_by) VALUES ($1, $2)
+             ON CONFLICT (day) DO UPDATE
+                 SET claimed_by = EXCLUDED.claimed_by, started_at = now()
+                 WHERE trend_runs.finished_at IS NULL
+                   AND trend_runs.started_at < now() - interval '1 hour'",
+        )
+        .bind(day)
+        .bind(claimed_by),
+    };
+    Ok(query.execute(conn).await?.rows_affected() == 1)
+}
+
+/// Marks a claimed run done, with what it did.
+pub async fn finish_daily_run(
     pool: &PgPool,
+    job: DailyJob,
     day: NaiveDate,
     counts: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE retention_runs SET finished_at = now(), counts = $2 WHERE day = $1")
+    let sql = match job {
+        DailyJob::Retention { .. } => {
+            "UPDATE retention_runs SET finished_at = now(), counts = $2 WHERE day = $1"
+        }
+        DailyJob::Trends => "UPDATE trend_runs SET finished_at = now(), counts = $2 WHERE day = $1",
+    };
+    sqlx::query(sql)
         .bind(day)
         .bind(counts)
         .execute(pool)
@@ -145,10 +170,13 @@ pub enum RetentionCategory {
     Evaluations,
     WebhookDeliveries,
     FinishedJobs,
+    /// The daily trend rollups (which outlive the evaluations they summarise).
+    RuleTrends,
+    ScoreTrends,
 }
 
 impl RetentionCategory {
-    pub const ALL: [RetentionCategory; 7] = [
+    pub const ALL: [RetentionCategory; 9] = [
         RetentionCategory::ResolvedViolations,
         RetentionCategory::SlackAttempts,
         RetentionCategory::ClosedAlerts,
@@ -156,6 +184,8 @@ impl RetentionCategory {
         RetentionCategory::Evaluations,
         RetentionCategory::WebhookDeliveries,
         RetentionCategory::FinishedJobs,
+        RetentionCategory::RuleTrends,
+        RetentionCategory::ScoreTrends,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -167,6 +197,8 @@ impl RetentionCategory {
             RetentionCategory::Evaluations => "evaluations",
             RetentionCategory::WebhookDeliveries => "webhook_deliveries",
             RetentionCategory::FinishedJobs => "finished_jobs",
+            RetentionCategory::RuleTrends => "rule_trends",
+            RetentionCategory::ScoreTrends => "score_trends",
         }
     }
 }
@@ -225,6 +257,18 @@ macro_rules! finished_jobs {
     };
 }
 
+// Rollup days are UTC dates.
+macro_rules! rule_trends {
+    () => {
+        "FROM trend_rule_days t WHERE t.day < (now() AT TIME ZONE 'UTC')::date - $1"
+    };
+}
+macro_rules! score_trends {
+    () => {
+        "FROM trend_score_days t WHERE t.day < (now() AT TIME ZONE 'UTC')::date - $1"
+    };
+}
+
 /// How many rows of `category` are older than `days` days (the dry run's report).
 pub async fn count_expired(
     pool: &PgPool,
@@ -243,6 +287,8 @@ pub async fn count_expired(
             concat!("SELECT count(*) ", webhook_deliveries!())
         }
         RetentionCategory::FinishedJobs => concat!("SELECT count(*) ", finished_jobs!()),
+        RetentionCategory::RuleTrends => concat!("SELECT count(*) ", rule_trends!()),
+        RetentionCategory::ScoreTrends => concat!("SELECT count(*) ", score_trends!()),
     };
     sqlx::query_scalar(sql)
         .bind(i32::try_from(days).unwrap_or(i32::MAX))
@@ -292,6 +338,17 @@ pub async fn delete_expired_batch(
         RetentionCategory::FinishedJobs => concat!(
             "DELETE FROM jobs WHERE id IN (SELECT j.id ",
             finished_jobs!(),
+            " LIMIT $2)"
+        ),
+        // The rollups have composite keys: a batch is picked by row address.
+        RetentionCategory::RuleTrends => concat!(
+            "DELETE FROM trend_rule_days WHERE ctid IN (SELECT t.ctid ",
+            rule_trends!(),
+            " LIMIT $2)"
+        ),
+        RetentionCategory::ScoreTrends => concat!(
+            "DELETE FROM trend_score_days WHERE ctid IN (SELECT t.ctid ",
+            score_trends!(),
             " LIMIT $2)"
         ),
     };

@@ -3,9 +3,10 @@
 
 use super::access::Role;
 use super::cookies;
-use super::export::{self, VIOLATION_CSV_HEADER};
+use super::export::{self, CsvRow};
 use super::filters::{
-    self, ALERT_PARAMS, AUDIT_PARAMS, PAGE_PARAMS, Page, Params, VIOLATION_PARAMS,
+    self, ALERT_PARAMS, AUDIT_PARAMS, BadParameter, EVALUATION_PARAMS, PAGE_PARAMS, PULL_PARAMS,
+    Page, Params, TREND_PARAMS, VIOLATION_PARAMS,
 };
 use super::{ApiError, ApiUser, Credential, DashboardState};
 use crate::github::events::{PrTarget, RepoRef};
@@ -13,9 +14,11 @@ use crate::jobs::{
     DashboardDecision, enqueue_dashboard_decision, enqueue_evaluation, enqueue_slack_send,
 };
 use crate::store::dashboard::{
-    self as db, DashboardTx, EvaluationRow, EvaluationViolationRow, NewApiToken, OverrideRow,
-    PullRequestRow, ViolationFilter, ViolationRow, begin_tenant,
+    self as db, AuditFilter, AuditRow, DashboardTx, EvaluationFilter, EvaluationListRow,
+    EvaluationRow, EvaluationViolationRow, NewApiToken, OverrideRow, PullRequestRow, RuleTopBy,
+    ViolationFilter, ViolationRow, begin_tenant,
 };
+use crate::store::trends;
 use crate::store::{self, AuditEntry, SlackSubject, audit as write_audit};
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -24,8 +27,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sqlx::PgConnection;
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -243,54 +248,110 @@ pub async fn audit(
 }
 
 #[derive(Debug, Clone, Copy)]
-enum ExportFormat {
+pub enum ExportFormat {
     Csv,
     Json,
 }
 
-pub async fn export_violations_csv(
-    state: State<Arc<DashboardState>>,
-    user: ApiUser,
-    installation: Path<i64>,
-    query: RawQuery,
-) -> Result<Response, ApiError> {
-    export_violations(state, user, installation, query, ExportFormat::Csv).await
+/// An export format as a type, so that one generic handler serves every export route.
+pub trait FormatOf {
+    const FORMAT: ExportFormat;
+}
+pub struct Csv;
+pub struct JsonFile;
+impl FormatOf for Csv {
+    const FORMAT: ExportFormat = ExportFormat::Csv;
+}
+impl FormatOf for JsonFile {
+    const FORMAT: ExportFormat = ExportFormat::Json;
 }
 
-pub async fn export_violations_json(
-    state: State<Arc<DashboardState>>,
-    user: ApiUser,
-    installation: Path<i64>,
-    query: RawQuery,
-) -> Result<Response, ApiError> {
-    export_violations(state, user, installation, query, ExportFormat::Json).await
+/// What can be exported: a filter read from the query string, and the rows it selects, streamed
+/// from the database.
+pub trait Export: Sized + Send + Sync + 'static {
+    type Row: CsvRow + Send;
+    /// The file name's stem.
+    const NAME: &'static str;
+    const PARAMS: &'static [&'static str];
+    fn from_params(params: &Params) -> Result<Self, BadParameter>;
+    fn rows<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+    ) -> BoxStream<'a, Result<Self::Row, sqlx::Error>>;
 }
 
-/// Streams every violation of a date range from the database to the client: rows are encoded
-/// as they arrive and sent in chunks through a small channel, so memory stays flat however long
-/// the range, and a slow client slows the query instead of filling memory.
-async fn export_violations(
+impl Export for ViolationFilter {
+    type Row = ViolationRow;
+    const NAME: &'static str = "violations";
+    const PARAMS: &'static [&'static str] = &VIOLATION_PARAMS;
+    fn from_params(params: &Params) -> Result<Self, BadParameter> {
+        filters::violation_filter(params)
+    }
+    fn rows<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+    ) -> BoxStream<'a, Result<ViolationRow, sqlx::Error>> {
+        db::violations_stream(tx, self).boxed()
+    }
+}
+
+impl Export for EvaluationFilter {
+    type Row = EvaluationListRow;
+    const NAME: &'static str = "evaluations";
+    const PARAMS: &'static [&'static str] = &EVALUATION_PARAMS;
+    fn from_params(params: &Params) -> Result<Self, BadParameter> {
+        filters::evaluation_filter(params)
+    }
+    fn rows<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+    ) -> BoxStream<'a, Result<EvaluationListRow, sqlx::Error>> {
+        db::evaluations_stream(tx, self)
+    }
+}
+
+impl Export for AuditFilter {
+    type Row = AuditRow;
+    const NAME: &'static str = "audit";
+    const PARAMS: &'static [&'static str] = &AUDIT_PARAMS;
+    fn from_params(params: &Params) -> Result<Self, BadParameter> {
+        filters::audit_filter(params)
+    }
+    fn rows<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+    ) -> BoxStream<'a, Result<AuditRow, sqlx::Error>> {
+        db::audit_stream(tx, self)
+    }
+}
+
+/// Streams every row of a date range from the database to the client: rows are encoded as they
+/// arrive and sent in chunks through a small channel, so memory stays flat however long the
+/// range, and a slow client slows the query instead of filling memory.
+pub async fn export<E: Export, F: FormatOf>(
     State(state): State<Arc<DashboardState>>,
     ApiUser(user): ApiUser,
     Path(installation): Path<i64>,
     RawQuery(query): RawQuery,
-    format: ExportFormat,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref(), &[&VIOLATION_PARAMS])?;
+    let params = Params::parse(query.as_deref(), &[E::PARAMS])?;
     filters::export_range(&params)?;
-    let filter = filters::violation_filter(&params)?;
+    let filter = E::from_params(&params)?;
     // Opened before answering: a database that is down is an error status, not a cut file.
     let (_, tx) = tenant(&state, &user, installation).await?;
     let (sender, receiver) = mpsc::channel(8);
-    tokio::spawn(stream_violations(tx, filter, format, sender));
+    tokio::spawn(stream_rows(tx, filter, F::FORMAT, sender));
     let body = Body::from_stream(futures_util::stream::unfold(receiver, |mut r| async move {
         r.recv().await.map(|chunk| (chunk, r))
     }));
-    let (content_type, extension) = match format {
+    let (content_type, extension) = match F::FORMAT {
         ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
         ExportFormat::Json => ("application/json", "json"),
     };
-    let disposition = format!("attachment; filename=\"violations-{installation}.{extension}\"");
+    let disposition = format!(
+        "attachment; filename=\"{}-{installation}.{extension}\"",
+        E::NAME
+    );
     Ok((
         [
             (header::CONTENT_TYPE, content_type.to_owned()),
@@ -304,24 +365,27 @@ async fn export_violations(
 type Chunk = Result<Bytes, std::io::Error>;
 const CHUNK_BYTES: usize = 32 * 1024;
 
-async fn stream_violations(
+async fn stream_rows<E: Export>(
     mut tx: DashboardTx,
-    filter: ViolationFilter,
+    filter: E,
     format: ExportFormat,
     sender: mpsc::Sender<Chunk>,
 ) {
     let mut buffer = String::with_capacity(CHUNK_BYTES * 2);
     buffer.push_str(match format {
-        ExportFormat::Csv => VIOLATION_CSV_HEADER,
+        ExportFormat::Csv => E::Row::CSV_HEADER,
         ExportFormat::Json => "[",
     });
     let mut first = true;
-    let mut rows = db::violations_stream(&mut tx, &filter);
+    let mut rows = filter.rows(&mut tx);
     while let Some(row) = rows.next().await {
         match row {
-            Ok(row) => encode(&row, format, first, &mut buffer),
+            Ok(row) => match format {
+                ExportFormat::Csv => export::csv_line(&row, &mut buffer),
+                ExportFormat::Json => export::json_item(&row, first, &mut buffer),
+            },
             Err(error) => {
-                tracing::error!(%error, "violation export failed");
+                tracing::error!(%error, export = E::NAME, "export failed");
                 // The client sees a cut response rather than a complete-looking file.
                 let _ = sender
                     .send(Err(std::io::Error::other("export failed")))
@@ -343,16 +407,6 @@ async fn stream_violations(
     }
     let _ = sender.send(Ok(Bytes::from(buffer))).await;
     let _ = tx.commit().await;
-}
-
-fn encode(row: &ViolationRow, format: ExportFormat, first: bool, out: &mut String) {
-    match format {
-        ExportFormat::Csv => export::violation_csv_line(row, out),
-        ExportFormat::Json => {
-            out.push_str(if first { "\n" } else { ",\n" });
-            out.push_str(&serde_json::to_string(row).unwrap_or_default());
-        }
-    }
 }
 
 /// Admin action: queue a fresh evaluation of a pull request (as a push would).
@@ -594,6 +648,96 @@ pub async fn revoke_token(
     .await?;
     tx.commit().await?;
     Ok(Json(json!(row)))
+}
+
+/// Trend charts: a daily series (zero-filled) and violations per rule over 7, 30, 90 or 365 days.
+pub async fn trends(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(query.as_deref(), &[&TREND_PARAMS])?;
+    let (filter, days) = filters::trend_filter(&params)?;
+    let (_, mut tx) = tenant(&state, &user, installation).await?;
+    let today = Utc::now().date_naive();
+    let series = trends::trend_series(&mut tx, &filter, days, today).await?;
+    let rules = trends::violations_by_rule(&mut tx, &filter, days, today).await?;
+    tx.commit().await?;
+    Ok(Json(
+        json!({ "days": days, "series": series, "rules": rules }),
+    ))
+}
+
+/// How many paths and repositories a rule's page lists, and over how many days.
+const RULE_TOP: i64 = 10;
+const RULE_TOP_DAYS: i64 = 90;
+
+/// One rule: its definition and status, its daily history, and where it is violated most.
+pub async fn rule(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path((installation, rule_id)): Path<(i64, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    let rule_id = rule_id.to_ascii_uppercase();
+    let (_, mut tx) = tenant(&state, &user, installation).await?;
+    let definition = db::rule_definition(&mut tx, &rule_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let overview = db::rule_overview(&mut tx)
+        .await?
+        .into_iter()
+        .find(|row| row.rule_id == rule_id);
+    let now = Utc::now();
+    let history = trends::rule_history(&mut tx, &rule_id, now.date_naive()).await?;
+    let since = now - Duration::days(RULE_TOP_DAYS);
+    let top_paths = db::rule_top(&mut tx, &rule_id, since, RuleTopBy::Path, RULE_TOP).await?;
+    let top_repositories =
+        db::rule_top(&mut tx, &rule_id, since, RuleTopBy::Repository, RULE_TOP).await?;
+    tx.commit().await?;
+    let (open, last_seen) = overview.map_or((0, None), |row| (row.open_violations, row.last_seen));
+    let mut rule = json!(definition);
+    rule["open_violations"] = json!(open);
+    rule["last_seen"] = json!(last_seen);
+    rule["status"] = json!(rule_status(&definition.tier, open, last_seen, now));
+    Ok(Json(json!({
+        "rule": rule,
+        "history": history,
+        "top_paths": top_paths,
+        "top_repositories": top_repositories,
+    })))
+}
+
+pub async fn pulls(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(query.as_deref(), &[&PULL_PARAMS, &PAGE_PARAMS])?;
+    let filter = filters::pull_filter(&params)?;
+    let page = filters::page(&params)?;
+    let (_, mut tx) = tenant(&state, &user, installation).await?;
+    let rows = db::pulls_page(&mut tx, &filter, page.before_id, page.limit + 1).await?;
+    tx.commit().await?;
+    Ok(Json(page_of(rows, page, |row| row.evaluation_id)))
+}
+
+pub async fn evaluations(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(query.as_deref(), &[&EVALUATION_PARAMS, &PAGE_PARAMS])?;
+    let filter = filters::evaluation_filter(&params)?;
+    let page = filters::page(&params)?;
+    let (_, mut tx) = tenant(&state, &user, installation).await?;
+    let rows = db::evaluations_page(&mut tx, &filter, page.before_id, page.limit + 1).await?;
+    tx.commit().await?;
+    Ok(Json(page_of(rows, page, |row| row.id)))
 }
 
 #[cfg(test)]

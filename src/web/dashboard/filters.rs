@@ -1,7 +1,8 @@
 //! Query strings of the JSON API, parsed into the store's filters (pure). An unknown parameter,
 //! a repeated one or a bad value is an error that names the parameter.
 
-use crate::store::dashboard::{AuditFilter, ViolationFilter};
+use crate::store::dashboard::{AuditFilter, EvaluationFilter, PullFilter, ViolationFilter};
+use crate::store::trends::TrendFilter;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeMap;
 
@@ -39,6 +40,12 @@ pub const VIOLATION_PARAMS: [&str; 9] = [
 ];
 pub const AUDIT_PARAMS: [&str; 5] = ["actor", "action", "target", "from", "to"];
 pub const ALERT_PARAMS: [&str; 1] = ["status"];
+pub const PULL_PARAMS: [&str; 3] = ["repository", "verdict", "author"];
+pub const EVALUATION_PARAMS: [&str; 5] = ["repository", "pr", "verdict", "from", "to"];
+pub const TREND_PARAMS: [&str; 3] = ["days", "repository", "rule"];
+/// The ranges a trend chart offers, in days.
+pub const TREND_DAYS: [u32; 4] = [7, 30, 90, 365];
+pub const DEFAULT_TREND_DAYS: u32 = 30;
 
 const MAX_VALUE_CHARS: usize = 256;
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -150,13 +157,10 @@ impl Params {
 
 pub fn violation_filter(params: &Params) -> Result<ViolationFilter, BadParameter> {
     let (from, to) = params.range()?;
-    let pr = params
-        .positive("pr")?
-        .map(|n| i32::try_from(n).map_err(|_| bad("pr", "too large")))
-        .transpose()?;
+    let pr = pr_number(params)?;
     Ok(ViolationFilter {
         repository: params.text("repository"),
-        rule: params.text("rule").map(|r| r.to_ascii_uppercase()),
+        rule: rule_id(params),
         tier: params.one_of("tier", &["BLOCK", "OVERRIDE", "WARNING"])?,
         path: params.text("path"),
         pr,
@@ -165,6 +169,58 @@ pub fn violation_filter(params: &Params) -> Result<ViolationFilter, BadParameter
         from,
         to,
     })
+}
+
+fn pr_number(params: &Params) -> Result<Option<i32>, BadParameter> {
+    params
+        .positive("pr")?
+        .map(|n| i32::try_from(n).map_err(|_| bad("pr", "too large")))
+        .transpose()
+}
+
+/// A rule id as the pack spells it (`r05` is R05).
+fn rule_id(params: &Params) -> Option<String> {
+    params.text("rule").map(|r| r.to_ascii_uppercase())
+}
+
+fn verdict(params: &Params) -> Result<Option<String>, BadParameter> {
+    params.one_of("verdict", &["pass", "fail"])
+}
+
+pub fn pull_filter(params: &Params) -> Result<PullFilter, BadParameter> {
+    Ok(PullFilter {
+        repository: params.text("repository"),
+        verdict: verdict(params)?,
+        author: params.text("author"),
+    })
+}
+
+pub fn evaluation_filter(params: &Params) -> Result<EvaluationFilter, BadParameter> {
+    let (from, to) = params.range()?;
+    Ok(EvaluationFilter {
+        repository: params.text("repository"),
+        pr: pr_number(params)?,
+        verdict: verdict(params)?,
+        from,
+        to,
+    })
+}
+
+/// A trend chart's filter and its number of days (30 unless given).
+pub fn trend_filter(params: &Params) -> Result<(TrendFilter, u32), BadParameter> {
+    let days = match params.text("days") {
+        None => DEFAULT_TREND_DAYS,
+        Some(value) => value
+            .parse::<u32>()
+            .ok()
+            .filter(|days| TREND_DAYS.contains(days))
+            .ok_or_else(|| bad("days", "expected one of 7, 30, 90, 365"))?,
+    };
+    let filter = TrendFilter {
+        repository: params.text("repository"),
+        rule: rule_id(params),
+    };
+    Ok((filter, days))
 }
 
 pub fn audit_filter(params: &Params) -> Result<AuditFilter, BadParameter> {
@@ -279,6 +335,35 @@ mod tests {
                 .unwrap_err();
             assert_eq!(error.name, name, "{query}: {error:?}");
         }
+    }
+
+    #[test]
+    fn trend_evaluation_and_pull_filters_are_read_and_bad_values_named() {
+        let trends = |q: &str| trend_filter(&Params::parse(Some(q), &[&TREND_PARAMS])?);
+        let (filter, days) = trends("days=90&repository=acme%2Fapi&rule=r05").unwrap();
+        assert_eq!(days, 90);
+        assert_eq!(filter.repository.as_deref(), Some("acme/api"));
+        assert_eq!(filter.rule.as_deref(), Some("R05"));
+        assert_eq!(trends("").unwrap(), (TrendFilter::default(), 30));
+        for query in ["days=14", "days=-7", "days=week"] {
+            assert_eq!(trends(query).unwrap_err().name, "days", "{query}");
+        }
+
+        let evaluations =
+            |q: &str| evaluation_filter(&Params::parse(Some(q), &[&EVALUATION_PARAMS])?);
+        let filter = evaluations("pr=7&verdict=PASS&from=2026-01-01&to=2026-01-01").unwrap();
+        assert_eq!(filter.pr, Some(7));
+        assert_eq!(filter.verdict.as_deref(), Some("pass"));
+        assert_eq!(filter.to.unwrap().to_rfc3339(), "2026-01-02T00:00:00+00:00");
+        assert_eq!(evaluations("verdict=maybe").unwrap_err().name, "verdict");
+        assert_eq!(evaluations("pr=0").unwrap_err().name, "pr");
+        assert_eq!(evaluations("tier=BLOCK").unwrap_err().name, "tier");
+
+        let pulls = |q: &str| pull_filter(&Params::parse(Some(q), &[&PULL_PARAMS])?);
+        let filter = pulls("verdict=fail&author=bob").unwrap();
+        assert_eq!(filter.verdict.as_deref(), Some("fail"));
+        assert_eq!(filter.author.as_deref(), Some("bob"));
+        assert_eq!(pulls("from=2026-01-01").unwrap_err().name, "from");
     }
 
     #[test]

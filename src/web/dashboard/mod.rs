@@ -19,6 +19,7 @@ mod templates;
 use crate::config::{AppSettings, SessionKey};
 use crate::github::oauth::OAuthClient;
 use crate::store;
+use crate::store::dashboard::{AuditFilter, EvaluationFilter, ViolationFilter};
 use access::{InstallationAccess, Role, role_in};
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -144,11 +145,11 @@ pub fn router(state: Arc<DashboardState>) -> Router {
         .route(&format!("{installation}/audit"), get(api::audit))
         .route(
             &format!("{installation}/exports/violations.csv"),
-            get(api::export_violations_csv),
+            get(api::export::<ViolationFilter, api::Csv>),
         )
         .route(
             &format!("{installation}/exports/violations.json"),
-            get(api::export_violations_json),
+            get(api::export::<ViolationFilter, api::JsonFile>),
         )
         .route(
             &format!("{installation}/tokens"),
@@ -157,6 +158,29 @@ pub fn router(state: Arc<DashboardState>) -> Router {
         .route(
             &format!("{installation}/tokens/{{token}}"),
             delete(api::revoke_token),
+        )
+        .route(&format!("{installation}/trends"), get(api::trends))
+        .route(&format!("{installation}/rules/{{rule}}"), get(api::rule))
+        .route(&format!("{installation}/pulls"), get(api::pulls))
+        .route(
+            &format!("{installation}/evaluations"),
+            get(api::evaluations),
+        )
+        .route(
+            &format!("{installation}/exports/evaluations.csv"),
+            get(api::export::<EvaluationFilter, api::Csv>),
+        )
+        .route(
+            &format!("{installation}/exports/evaluations.json"),
+            get(api::export::<EvaluationFilter, api::JsonFile>),
+        )
+        .route(
+            &format!("{installation}/exports/audit.csv"),
+            get(api::export::<AuditFilter, api::Csv>),
+        )
+        .route(
+            &format!("{installation}/exports/audit.json"),
+            get(api::export::<AuditFilter, api::JsonFile>),
         )
         .with_state(state)
 }
