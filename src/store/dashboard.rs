@@ -202,22 +202,23 @@ pub struct RuleOverviewRow {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
-/// The latest completed evaluation of each pull request: its violations are the open ones.
-macro_rules! latest_evaluations {
+/// Whether completed evaluation `e` is the latest completed one of its pull request (the one
+/// `ORDER BY created_at DESC, id DESC` puts first): its violations are the open ones. Asked per
+/// row through the index `evaluations_completed_pr`, never by ranking every evaluation.
+macro_rules! is_latest {
     () => {
-        "latest AS (
-             SELECT DISTINCT ON (repository_id, pr_number) id, repository_id, pr_number
-             FROM evaluations WHERE status = 'completed'
-             ORDER BY repository_id, pr_number, created_at DESC, id DESC
-         )"
+        "NOT EXISTS (SELECT 1 FROM evaluations later
+                     WHERE later.repository_id = e.repository_id AND later.pr_number = e.pr_number
+                       AND later.status = 'completed'
+                       AND (later.created_at, later.id) > (e.created_at, e.id))"
     };
 }
 
-/// Whether violation `v` of the latest evaluation `l` is covered by an approved override.
+/// Whether violation `v` of pull request `e` is covered by an approved override.
 macro_rules! overridden {
     () => {
         "EXISTS (SELECT 1 FROM override_requests o
-                 WHERE o.repository_id = l.repository_id AND o.pr_number = l.pr_number
+                 WHERE o.repository_id = e.repository_id AND o.pr_number = e.pr_number
                    AND o.status = 'approved' AND v.fingerprint = ANY (o.fingerprints))"
     };
 }
@@ -225,21 +226,21 @@ macro_rules! overridden {
 /// Every rule of the pack with its open violations and when it was last seen.
 pub async fn rule_overview(tx: &mut PgConnection) -> Result<Vec<RuleOverviewRow>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "WITH ",
-        latest_evaluations!(),
-        ", open AS (
-             SELECT v.rule_id, count(*) AS n FROM violations v JOIN latest l ON l.id = v.evaluation_id
-             WHERE NOT ",
+        "WITH open AS (
+             SELECT v.rule_id, count(*) AS n
+             FROM evaluations e JOIN violations v ON v.evaluation_id = e.id
+             WHERE e.status = 'completed' AND ",
+        is_latest!(),
+        " AND NOT ",
         overridden!(),
         " GROUP BY v.rule_id
-         ), seen AS (
-             SELECT rule_id, max(created_at) AS last_seen FROM violations GROUP BY rule_id
          )
          SELECT r.rule_id, r.name, r.tier, r.category,
-                coalesce(open.n, 0) AS open_violations, seen.last_seen
+                coalesce(open.n, 0) AS open_violations,
+                (SELECT max(s.created_at) FROM violations s WHERE s.rule_id = r.rule_id)
+                    AS last_seen
          FROM rule_definitions r
          LEFT JOIN open ON open.rule_id = r.rule_id
-         LEFT JOIN seen ON seen.rule_id = r.rule_id
          ORDER BY r.rule_id"
     ))
     .fetch_all(tx)
@@ -289,9 +290,7 @@ pub struct ViolationRow {
 macro_rules! violations_query {
     () => {
         concat!(
-            "WITH ",
-            latest_evaluations!(),
-            " SELECT * FROM (
+            "SELECT * FROM (
                  SELECT v.id, r.full_name AS repository, e.pr_number, p.author, v.evaluation_id,
                         v.rule_id, v.tier, v.path, v.line, v.message, v.fingerprint,
                         CASE WHEN v.evaluation_id <> l.id THEN 'resolved'
@@ -301,7 +300,13 @@ macro_rules! violations_query {
                         v.created_at
                  FROM violations v
                  JOIN evaluations e ON e.id = v.evaluation_id
-                 JOIN latest l ON l.repository_id = e.repository_id AND l.pr_number = e.pr_number
+                 -- The pull request's latest completed evaluation, looked up for this row only.
+                 CROSS JOIN LATERAL (
+                     SELECT le.id FROM evaluations le
+                     WHERE le.repository_id = e.repository_id AND le.pr_number = e.pr_number
+                       AND le.status = 'completed'
+                     ORDER BY le.created_at DESC, le.id DESC LIMIT 1
+                 ) l
                  JOIN repositories r ON r.id = e.repository_id
                  LEFT JOIN pull_requests p
                         ON p.repository_id = e.repository_id AND p.number = e.pr_number
@@ -699,20 +704,19 @@ pub async fn pulls_page(
     limit: i64,
 ) -> Result<Vec<PullSummaryRow>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "WITH ",
-        latest_evaluations!(),
-        " SELECT e.id AS evaluation_id, r.full_name AS repository, e.pr_number AS number,
-                 coalesce(p.title, '') AS title, p.author, e.head_sha, e.score, e.verdict,
-                 e.threshold, e.block_count, e.override_count, e.warning_count, e.completed_at
-          FROM latest l
-          JOIN evaluations e ON e.id = l.id
-          JOIN repositories r ON r.id = e.repository_id
-          LEFT JOIN pull_requests p ON p.repository_id = e.repository_id AND p.number = e.pr_number
-          WHERE ($1::text IS NULL OR r.full_name = $1)
-            AND ($2::text IS NULL OR e.verdict = $2)
-            AND ($3::text IS NULL OR p.author = $3)
-            AND ($4::bigint IS NULL OR e.id < $4)
-          ORDER BY e.id DESC LIMIT $5"
+        "SELECT e.id AS evaluation_id, r.full_name AS repository, e.pr_number AS number,
+                coalesce(p.title, '') AS title, p.author, e.head_sha, e.score, e.verdict,
+                e.threshold, e.block_count, e.override_count, e.warning_count, e.completed_at
+         FROM evaluations e
+         JOIN repositories r ON r.id = e.repository_id
+         LEFT JOIN pull_requests p ON p.repository_id = e.repository_id AND p.number = e.pr_number
+         WHERE e.status = 'completed' AND ",
+        is_latest!(),
+        " AND ($1::text IS NULL OR r.full_name = $1)
+           AND ($2::text IS NULL OR e.verdict = $2)
+           AND ($3::text IS NULL OR p.author = $3)
+           AND ($4::bigint IS NULL OR e.id < $4)
+         ORDER BY e.id DESC LIMIT $5"
     ))
     .bind(filter.repository.as_deref())
     .bind(filter.verdict.as_deref())

@@ -2,6 +2,7 @@
 //! the URL (another installation is "not found"), then reads inside a transaction scoped to it.
 
 use super::access::Role;
+use super::cache::Trends;
 use super::cookies;
 use super::export::{self, CsvRow};
 use super::filters::{
@@ -15,8 +16,8 @@ use crate::jobs::{
 };
 use crate::store::dashboard::{
     self as db, AuditFilter, AuditRow, DashboardTx, EvaluationFilter, EvaluationListRow,
-    EvaluationRow, EvaluationViolationRow, NewApiToken, OverrideRow, PullRequestRow, RuleTopBy,
-    ViolationFilter, ViolationRow, begin_tenant,
+    EvaluationRow, EvaluationViolationRow, NamedCount, NewApiToken, OverrideRow, PullRequestRow,
+    RuleOverviewRow, RuleTopBy, ViolationFilter, ViolationRow, begin_tenant,
 };
 use crate::store::trends;
 use crate::store::{self, AuditEntry, SlackSubject, audit as write_audit};
@@ -25,7 +26,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
@@ -91,6 +92,75 @@ pub(super) async fn tenant(
     Ok((role, begin_tenant(&state.pool, installation).await?))
 }
 
+/// The rules overview of `installation`, read in its transaction `tx` or cached (cache.rs).
+pub(super) async fn rule_overview(
+    state: &DashboardState,
+    installation: i64,
+    tx: &mut PgConnection,
+) -> Result<Arc<Vec<RuleOverviewRow>>, sqlx::Error> {
+    state
+        .cache
+        .overview
+        .get_or_load(installation, String::new(), || db::rule_overview(tx))
+        .await
+}
+
+/// A trend chart of `installation`: its daily series and violations per rule, read in its
+/// transaction `tx` or cached.
+pub(super) async fn trend_chart(
+    state: &DashboardState,
+    installation: i64,
+    tx: &mut PgConnection,
+    filter: &trends::TrendFilter,
+    days: u32,
+    today: NaiveDate,
+) -> Result<Arc<Trends>, sqlx::Error> {
+    let key = format!("{days} {today} {:?} {:?}", filter.repository, filter.rule);
+    state
+        .cache
+        .trends
+        .get_or_load(installation, key, || async {
+            let series = trends::trend_series(tx, filter, days, today).await?;
+            let rules = trends::violations_by_rule(tx, filter, days, today).await?;
+            Ok((series, rules))
+        })
+        .await
+}
+
+/// Where and when a rule was violated lately.
+pub struct RuleActivity {
+    pub history: Vec<trends::RuleDay>,
+    pub top_paths: Vec<NamedCount>,
+    pub top_repositories: Vec<NamedCount>,
+}
+
+/// A rule's activity in `installation`, read in its transaction `tx` or cached.
+pub(super) async fn rule_activity(
+    state: &DashboardState,
+    installation: i64,
+    tx: &mut PgConnection,
+    rule_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Arc<RuleActivity>, sqlx::Error> {
+    let today = now.date_naive();
+    state
+        .cache
+        .rule_activity
+        .get_or_load(installation, format!("{rule_id} {today}"), || async {
+            let history = trends::rule_history(tx, rule_id, today).await?;
+            let since = now - Duration::days(RULE_TOP_DAYS);
+            let top_paths = db::rule_top(tx, rule_id, since, RuleTopBy::Path, RULE_TOP).await?;
+            let top_repositories =
+                db::rule_top(tx, rule_id, since, RuleTopBy::Repository, RULE_TOP).await?;
+            Ok(RuleActivity {
+                history,
+                top_paths,
+                top_repositories,
+            })
+        })
+        .await
+}
+
 pub async fn rules(
     State(state): State<Arc<DashboardState>>,
     ApiUser(user): ApiUser,
@@ -99,11 +169,11 @@ pub async fn rules(
 ) -> Result<Json<Value>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
     let (_, mut tx) = tenant(&state, &user, installation).await?;
-    let rows = db::rule_overview(&mut tx).await?;
+    let rows = rule_overview(&state, installation, &mut tx).await?;
     tx.commit().await?;
     let now = Utc::now();
     let rules: Vec<Value> = rows
-        .into_iter()
+        .iter()
         .map(|row| {
             let status = rule_status(&row.tier, row.open_violations, row.last_seen, now);
             let mut value = json!(row);
@@ -661,9 +731,9 @@ pub async fn trends(
     let (filter, days) = filters::trend_filter(&params)?;
     let (_, mut tx) = tenant(&state, &user, installation).await?;
     let today = Utc::now().date_naive();
-    let series = trends::trend_series(&mut tx, &filter, days, today).await?;
-    let rules = trends::violations_by_rule(&mut tx, &filter, days, today).await?;
+    let chart = trend_chart(&state, installation, &mut tx, &filter, days, today).await?;
     tx.commit().await?;
+    let (series, rules) = &*chart;
     Ok(Json(
         json!({ "days": days, "series": series, "rules": rules }),
     ))
@@ -686,27 +756,23 @@ pub async fn rule(
     let definition = db::rule_definition(&mut tx, &rule_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let overview = db::rule_overview(&mut tx)
-        .await?
-        .into_iter()
-        .find(|row| row.rule_id == rule_id);
+    let overview = rule_overview(&state, installation, &mut tx).await?;
     let now = Utc::now();
-    let history = trends::rule_history(&mut tx, &rule_id, now.date_naive()).await?;
-    let since = now - Duration::days(RULE_TOP_DAYS);
-    let top_paths = db::rule_top(&mut tx, &rule_id, since, RuleTopBy::Path, RULE_TOP).await?;
-    let top_repositories =
-        db::rule_top(&mut tx, &rule_id, since, RuleTopBy::Repository, RULE_TOP).await?;
+    let activity = rule_activity(&state, installation, &mut tx, &rule_id, now).await?;
     tx.commit().await?;
-    let (open, last_seen) = overview.map_or((0, None), |row| (row.open_violations, row.last_seen));
+    let (open, last_seen) = overview
+        .iter()
+        .find(|row| row.rule_id == rule_id)
+        .map_or((0, None), |row| (row.open_violations, row.last_seen));
     let mut rule = json!(definition);
     rule["open_violations"] = json!(open);
     rule["last_seen"] = json!(last_seen);
     rule["status"] = json!(rule_status(&definition.tier, open, last_seen, now));
     Ok(Json(json!({
         "rule": rule,
-        "history": history,
-        "top_paths": top_paths,
-        "top_repositories": top_repositories,
+        "history": activity.history,
+        "top_paths": activity.top_paths,
+        "top_repositories": activity.top_repositories,
     })))
 }
 

@@ -2,7 +2,7 @@
 //! installation of its URL, like the JSON API, and shows the same data.
 
 use super::access::{InstallationAccess, Role};
-use super::api::{PullRequestView, RuleStatus, rule_status};
+use super::api::{PullRequestView, RuleStatus, rule_overview, rule_status};
 use super::error::ApiError;
 use super::filters::{
     self, ALERT_PARAMS, AUDIT_PARAMS, BadParameter, PAGE_PARAMS, Page, Params, VIOLATION_PARAMS,
@@ -168,12 +168,12 @@ pub async fn overview(
     Path(installation): Path<i64>,
 ) -> Result<Response, PageError> {
     let (frame, mut tx) = open(&state, &user, installation, "overview").await?;
-    let rows = db::rule_overview(&mut tx).await?;
+    let rows = rule_overview(&state, installation, &mut tx).await?;
     tx.commit().await?;
     let now = Utc::now();
     let mut counts = json!({ "red": 0, "yellow": 0, "green": 0 });
     let rules: Vec<Value> = rows
-        .into_iter()
+        .iter()
         .map(|row| {
             let status = rule_status(&row.tier, row.open_violations, row.last_seen, now);
             let key = match status {
