@@ -23,6 +23,12 @@ enum Scope<'a> {
 /// Begins a transaction as `tollgate_dashboard`, scoped with `set_config(..., true)`: the
 /// settings end with the transaction, so a pooled connection never carries them to the next user
 /// (a session-wide `SET` would).
+///
+/// Its statements are planned for their actual parameters every time (`force_custom_plan`). The
+/// lists take optional filters (`$1 IS NULL OR ...`): a generic plan, which PostgreSQL adopts
+/// for a prepared statement after five executions when it looks cheaper, cannot tell which are
+/// set, and for the violations list it sorted every row of the installation (over a minute at a
+/// million violations; README "Benchmark") where a custom plan reads one index page.
 async fn begin(pool: &PgPool, scope: Scope<'_>) -> Result<DashboardTx, sqlx::Error> {
     let (setting, value) = match scope {
         Scope::Installation(id) => ("app.installation_id", id.to_string()),
@@ -30,11 +36,14 @@ async fn begin(pool: &PgPool, scope: Scope<'_>) -> Result<DashboardTx, sqlx::Err
         Scope::ApiToken(hash) => ("app.api_token_hash", hash.to_owned()),
     };
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('role', 'tollgate_dashboard', true), set_config($1, $2, true)")
-        .bind(setting)
-        .bind(value)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "SELECT set_config('role', 'tollgate_dashboard', true), set_config($1, $2, true),
+                set_config('plan_cache_mode', 'force_custom_plan', true)",
+    )
+    .bind(setting)
+    .bind(value)
+    .execute(&mut *tx)
+    .await?;
     Ok(tx)
 }
 

@@ -92,25 +92,41 @@ pub(super) async fn tenant(
     Ok((role, begin_tenant(&state.pool, installation).await?))
 }
 
-/// The rules overview of `installation`, read in its transaction `tx` or cached (cache.rs).
+/// A cached read (cache.rs) of `installation`, made on a miss in a tenant transaction of its
+/// own: requests waiting for the same read hold no connection meanwhile. The caller has checked
+/// the user's role in the installation.
+async fn read_tenant<T, F>(
+    state: &DashboardState,
+    installation: i64,
+    read: F,
+) -> Result<T, sqlx::Error>
+where
+    F: AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+{
+    let mut tx = begin_tenant(&state.pool, installation).await?;
+    let value = read(&mut tx).await?;
+    tx.commit().await?;
+    Ok(value)
+}
+
+/// The rules overview of `installation`, cached.
 pub(super) async fn rule_overview(
     state: &DashboardState,
     installation: i64,
-    tx: &mut PgConnection,
 ) -> Result<Arc<Vec<RuleOverviewRow>>, sqlx::Error> {
     state
         .cache
         .overview
-        .get_or_load(installation, String::new(), || db::rule_overview(tx))
+        .get_or_load(installation, String::new(), || {
+            read_tenant(state, installation, async |tx| db::rule_overview(tx).await)
+        })
         .await
 }
 
-/// A trend chart of `installation`: its daily series and violations per rule, read in its
-/// transaction `tx` or cached.
+/// A trend chart of `installation` (its daily series and violations per rule), cached.
 pub(super) async fn trend_chart(
     state: &DashboardState,
     installation: i64,
-    tx: &mut PgConnection,
     filter: &trends::TrendFilter,
     days: u32,
     today: NaiveDate,
@@ -119,10 +135,12 @@ pub(super) async fn trend_chart(
     state
         .cache
         .trends
-        .get_or_load(installation, key, || async {
-            let series = trends::trend_series(tx, filter, days, today).await?;
-            let rules = trends::violations_by_rule(tx, filter, days, today).await?;
-            Ok((series, rules))
+        .get_or_load(installation, key, || {
+            read_tenant(state, installation, async |tx| {
+                let series = trends::trend_series(tx, filter, days, today).await?;
+                let rules = trends::violations_by_rule(tx, filter, days, today).await?;
+                Ok((series, rules))
+            })
         })
         .await
 }
@@ -134,11 +152,10 @@ pub struct RuleActivity {
     pub top_repositories: Vec<NamedCount>,
 }
 
-/// A rule's activity in `installation`, read in its transaction `tx` or cached.
+/// A rule's activity in `installation`, cached.
 pub(super) async fn rule_activity(
     state: &DashboardState,
     installation: i64,
-    tx: &mut PgConnection,
     rule_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Arc<RuleActivity>, sqlx::Error> {
@@ -146,16 +163,18 @@ pub(super) async fn rule_activity(
     state
         .cache
         .rule_activity
-        .get_or_load(installation, format!("{rule_id} {today}"), || async {
-            let history = trends::rule_history(tx, rule_id, today).await?;
-            let since = now - Duration::days(RULE_TOP_DAYS);
-            let top_paths = db::rule_top(tx, rule_id, since, RuleTopBy::Path, RULE_TOP).await?;
-            let top_repositories =
-                db::rule_top(tx, rule_id, since, RuleTopBy::Repository, RULE_TOP).await?;
-            Ok(RuleActivity {
-                history,
-                top_paths,
-                top_repositories,
+        .get_or_load(installation, format!("{rule_id} {today}"), || {
+            read_tenant(state, installation, async |tx| {
+                let history = trends::rule_history(tx, rule_id, today).await?;
+                let since = now - Duration::days(RULE_TOP_DAYS);
+                let top_paths = db::rule_top(tx, rule_id, since, RuleTopBy::Path, RULE_TOP).await?;
+                let top_repositories =
+                    db::rule_top(tx, rule_id, since, RuleTopBy::Repository, RULE_TOP).await?;
+                Ok(RuleActivity {
+                    history,
+                    top_paths,
+                    top_repositories,
+                })
             })
         })
         .await
@@ -168,9 +187,8 @@ pub async fn rules(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
-    let (_, mut tx) = tenant(&state, &user, installation).await?;
-    let rows = rule_overview(&state, installation, &mut tx).await?;
-    tx.commit().await?;
+    user.role_in(installation)?;
+    let rows = rule_overview(&state, installation).await?;
     let now = Utc::now();
     let rules: Vec<Value> = rows
         .iter()
@@ -729,10 +747,9 @@ pub async fn trends(
 ) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(query.as_deref(), &[&TREND_PARAMS])?;
     let (filter, days) = filters::trend_filter(&params)?;
-    let (_, mut tx) = tenant(&state, &user, installation).await?;
+    user.role_in(installation)?;
     let today = Utc::now().date_naive();
-    let chart = trend_chart(&state, installation, &mut tx, &filter, days, today).await?;
-    tx.commit().await?;
+    let chart = trend_chart(&state, installation, &filter, days, today).await?;
     let (series, rules) = &*chart;
     Ok(Json(
         json!({ "days": days, "series": series, "rules": rules }),
@@ -756,10 +773,10 @@ pub async fn rule(
     let definition = db::rule_definition(&mut tx, &rule_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let overview = rule_overview(&state, installation, &mut tx).await?;
-    let now = Utc::now();
-    let activity = rule_activity(&state, installation, &mut tx, &rule_id, now).await?;
     tx.commit().await?;
+    let overview = rule_overview(&state, installation).await?;
+    let now = Utc::now();
+    let activity = rule_activity(&state, installation, &rule_id, now).await?;
     let (open, last_seen) = overview
         .iter()
         .find(|row| row.rule_id == rule_id)

@@ -167,9 +167,9 @@ pub async fn overview(
     PageUser(user): PageUser,
     Path(installation): Path<i64>,
 ) -> Result<Response, PageError> {
-    let (frame, mut tx) = open(&state, &user, installation, "overview").await?;
-    let rows = rule_overview(&state, installation, &mut tx).await?;
+    let (frame, tx) = open(&state, &user, installation, "overview").await?;
     tx.commit().await?;
+    let rows = rule_overview(&state, installation).await?;
     let now = Utc::now();
     let mut counts = json!({ "red": 0, "yellow": 0, "green": 0 });
     let rules: Vec<Value> = rows
