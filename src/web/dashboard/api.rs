@@ -681,33 +681,49 @@ pub async fn rule(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
-    let rule_id = rule_id.to_ascii_uppercase();
     let (_, mut tx) = tenant(&state, &user, installation).await?;
-    let definition = db::rule_definition(&mut tx, &rule_id)
+    let view = rule_view(&mut tx, &rule_id).await?;
+    tx.commit().await?;
+    Ok(Json(json!(view)))
+}
+
+/// What the rule endpoint answers and the rule page shows.
+#[derive(Debug, Serialize)]
+pub struct RuleView {
+    /// The definition with `open_violations`, `last_seen` and `status`.
+    pub rule: Value,
+    pub history: Vec<trends::RuleDay>,
+    pub top_paths: Vec<db::NamedCount>,
+    pub top_repositories: Vec<db::NamedCount>,
+}
+
+/// A rule's view; an unknown rule is not found.
+pub(super) async fn rule_view(tx: &mut DashboardTx, rule_id: &str) -> Result<RuleView, ApiError> {
+    let rule_id = rule_id.to_ascii_uppercase();
+    let definition = db::rule_definition(tx, &rule_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let overview = db::rule_overview(&mut tx)
+    let overview = db::rule_overview(tx)
         .await?
         .into_iter()
         .find(|row| row.rule_id == rule_id);
     let now = Utc::now();
-    let history = trends::rule_history(&mut tx, &rule_id, now.date_naive()).await?;
+    let history = trends::rule_history(tx, &rule_id, now.date_naive()).await?;
     let since = now - Duration::days(RULE_TOP_DAYS);
-    let top_paths = db::rule_top(&mut tx, &rule_id, since, RuleTopBy::Path, RULE_TOP).await?;
+    let top_paths = db::rule_top(tx, &rule_id, since, RuleTopBy::Path, RULE_TOP).await?;
     let top_repositories =
-        db::rule_top(&mut tx, &rule_id, since, RuleTopBy::Repository, RULE_TOP).await?;
-    tx.commit().await?;
+        db::rule_top(tx, &rule_id, since, RuleTopBy::Repository, RULE_TOP).await?;
     let (open, last_seen) = overview.map_or((0, None), |row| (row.open_violations, row.last_seen));
     let mut rule = json!(definition);
     rule["open_violations"] = json!(open);
     rule["last_seen"] = json!(last_seen);
     rule["status"] = json!(rule_status(&definition.tier, open, last_seen, now));
-    Ok(Json(json!({
-        "rule": rule,
-        "history": history,
-        "top_paths": top_paths,
-        "top_repositories": top_repositories,
-    })))
+    Ok(RuleView {
+        rule,
+        history,
+        top_paths,
+        top_repositories,
+    })
 }
 
 pub async fn pulls(
