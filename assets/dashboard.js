@@ -46,22 +46,37 @@
     if (pollTimer) { clearInterval(pollTimer); pollTimer = null; }
   }
 
-  if (eventsUrl && document.getElementById("live")) {
-    if (window.EventSource) {
-      var source = new EventSource(eventsUrl);
-      source.addEventListener("update", scheduleRefresh);
-      source.onopen = function () {
-        stopPolling();
-        document.body.setAttribute("data-live", "stream");
-      };
-      source.onerror = function () {
-        startPolling();
-        document.body.setAttribute("data-live", "polling");
-      };
-    } else {
+  var source = null;
+
+  function connect() {
+    if (!window.EventSource) {
       startPolling();
       document.body.setAttribute("data-live", "polling");
+      return;
     }
+    source = new EventSource(eventsUrl);
+    source.addEventListener("update", scheduleRefresh);
+    source.onopen = function () {
+      stopPolling();
+      document.body.setAttribute("data-live", "stream");
+    };
+    source.onerror = function () {
+      startPolling();
+      document.body.setAttribute("data-live", "polling");
+    };
+  }
+
+  if (eventsUrl && document.getElementById("live")) {
+    connect();
+    // A page left for another must not keep its stream open: browsers allow few connections
+    // per host, and a page kept in the back-forward cache would hold one.
+    window.addEventListener("pagehide", function () {
+      if (source) { source.close(); source = null; }
+      stopPolling();
+    });
+    window.addEventListener("pageshow", function (event) {
+      if (event.persisted && !source) { connect(); refresh(); }
+    });
   }
 
   function say(text, failed) {

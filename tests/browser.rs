@@ -141,6 +141,17 @@ async fn a_user_logs_in_filters_opens_a_pull_request_sees_it_update_live_and_exp
     };
     let dash = dashboard().await;
     seed_more_violations(&dash.app, 30).await;
+    // The past days' trends come from the daily rollup.
+    let pool = tollgate::store::connect(&dash.app.database_url)
+        .await
+        .unwrap();
+    let today = chrono::Utc::now().date_naive();
+    for back in 1..=3 {
+        tollgate::store::trends::roll_up_day(&pool, today - chrono::Days::new(back))
+            .await
+            .unwrap();
+    }
+    pool.close().await;
     dash.github.sign_in_browser_as("alice");
     let downloads =
         std::env::temp_dir().join(format!("tollgate-downloads-{}", uuid::Uuid::new_v4()));
@@ -258,6 +269,23 @@ async fn a_user_logs_in_filters_opens_a_pull_request_sees_it_update_live_and_exp
         "updated in place, not reloaded"
     );
 
+    // The trends of a year, drawn on the server.
+    browser
+        .goto(
+            &dash
+                .app
+                .url(&format!("/dashboard/installations/{A}/trends?days=30")),
+        )
+        .await
+        .unwrap();
+    wait_for_script(
+        &browser,
+        "the trend charts",
+        "document.querySelectorAll('svg.chart').length === 2",
+    )
+    .await;
+    screenshot(&browser, "trends.png").await;
+
     // Export a date range as CSV.
     browser
         .goto(&dash.app.url(&format!(
@@ -277,8 +305,11 @@ async fn a_user_logs_in_filters_opens_a_pull_request_sees_it_update_live_and_exp
     while !file.exists() {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no download in {}",
-            downloads.display()
+            "no download in {}: {:?} at {:?}",
+            downloads.display(),
+            std::fs::read_dir(&downloads)
+                .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
+            browser.current_url().await.map(|u| u.to_string())
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1710,3 +1710,49 @@ async fn admins_approve_and_reject_pending_overrides_from_the_dashboard() {
         "{actions:?}"
     );
 }
+
+#[tokio::test]
+async fn rule_trend_and_pull_request_list_pages_draw_from_the_rollups() {
+    let dash = dashboard().await;
+    let pool = tollgate::store::connect(&dash.app.database_url)
+        .await
+        .unwrap();
+    roll_up_seeded_days(&pool).await;
+    let bob = dash.log_in("bob").await;
+    let base = format!("/dashboard/installations/{A}");
+
+    let (status, rule) = dash.page(&format!("{base}/rules/r01"), &bob).await;
+    assert_eq!(status, 200, "{rule}");
+    assert!(rule.contains("Secret or token committed"), "{rule}");
+    assert!(rule.contains("How to fix it") && rule.contains("Revoke or rotate"));
+    assert!(rule.contains("/override R01 &lt;why&gt;"));
+    assert!(rule.contains("<svg") && rule.contains("src/config.rs"));
+    assert!(
+        rule.contains(&format!("{}</a>", A_REPO.1)),
+        "top repositories"
+    );
+    let (status, _) = dash.page(&format!("{base}/rules/R99"), &bob).await;
+    assert_eq!(status, 404);
+
+    for days in [7, 30, 90, 365] {
+        let (status, trends) = dash.page(&format!("{base}/trends?days={days}"), &bob).await;
+        assert_eq!(status, 200, "{trends}");
+        assert!(
+            trends.contains(&format!("2 evaluations in the last {days} days")),
+            "{trends}"
+        );
+        assert_eq!(trends.matches("<svg").count(), 2);
+    }
+    let (_, by_rule) = dash.page(&format!("{base}/trends?rule=R05"), &bob).await;
+    assert!(by_rule.contains("violation counts are of R05 only"));
+    let (status, bad) = dash.page(&format!("{base}/trends?days=12"), &bob).await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("days:"), "{bad}");
+
+    let (status, pulls) = dash.page(&format!("{base}/pulls?verdict=fail"), &bob).await;
+    assert_eq!(status, 200);
+    assert!(pulls.contains(&format!("{}#7", A_REPO.1)) && pulls.contains("feat: things"));
+    let (_, passing) = dash.page(&format!("{base}/pulls?verdict=pass"), &bob).await;
+    assert!(passing.contains("No pull request matches."));
+    pool.close().await;
+}

@@ -768,15 +768,37 @@ pub async fn rule(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
+    let (_, tx) = tenant(&state, &user, installation).await?;
+    let view = rule_view(&state, tx, installation, &rule_id).await?;
+    Ok(Json(json!(view)))
+}
+
+/// What the rule endpoint answers and the rule page shows.
+#[derive(Debug, Serialize)]
+pub struct RuleView {
+    /// The definition with `open_violations`, `last_seen` and `status`.
+    pub rule: Value,
+    pub history: Vec<trends::RuleDay>,
+    pub top_paths: Vec<db::NamedCount>,
+    pub top_repositories: Vec<db::NamedCount>,
+}
+
+/// A rule's view; an unknown rule is not found. `tx` (of `installation`) reads the definition
+/// and ends; the rest is cached.
+pub(super) async fn rule_view(
+    state: &DashboardState,
+    mut tx: DashboardTx,
+    installation: i64,
+    rule_id: &str,
+) -> Result<RuleView, ApiError> {
     let rule_id = rule_id.to_ascii_uppercase();
-    let (_, mut tx) = tenant(&state, &user, installation).await?;
     let definition = db::rule_definition(&mut tx, &rule_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     tx.commit().await?;
-    let overview = rule_overview(&state, installation).await?;
+    let overview = rule_overview(state, installation).await?;
     let now = Utc::now();
-    let activity = rule_activity(&state, installation, &rule_id, now).await?;
+    let activity = rule_activity(state, installation, &rule_id, now).await?;
     let (open, last_seen) = overview
         .iter()
         .find(|row| row.rule_id == rule_id)
@@ -785,12 +807,12 @@ pub async fn rule(
     rule["open_violations"] = json!(open);
     rule["last_seen"] = json!(last_seen);
     rule["status"] = json!(rule_status(&definition.tier, open, last_seen, now));
-    Ok(Json(json!({
-        "rule": rule,
-        "history": activity.history,
-        "top_paths": activity.top_paths,
-        "top_repositories": activity.top_repositories,
-    })))
+    Ok(RuleView {
+        rule,
+        history: activity.history.clone(),
+        top_paths: activity.top_paths.clone(),
+        top_repositories: activity.top_repositories.clone(),
+    })
 }
 
 pub async fn pulls(

@@ -119,6 +119,9 @@ pub fn router(state: Arc<DashboardState>) -> Router {
             &format!("{page}/repos/{{owner}}/{{repo}}/pulls/{{number}}"),
             get(pages::pull_request),
         )
+        .route(&format!("{page}/pulls"), get(pages::pulls))
+        .route(&format!("{page}/rules/{{rule}}"), get(pages::rule))
+        .route(&format!("{page}/trends"), get(pages::trends))
         .route(&format!("{page}/alerts"), get(pages::alerts))
         .route(&format!("{page}/audit"), get(pages::audit))
         .route(&format!("{page}/events"), get(live::events))

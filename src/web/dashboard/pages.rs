@@ -2,20 +2,24 @@
 //! installation of its URL, like the JSON API, and shows the same data.
 
 use super::access::{InstallationAccess, Role};
-use super::api::{PullRequestView, RuleStatus, rule_overview, rule_status};
+use super::api::{PullRequestView, RuleStatus, rule_overview, rule_status, rule_view, trend_chart};
+use super::charts::{self, Series};
 use super::error::ApiError;
 use super::filters::{
-    self, ALERT_PARAMS, AUDIT_PARAMS, BadParameter, PAGE_PARAMS, Page, Params, VIOLATION_PARAMS,
+    self, ALERT_PARAMS, AUDIT_PARAMS, BadParameter, PAGE_PARAMS, PULL_PARAMS, Page, Params,
+    TREND_PARAMS, VIOLATION_PARAMS,
 };
 use super::summary::why;
 use super::{Credential, DashboardState, PageUser, Principal, templates};
 use crate::store::dashboard::{self as db, DashboardTx, HealthStripRow, begin_tenant};
+use crate::store::trends::{RULE_HISTORY_DAYS, TrendDay};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What every page of an installation shows around its content.
@@ -149,6 +153,30 @@ fn render(name: &str, frame: Frame, mut context: Value, bad: Option<BadParameter
     (status, templates::page(name, context)).into_response()
 }
 
+/// A list page's query: the filter form as typed (shown again, also when it is wrong) and,
+/// when everything parses, the parameters, the parsed filter and the page.
+type ListRequest<F> = (
+    BTreeMap<String, String>,
+    Result<(Params, F, Page), BadParameter>,
+);
+
+fn list_request<F>(
+    query: Option<&str>,
+    names: &[&str],
+    parse: impl FnOnce(&Params) -> Result<F, BadParameter>,
+) -> ListRequest<F> {
+    let params = Params::parse(query, &[names, &PAGE_PARAMS]);
+    let form = params
+        .as_ref()
+        .map_or_else(|_| Params::default().form(names), |p| p.form(names));
+    let parsed = params.and_then(|params| {
+        let filter = parse(&params)?;
+        let page = filters::page(&params)?;
+        Ok((params, filter, page))
+    });
+    (form, parsed)
+}
+
 /// The page's rows and the next page's query string (its filters and cursor), if any.
 fn paginate<T>(
     rows: Vec<T>,
@@ -202,16 +230,11 @@ pub async fn violations(
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let (frame, mut tx) = open(&state, &user, installation, "violations").await?;
-    let params = Params::parse(query.as_deref(), &[&VIOLATION_PARAMS, &PAGE_PARAMS]);
-    let form = params
-        .as_ref()
-        .map(|p| p.form(&VIOLATION_PARAMS))
-        .unwrap_or_else(|_| Params::default().form(&VIOLATION_PARAMS));
-    let parsed = params.and_then(|params| {
-        let filter = filters::violation_filter(&params)?;
-        let page = filters::page(&params)?;
-        Ok((params, filter, page))
-    });
+    let (form, parsed) = list_request(
+        query.as_deref(),
+        &VIOLATION_PARAMS,
+        filters::violation_filter,
+    );
     let (params, filter, page) = match parsed {
         Ok(parsed) => parsed,
         Err(bad) => {
@@ -240,7 +263,7 @@ pub async fn pull_request(
     PageUser(user): PageUser,
     Path((installation, owner, repo, number)): Path<(i64, String, String, i32)>,
 ) -> Result<Response, PageError> {
-    let (frame, mut tx) = open(&state, &user, installation, "violations").await?;
+    let (frame, mut tx) = open(&state, &user, installation, "pulls").await?;
     let repository = format!("{owner}/{repo}");
     let view = PullRequestView::load(&mut tx, &repository, number)
         .await?
@@ -264,11 +287,7 @@ pub async fn alerts(
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let (frame, mut tx) = open(&state, &user, installation, "alerts").await?;
-    let parsed = Params::parse(query.as_deref(), &[&ALERT_PARAMS, &PAGE_PARAMS]).and_then(|p| {
-        let status = filters::alert_status(&p)?;
-        let page = filters::page(&p)?;
-        Ok((p, status, page))
-    });
+    let (_, parsed) = list_request(query.as_deref(), &ALERT_PARAMS, filters::alert_status);
     let (params, status, page) = match parsed {
         Ok(parsed) => parsed,
         Err(bad) => {
@@ -294,16 +313,7 @@ pub async fn audit(
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let (frame, mut tx) = open(&state, &user, installation, "audit").await?;
-    let params = Params::parse(query.as_deref(), &[&AUDIT_PARAMS, &PAGE_PARAMS]);
-    let form = params
-        .as_ref()
-        .map(|p| p.form(&AUDIT_PARAMS))
-        .unwrap_or_else(|_| Params::default().form(&AUDIT_PARAMS));
-    let parsed = params.and_then(|p| {
-        let filter = filters::audit_filter(&p)?;
-        let page = filters::page(&p)?;
-        Ok((p, filter, page))
-    });
+    let (form, parsed) = list_request(query.as_deref(), &AUDIT_PARAMS, filters::audit_filter);
     let (params, filter, page) = match parsed {
         Ok(parsed) => parsed,
         Err(bad) => {
@@ -316,4 +326,132 @@ pub async fn audit(
     let (items, next_query) = paginate(rows, page, &params, |row| row.id);
     let context = json!({ "form": form, "items": items, "next_query": next_query });
     Ok(render("audit", frame, context, None))
+}
+
+pub async fn pulls(
+    State(state): State<Arc<DashboardState>>,
+    PageUser(user): PageUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let (frame, mut tx) = open(&state, &user, installation, "pulls").await?;
+    let (form, parsed) = list_request(query.as_deref(), &PULL_PARAMS, filters::pull_filter);
+    let (params, filter, page) = match parsed {
+        Ok(parsed) => parsed,
+        Err(bad) => {
+            let context = json!({ "form": form, "items": [], "next_query": null });
+            return Ok(render("pulls", frame, context, Some(bad)));
+        }
+    };
+    let rows = db::pulls_page(&mut tx, &filter, page.before_id, page.limit + 1).await?;
+    tx.commit().await?;
+    let (items, next_query) = paginate(rows, page, &params, |row| row.evaluation_id);
+    let context = json!({ "form": form, "items": items, "next_query": next_query });
+    Ok(render("pulls", frame, context, None))
+}
+
+pub async fn rule(
+    State(state): State<Arc<DashboardState>>,
+    PageUser(user): PageUser,
+    Path((installation, rule_id)): Path<(i64, String)>,
+) -> Result<Response, PageError> {
+    let (frame, tx) = open(&state, &user, installation, "overview").await?;
+    let view = rule_view(&state, tx, installation, &rule_id).await?;
+    let history = &view.history;
+    let days: Vec<String> = history.iter().map(|d| d.day.to_string()).collect();
+    let chart = charts::line_chart(
+        "Violations per day",
+        &days,
+        &[
+            Series {
+                name: "found".into(),
+                colour: TIER_COLOURS[0],
+                values: history.iter().map(|d| d.violations as f64).collect(),
+            },
+            Series {
+                name: "new".into(),
+                colour: SCORE_COLOUR,
+                values: history.iter().map(|d| d.new_violations as f64).collect(),
+            },
+        ],
+        None,
+    );
+    let mut context = json!(view);
+    context["history_chart"] = json!(chart);
+    context["history_days"] = json!(RULE_HISTORY_DAYS);
+    Ok(render("rule", frame, context, None))
+}
+
+const SCORE_COLOUR: &str = "#0969da";
+/// BLOCK, OVERRIDE, WARNING.
+const TIER_COLOURS: [&str; 3] = ["#cf222e", "#bf8700", "#8c959f"];
+
+pub async fn trends(
+    State(state): State<Arc<DashboardState>>,
+    PageUser(user): PageUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let (frame, tx) = open(&state, &user, installation, "trends").await?;
+    let params = Params::parse(query.as_deref(), &[&TREND_PARAMS]);
+    let form = params.as_ref().map_or_else(
+        |_| Params::default().form(&TREND_PARAMS),
+        |p| p.form(&TREND_PARAMS),
+    );
+    let (filter, days) = match params.and_then(|p| filters::trend_filter(&p)) {
+        Ok(parsed) => parsed,
+        Err(bad) => {
+            let context = json!({ "form": form, "days": 0, "charts": null, "rules": [] });
+            return Ok(render("trends", frame, context, Some(bad)));
+        }
+    };
+    tx.commit().await?;
+    let today = Utc::now().date_naive();
+    let chart = trend_chart(&state, installation, &filter, days, today).await?;
+    let (series, rules) = &*chart;
+    let labels: Vec<String> = series.iter().map(|d| d.day.to_string()).collect();
+    let score = charts::line_chart(
+        "Average score",
+        &labels,
+        &[Series {
+            name: "average score".into(),
+            colour: SCORE_COLOUR,
+            values: series
+                .iter()
+                .map(|d| d.average_score.unwrap_or(f64::NAN))
+                .collect(),
+        }],
+        Some(100.0),
+    );
+    let tier = |name: &str, colour: &'static str, count: fn(&TrendDay) -> i64| Series {
+        name: name.to_owned(),
+        colour,
+        values: series.iter().map(|d| count(d) as f64).collect(),
+    };
+    let violations = charts::stacked_bars(
+        "Violations per day, by tier",
+        &labels,
+        &[
+            tier("BLOCK", TIER_COLOURS[0], |d| d.block),
+            tier("OVERRIDE", TIER_COLOURS[1], |d| d.r#override),
+            tier("WARNING", TIER_COLOURS[2], |d| d.warning),
+        ],
+    );
+    let most = rules.iter().map(|r| r.violations).max().unwrap_or(0).max(1);
+    let rules: Vec<Value> = rules
+        .iter()
+        .map(|r| {
+            let mut value = json!(r);
+            value["percent"] = json!(r.violations * 100 / most);
+            value
+        })
+        .collect();
+    let context = json!({
+        "form": form,
+        "days": days,
+        "charts": { "score": score, "violations": violations },
+        "rules": rules,
+        "evaluations": series.iter().map(|d| d.evaluations).sum::<i64>(),
+    });
+    Ok(render("trends", frame, context, None))
 }

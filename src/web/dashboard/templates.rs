@@ -31,6 +31,9 @@ const TEMPLATES: &[(&str, &str)] = &dashboard_templates!(
     "pull_request",
     "alerts",
     "audit",
+    "pulls",
+    "rule",
+    "trends",
 );
 
 static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
