@@ -311,7 +311,7 @@ fn next_request(rng: &mut Rng, prs_per_repo: i64, next_page: Option<&str>) -> (S
     let state = rng.pick(&["open", "overridden", "resolved"]);
     let days = rng.pick(&["30", "90", "365"]);
     // (weight, label, path under the page or API base)
-    let mix: [(u64, &str, String); 24] = [
+    let mix: [(u64, &str, String); 25] = [
         (8, "page overview", format!("{page}/")),
         (6, "page violations", format!("{page}/violations")),
         (
@@ -335,6 +335,7 @@ fn next_request(rng: &mut Rng, prs_per_repo: i64, next_page: Option<&str>) -> (S
             format!("{page}/violations?{}", next_page.unwrap_or("")),
         ),
         (6, "page pull request", format!("{page}{pull}")),
+        (2, "page pulls", format!("{page}/pulls")),
         (3, "page rule", format!("{page}/rules/{rule}")),
         (3, "page trends", format!("{page}/trends?days={days}")),
         (3, "page alerts", format!("{page}/alerts")),

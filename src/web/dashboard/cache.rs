@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
-pub const TTL: Duration = Duration::from_secs(30);
+pub const TTL: Duration = Duration::from_secs(300);
 /// Keys carry filters from query strings: past this many entries, expired ones are dropped, and
 /// if that is not enough, all of them.
 const MAX_ENTRIES: usize = 10_000;
