@@ -379,6 +379,8 @@ fn next_request(rng: &mut Rng, prs_per_repo: i64, next_page: Option<&str>) -> (S
 
 struct Sample {
     route: String,
+    /// When it was sent, from the start of the browsing.
+    at: Duration,
     elapsed: Duration,
     /// `None` when the request got an answer with a 2xx status.
     error: Option<String>,
@@ -391,6 +393,7 @@ async fn browse(
     session: Session,
     user: u64,
     prs_per_repo: i64,
+    started: Instant,
     deadline: Instant,
 ) -> Vec<Sample> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (user + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9));
@@ -398,7 +401,7 @@ async fn browse(
     let mut next_page: Option<String> = None;
     tokio::time::sleep(Duration::from_millis(rng.below(PACE_MS.1))).await;
     while Instant::now() < deadline {
-        let started = Instant::now();
+        let sent = Instant::now();
         let (route, path) = next_request(&mut rng, prs_per_repo, next_page.as_deref());
         let response = dashboard
             .http
@@ -423,13 +426,14 @@ async fn browse(
             }
             Err(e) => (Some(format!("sending: {e}")), Default::default()),
         };
-        let elapsed = started.elapsed();
+        let elapsed = sent.elapsed();
         if error.is_none() && route.starts_with("api violations") && !route.contains('?') {
             next_page = serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| v["next_cursor"].as_str().map(|c| format!("cursor={c}")));
         }
         samples.push(Sample {
+            at: sent.duration_since(started),
             route,
             elapsed,
             error: error.map(|e| format!("{path}: {e}")),
@@ -556,7 +560,8 @@ async fn main() {
         database_url.clone(),
         stop.clone(),
     ));
-    let deadline = Instant::now() + Duration::from_secs(seconds.max(1) as u64);
+    let browsing = Instant::now();
+    let deadline = browsing + Duration::from_secs(seconds.max(1) as u64);
     let prs_per_repo = prs / REPOS;
     let loops: Vec<_> = sessions
         .into_iter()
@@ -567,6 +572,7 @@ async fn main() {
                 session,
                 n as u64,
                 prs_per_repo,
+                browsing,
                 deadline,
             ))
         })
@@ -594,6 +600,21 @@ async fn main() {
     let mut all: Vec<Duration> = samples.iter().map(|s| s.elapsed).collect();
     let errors: Vec<&String> = samples.iter().filter_map(|s| s.error.as_ref()).collect();
     println!("{}", report_line("all", &mut all, errors.len()));
+    // Over time: the first seconds read every cached aggregate once (cache.rs).
+    let windows: Vec<String> = (0..seconds.max(1) as u64)
+        .step_by(10)
+        .map(|from| {
+            let window = from..from + 10;
+            let mut durations: Vec<Duration> = samples
+                .iter()
+                .filter(|s| window.contains(&s.at.as_secs()))
+                .map(|s| s.elapsed)
+                .collect();
+            durations.sort();
+            format!("{from}-{}s {}", from + 10, ms(percentile(&durations, 95.0)))
+        })
+        .collect();
+    println!("p95 ms by 10 s window: {}", windows.join(", "));
     for error in errors.iter().take(5) {
         println!("  error: {error}");
     }
