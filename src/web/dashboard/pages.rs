@@ -2,7 +2,7 @@
 //! installation of its URL, like the JSON API, and shows the same data.
 
 use super::access::{InstallationAccess, Role};
-use super::api::{PullRequestView, RuleStatus, rule_status, rule_view};
+use super::api::{PullRequestView, RuleStatus, rule_view, with_status};
 use super::charts::{self, Series};
 use super::error::ApiError;
 use super::filters::{
@@ -198,20 +198,16 @@ pub async fn overview(
     let (frame, mut tx) = open(&state, &user, installation, "overview").await?;
     let rows = db::rule_overview(&mut tx).await?;
     tx.commit().await?;
-    let now = Utc::now();
     let mut counts = json!({ "red": 0, "yellow": 0, "green": 0 });
-    let rules: Vec<Value> = rows
+    let rules: Vec<Value> = with_status(rows, Utc::now())
         .into_iter()
-        .map(|row| {
-            let status = rule_status(&row.tier, row.open_violations, row.last_seen, now);
+        .map(|(status, value)| {
             let key = match status {
                 RuleStatus::Red => "red",
                 RuleStatus::Yellow => "yellow",
                 RuleStatus::Green => "green",
             };
             counts[key] = json!(counts[key].as_i64().unwrap_or_default() + 1);
-            let mut value = json!(row);
-            value["status"] = json!(status);
             value
         })
         .collect();
