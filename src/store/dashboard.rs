@@ -23,6 +23,12 @@ enum Scope<'a> {
 /// Begins a transaction as `tollgate_dashboard`, scoped with `set_config(..., true)`: the
 /// settings end with the transaction, so a pooled connection never carries them to the next user
 /// (a session-wide `SET` would).
+///
+/// Its statements are planned for their actual parameters every time (`force_custom_plan`). The
+/// lists take optional filters (`$1 IS NULL OR ...`): a generic plan, which PostgreSQL adopts
+/// for a prepared statement after five executions when it looks cheaper, cannot tell which are
+/// set, and for the violations list it sorted every row of the installation (over a minute at a
+/// million violations; README "Benchmark") where a custom plan reads one index page.
 async fn begin(pool: &PgPool, scope: Scope<'_>) -> Result<DashboardTx, sqlx::Error> {
     let (setting, value) = match scope {
         Scope::Installation(id) => ("app.installation_id", id.to_string()),
@@ -30,11 +36,14 @@ async fn begin(pool: &PgPool, scope: Scope<'_>) -> Result<DashboardTx, sqlx::Err
         Scope::ApiToken(hash) => ("app.api_token_hash", hash.to_owned()),
     };
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('role', 'tollgate_dashboard', true), set_config($1, $2, true)")
-        .bind(setting)
-        .bind(value)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "SELECT set_config('role', 'tollgate_dashboard', true), set_config($1, $2, true),
+                set_config('plan_cache_mode', 'force_custom_plan', true)",
+    )
+    .bind(setting)
+    .bind(value)
+    .execute(&mut *tx)
+    .await?;
     Ok(tx)
 }
 
@@ -202,22 +211,23 @@ pub struct RuleOverviewRow {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
-/// The latest completed evaluation of each pull request: its violations are the open ones.
-macro_rules! latest_evaluations {
+/// Whether completed evaluation `e` is the latest completed one of its pull request (the one
+/// `ORDER BY created_at DESC, id DESC` puts first): its violations are the open ones. Asked per
+/// row through the index `evaluations_completed_pr`, never by ranking every evaluation.
+macro_rules! is_latest {
     () => {
-        "latest AS (
-             SELECT DISTINCT ON (repository_id, pr_number) id, repository_id, pr_number
-             FROM evaluations WHERE status = 'completed'
-             ORDER BY repository_id, pr_number, created_at DESC, id DESC
-         )"
+        "NOT EXISTS (SELECT 1 FROM evaluations later
+                     WHERE later.repository_id = e.repository_id AND later.pr_number = e.pr_number
+                       AND later.status = 'completed'
+                       AND (later.created_at, later.id) > (e.created_at, e.id))"
     };
 }
 
-/// Whether violation `v` of the latest evaluation `l` is covered by an approved override.
+/// Whether violation `v` of pull request `e` is covered by an approved override.
 macro_rules! overridden {
     () => {
         "EXISTS (SELECT 1 FROM override_requests o
-                 WHERE o.repository_id = l.repository_id AND o.pr_number = l.pr_number
+                 WHERE o.repository_id = e.repository_id AND o.pr_number = e.pr_number
                    AND o.status = 'approved' AND v.fingerprint = ANY (o.fingerprints))"
     };
 }
@@ -225,21 +235,21 @@ macro_rules! overridden {
 /// Every rule of the pack with its open violations and when it was last seen.
 pub async fn rule_overview(tx: &mut PgConnection) -> Result<Vec<RuleOverviewRow>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "WITH ",
-        latest_evaluations!(),
-        ", open AS (
-             SELECT v.rule_id, count(*) AS n FROM violations v JOIN latest l ON l.id = v.evaluation_id
-             WHERE NOT ",
+        "WITH open AS (
+             SELECT v.rule_id, count(*) AS n
+             FROM evaluations e JOIN violations v ON v.evaluation_id = e.id
+             WHERE e.status = 'completed' AND ",
+        is_latest!(),
+        " AND NOT ",
         overridden!(),
         " GROUP BY v.rule_id
-         ), seen AS (
-             SELECT rule_id, max(created_at) AS last_seen FROM violations GROUP BY rule_id
          )
          SELECT r.rule_id, r.name, r.tier, r.category,
-                coalesce(open.n, 0) AS open_violations, seen.last_seen
+                coalesce(open.n, 0) AS open_violations,
+                (SELECT max(s.created_at) FROM violations s WHERE s.rule_id = r.rule_id)
+                    AS last_seen
          FROM rule_definitions r
          LEFT JOIN open ON open.rule_id = r.rule_id
-         LEFT JOIN seen ON seen.rule_id = r.rule_id
          ORDER BY r.rule_id"
     ))
     .fetch_all(tx)
@@ -289,9 +299,7 @@ pub struct ViolationRow {
 macro_rules! violations_query {
     () => {
         concat!(
-            "WITH ",
-            latest_evaluations!(),
-            " SELECT * FROM (
+            "SELECT * FROM (
                  SELECT v.id, r.full_name AS repository, e.pr_number, p.author, v.evaluation_id,
                         v.rule_id, v.tier, v.path, v.line, v.message, v.fingerprint,
                         CASE WHEN v.evaluation_id <> l.id THEN 'resolved'
@@ -301,11 +309,22 @@ macro_rules! violations_query {
                         v.created_at
                  FROM violations v
                  JOIN evaluations e ON e.id = v.evaluation_id
-                 JOIN latest l ON l.repository_id = e.repository_id AND l.pr_number = e.pr_number
+                 -- The pull request's latest completed evaluation, looked up for this row only.
+                 CROSS JOIN LATERAL (
+                     SELECT le.id FROM evaluations le
+                     WHERE le.repository_id = e.repository_id AND le.pr_number = e.pr_number
+                       AND le.status = 'completed'
+                     ORDER BY le.created_at DESC, le.id DESC LIMIT 1
+                 ) l
                  JOIN repositories r ON r.id = e.repository_id
                  LEFT JOIN pull_requests p
                         ON p.repository_id = e.repository_id AND p.number = e.pr_number
                  WHERE ($1::text IS NULL OR r.full_name = $1)
+                   -- Implied by the line above; lets the scan drop other repositories' rows by
+                   -- a hash probe before joining them (a repository is 1/200 of the rows).
+                   AND ($1::text IS NULL OR v.evaluation_id IN (
+                       SELECT re.id FROM evaluations re
+                       JOIN repositories rr ON rr.id = re.repository_id WHERE rr.full_name = $1))
                    AND ($2::text IS NULL OR v.rule_id = $2)
                    AND ($3::text IS NULL OR v.tier = $3)
                    AND ($4::text IS NULL OR starts_with(v.path, $4))
@@ -699,20 +718,19 @@ pub async fn pulls_page(
     limit: i64,
 ) -> Result<Vec<PullSummaryRow>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "WITH ",
-        latest_evaluations!(),
-        " SELECT e.id AS evaluation_id, r.full_name AS repository, e.pr_number AS number,
-                 coalesce(p.title, '') AS title, p.author, e.head_sha, e.score, e.verdict,
-                 e.threshold, e.block_count, e.override_count, e.warning_count, e.completed_at
-          FROM latest l
-          JOIN evaluations e ON e.id = l.id
-          JOIN repositories r ON r.id = e.repository_id
-          LEFT JOIN pull_requests p ON p.repository_id = e.repository_id AND p.number = e.pr_number
-          WHERE ($1::text IS NULL OR r.full_name = $1)
-            AND ($2::text IS NULL OR e.verdict = $2)
-            AND ($3::text IS NULL OR p.author = $3)
-            AND ($4::bigint IS NULL OR e.id < $4)
-          ORDER BY e.id DESC LIMIT $5"
+        "SELECT e.id AS evaluation_id, r.full_name AS repository, e.pr_number AS number,
+                coalesce(p.title, '') AS title, p.author, e.head_sha, e.score, e.verdict,
+                e.threshold, e.block_count, e.override_count, e.warning_count, e.completed_at
+         FROM evaluations e
+         JOIN repositories r ON r.id = e.repository_id
+         LEFT JOIN pull_requests p ON p.repository_id = e.repository_id AND p.number = e.pr_number
+         WHERE e.status = 'completed' AND ",
+        is_latest!(),
+        " AND ($1::text IS NULL OR r.full_name = $1)
+           AND ($2::text IS NULL OR e.verdict = $2)
+           AND ($3::text IS NULL OR p.author = $3)
+           AND ($4::bigint IS NULL OR e.id < $4)
+         ORDER BY e.id DESC LIMIT $5"
     ))
     .bind(filter.repository.as_deref())
     .bind(filter.verdict.as_deref())

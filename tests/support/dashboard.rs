@@ -8,6 +8,7 @@ use super::test_app::{self, TestApp};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
+use tollgate::app::RuntimeOptions;
 
 /// Installation A and its data.
 pub const A: i64 = 77;
@@ -108,11 +109,20 @@ pub struct Session {
 /// The app with the dashboard on, against a fake GitHub where alice owns acme (installation A),
 /// bob is a member of acme, and carol owns globex (installation B). Both are seeded.
 pub async fn dashboard() -> Dashboard {
+    let dashboard = start_dashboard(test_app::fresh_database().await, test_app::options()).await;
+    let mut db = dashboard.app.db().await;
+    seed(&mut db, A, A_ACCOUNT, A_REPO).await;
+    seed(&mut db, B, B_ACCOUNT, B_REPO).await;
+    dashboard
+}
+
+/// Like `dashboard()`, on this database with these runtime options, seeding nothing.
+pub async fn start_dashboard(database_url: String, options: RuntimeOptions) -> Dashboard {
     let github = FakeGithub::start(test_app::APP_ID, TEST_APP_KEY).await;
     let app = TestApp::start_configured(
-        test_app::fresh_database().await,
+        database_url,
         &github.url(),
-        test_app::options(),
+        options,
         &[
             ("SESSION_KEY", SESSION_KEY.to_owned()),
             ("GITHUB_CLIENT_ID", CLIENT_ID.to_owned()),
@@ -135,9 +145,6 @@ pub async fn dashboard() -> Dashboard {
     github.set_org_role(A_ACCOUNT, "alice", "admin");
     github.set_org_role(A_ACCOUNT, "bob", "member");
     github.set_org_role(B_ACCOUNT, "carol", "admin");
-    let mut db = app.db().await;
-    seed(&mut db, A, A_ACCOUNT, A_REPO).await;
-    seed(&mut db, B, B_ACCOUNT, B_REPO).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -2,6 +2,7 @@
 //! the URL (another installation is "not found"), then reads inside a transaction scoped to it.
 
 use super::access::Role;
+use super::cache::Trends;
 use super::cookies;
 use super::export::{self, CsvRow};
 use super::filters::{
@@ -15,8 +16,8 @@ use crate::jobs::{
 };
 use crate::store::dashboard::{
     self as db, AuditFilter, AuditRow, DashboardTx, EvaluationFilter, EvaluationListRow,
-    EvaluationRow, EvaluationViolationRow, NewApiToken, OverrideRow, PullRequestRow, RuleTopBy,
-    ViolationFilter, ViolationRow, begin_tenant,
+    EvaluationRow, EvaluationViolationRow, NamedCount, NewApiToken, OverrideRow, PullRequestRow,
+    RuleOverviewRow, RuleTopBy, ViolationFilter, ViolationRow, begin_tenant,
 };
 use crate::store::trends;
 use crate::store::{self, AuditEntry, SlackSubject, audit as write_audit};
@@ -25,7 +26,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
@@ -91,6 +92,94 @@ pub(super) async fn tenant(
     Ok((role, begin_tenant(&state.pool, installation).await?))
 }
 
+/// A cached read (cache.rs) of `installation`, made on a miss in a tenant transaction of its
+/// own: requests waiting for the same read hold no connection meanwhile. The caller has checked
+/// the user's role in the installation.
+async fn read_tenant<T, F>(
+    state: &DashboardState,
+    installation: i64,
+    read: F,
+) -> Result<T, sqlx::Error>
+where
+    F: AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+{
+    let mut tx = begin_tenant(&state.pool, installation).await?;
+    let value = read(&mut tx).await?;
+    tx.commit().await?;
+    Ok(value)
+}
+
+/// The rules overview of `installation`, cached.
+pub(super) async fn rule_overview(
+    state: &DashboardState,
+    installation: i64,
+) -> Result<Arc<Vec<RuleOverviewRow>>, sqlx::Error> {
+    state
+        .cache
+        .overview
+        .get_or_load(installation, String::new(), || {
+            read_tenant(state, installation, async |tx| db::rule_overview(tx).await)
+        })
+        .await
+}
+
+/// A trend chart of `installation` (its daily series and violations per rule), cached.
+pub(super) async fn trend_chart(
+    state: &DashboardState,
+    installation: i64,
+    filter: &trends::TrendFilter,
+    days: u32,
+    today: NaiveDate,
+) -> Result<Arc<Trends>, sqlx::Error> {
+    let key = format!("{days} {today} {:?} {:?}", filter.repository, filter.rule);
+    state
+        .cache
+        .trends
+        .get_or_load(installation, key, || {
+            read_tenant(state, installation, async |tx| {
+                let series = trends::trend_series(tx, filter, days, today).await?;
+                let rules = trends::violations_by_rule(tx, filter, days, today).await?;
+                Ok((series, rules))
+            })
+        })
+        .await
+}
+
+/// Where and when a rule was violated lately.
+pub struct RuleActivity {
+    pub history: Vec<trends::RuleDay>,
+    pub top_paths: Vec<NamedCount>,
+    pub top_repositories: Vec<NamedCount>,
+}
+
+/// A rule's activity in `installation`, cached.
+pub(super) async fn rule_activity(
+    state: &DashboardState,
+    installation: i64,
+    rule_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Arc<RuleActivity>, sqlx::Error> {
+    let today = now.date_naive();
+    state
+        .cache
+        .rule_activity
+        .get_or_load(installation, format!("{rule_id} {today}"), || {
+            read_tenant(state, installation, async |tx| {
+                let history = trends::rule_history(tx, rule_id, today).await?;
+                let since = now - Duration::days(RULE_TOP_DAYS);
+                let top_paths = db::rule_top(tx, rule_id, since, RuleTopBy::Path, RULE_TOP).await?;
+                let top_repositories =
+                    db::rule_top(tx, rule_id, since, RuleTopBy::Repository, RULE_TOP).await?;
+                Ok(RuleActivity {
+                    history,
+                    top_paths,
+                    top_repositories,
+                })
+            })
+        })
+        .await
+}
+
 pub async fn rules(
     State(state): State<Arc<DashboardState>>,
     ApiUser(user): ApiUser,
@@ -98,10 +187,9 @@ pub async fn rules(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
-    let (_, mut tx) = tenant(&state, &user, installation).await?;
-    let rows = db::rule_overview(&mut tx).await?;
-    tx.commit().await?;
-    let rules: Vec<Value> = with_status(rows, Utc::now())
+    user.role_in(installation)?;
+    let rows = rule_overview(&state, installation).await?;
+    let rules: Vec<Value> = with_status(&rows, Utc::now())
         .into_iter()
         .map(|(_, value)| value)
         .collect();
@@ -110,10 +198,10 @@ pub async fn rules(
 
 /// Each rule of the overview with its status, also in its JSON (as `status`).
 pub(super) fn with_status(
-    rows: Vec<db::RuleOverviewRow>,
+    rows: &[RuleOverviewRow],
     now: DateTime<Utc>,
 ) -> Vec<(RuleStatus, Value)> {
-    rows.into_iter()
+    rows.iter()
         .map(|row| {
             let status = rule_status(&row.tier, row.open_violations, row.last_seen, now);
             let mut value = json!(row);
@@ -668,11 +756,10 @@ pub async fn trends(
 ) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(query.as_deref(), &[&TREND_PARAMS])?;
     let (filter, days) = filters::trend_filter(&params)?;
-    let (_, mut tx) = tenant(&state, &user, installation).await?;
+    user.role_in(installation)?;
     let today = Utc::now().date_naive();
-    let series = trends::trend_series(&mut tx, &filter, days, today).await?;
-    let rules = trends::violations_by_rule(&mut tx, &filter, days, today).await?;
-    tx.commit().await?;
+    let chart = trend_chart(&state, installation, &filter, days, today).await?;
+    let (series, rules) = &*chart;
     Ok(Json(
         json!({ "days": days, "series": series, "rules": rules }),
     ))
@@ -690,9 +777,8 @@ pub async fn rule(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     Params::parse(query.as_deref(), &[])?;
-    let (_, mut tx) = tenant(&state, &user, installation).await?;
-    let view = rule_view(&mut tx, &rule_id).await?;
-    tx.commit().await?;
+    let (_, tx) = tenant(&state, &user, installation).await?;
+    let view = rule_view(&state, tx, installation, &rule_id).await?;
     Ok(Json(json!(view)))
 }
 
@@ -706,32 +792,35 @@ pub struct RuleView {
     pub top_repositories: Vec<db::NamedCount>,
 }
 
-/// A rule's view; an unknown rule is not found.
-pub(super) async fn rule_view(tx: &mut DashboardTx, rule_id: &str) -> Result<RuleView, ApiError> {
+/// A rule's view; an unknown rule is not found. `tx` (of `installation`) reads the definition
+/// and ends; the rest is cached.
+pub(super) async fn rule_view(
+    state: &DashboardState,
+    mut tx: DashboardTx,
+    installation: i64,
+    rule_id: &str,
+) -> Result<RuleView, ApiError> {
     let rule_id = rule_id.to_ascii_uppercase();
-    let definition = db::rule_definition(tx, &rule_id)
+    let definition = db::rule_definition(&mut tx, &rule_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let overview = db::rule_overview(tx)
-        .await?
-        .into_iter()
-        .find(|row| row.rule_id == rule_id);
+    tx.commit().await?;
+    let overview = rule_overview(state, installation).await?;
     let now = Utc::now();
-    let history = trends::rule_history(tx, &rule_id, now.date_naive()).await?;
-    let since = now - Duration::days(RULE_TOP_DAYS);
-    let top_paths = db::rule_top(tx, &rule_id, since, RuleTopBy::Path, RULE_TOP).await?;
-    let top_repositories =
-        db::rule_top(tx, &rule_id, since, RuleTopBy::Repository, RULE_TOP).await?;
-    let (open, last_seen) = overview.map_or((0, None), |row| (row.open_violations, row.last_seen));
+    let activity = rule_activity(state, installation, &rule_id, now).await?;
+    let (open, last_seen) = overview
+        .iter()
+        .find(|row| row.rule_id == rule_id)
+        .map_or((0, None), |row| (row.open_violations, row.last_seen));
     let mut rule = json!(definition);
     rule["open_violations"] = json!(open);
     rule["last_seen"] = json!(last_seen);
     rule["status"] = json!(rule_status(&definition.tier, open, last_seen, now));
     Ok(RuleView {
         rule,
-        history,
-        top_paths,
-        top_repositories,
+        history: activity.history.clone(),
+        top_paths: activity.top_paths.clone(),
+        top_repositories: activity.top_repositories.clone(),
     })
 }
 

@@ -4,6 +4,7 @@
 //! usual tenant-scoped queries, so an event carries ids and nothing else. Browsers without
 //! EventSource, or whose stream broke, poll instead (see `assets/dashboard.js`).
 
+use super::cache::Caches;
 use super::{DashboardState, PageError, PageUser};
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -35,9 +36,11 @@ pub struct LiveUpdates {
 }
 
 impl LiveUpdates {
-    pub fn start(pool: PgPool) -> Self {
+    /// Listens, fanning events out to the streams and dropping what `caches` hold of the
+    /// installation that changed.
+    pub fn start(pool: PgPool, caches: Arc<Caches>) -> Self {
         let (sender, _) = broadcast::channel(256);
-        let listener = tokio::spawn(listen(pool, sender.clone())).abort_handle();
+        let listener = tokio::spawn(listen(pool, sender.clone(), caches)).abort_handle();
         Self { sender, listener }
     }
 
@@ -54,8 +57,10 @@ impl Drop for LiveUpdates {
 
 /// Forwards notifications until the process ends. The listener reconnects by itself after a
 /// lost connection; failing to connect at all is retried after a pause.
-async fn listen(pool: PgPool, sender: broadcast::Sender<LiveEvent>) {
+async fn listen(pool: PgPool, sender: broadcast::Sender<LiveEvent>, caches: Arc<Caches>) {
     loop {
+        // Whatever changed while nobody listened is unknown: the cached reads go.
+        caches.clear();
         let mut listener = match connect(&pool).await {
             Ok(listener) => listener,
             Err(error) => {
@@ -68,11 +73,16 @@ async fn listen(pool: PgPool, sender: broadcast::Sender<LiveEvent>) {
             match listener.recv().await {
                 Ok(notification) => match serde_json::from_str(notification.payload()) {
                     // No subscriber is not an error: nobody has a page open.
-                    Ok(event) => drop(sender.send(event)),
+                    Ok(event) => {
+                        let event: LiveEvent = event;
+                        caches.invalidate(event.installation_id);
+                        drop(sender.send(event));
+                    }
                     Err(error) => tracing::warn!(%error, "unreadable dashboard notification"),
                 },
                 Err(sqlx::Error::PoolClosed) => return,
                 Err(error) => {
+                    caches.clear();
                     tracing::warn!(%error, "dashboard live updates lost their connection");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     break;

@@ -5,6 +5,7 @@
 pub mod access;
 mod api;
 mod auth;
+mod cache;
 pub mod charts;
 mod cookies;
 mod error;
@@ -50,6 +51,8 @@ pub struct DashboardState {
     slack_enabled: bool,
     email_enabled: bool,
     live: live::LiveUpdates,
+    /// Aggregate reads, dropped by live updates.
+    cache: Arc<cache::Caches>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,7 @@ impl DashboardState {
             dashboard.client_secret.expose(),
         )?;
         let public_url = settings.public_url.as_deref();
+        let cache = Arc::new(cache::Caches::default());
         Ok(Some(Arc::new(Self {
             pool,
             oauth,
@@ -93,7 +97,8 @@ impl DashboardState {
             web_url: dashboard.web_url.clone(),
             slack_enabled: settings.slack.is_some(),
             email_enabled: settings.email.is_some(),
-            live: live::LiveUpdates::start(main_pool.clone()),
+            live: live::LiveUpdates::start(main_pool.clone(), cache.clone()),
+            cache,
         })))
     }
 }

@@ -2,7 +2,7 @@
 //! installation of its URL, like the JSON API, and shows the same data.
 
 use super::access::{InstallationAccess, Role};
-use super::api::{PullRequestView, RuleStatus, rule_view, with_status};
+use super::api::{PullRequestView, RuleStatus, rule_overview, rule_view, trend_chart, with_status};
 use super::charts::{self, Series};
 use super::error::ApiError;
 use super::filters::{
@@ -12,7 +12,7 @@ use super::filters::{
 use super::summary::why;
 use super::{Credential, DashboardState, PageUser, Principal, templates};
 use crate::store::dashboard::{self as db, DashboardTx, HealthStripRow, begin_tenant};
-use crate::store::trends::{self, RULE_HISTORY_DAYS, TrendDay};
+use crate::store::trends::{RULE_HISTORY_DAYS, TrendDay};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -195,11 +195,11 @@ pub async fn overview(
     PageUser(user): PageUser,
     Path(installation): Path<i64>,
 ) -> Result<Response, PageError> {
-    let (frame, mut tx) = open(&state, &user, installation, "overview").await?;
-    let rows = db::rule_overview(&mut tx).await?;
+    let (frame, tx) = open(&state, &user, installation, "overview").await?;
     tx.commit().await?;
+    let rows = rule_overview(&state, installation).await?;
     let mut counts = json!({ "red": 0, "yellow": 0, "green": 0 });
-    let rules: Vec<Value> = with_status(rows, Utc::now())
+    let rules: Vec<Value> = with_status(&rows, Utc::now())
         .into_iter()
         .map(|(status, value)| {
             let key = match status {
@@ -351,9 +351,8 @@ pub async fn rule(
     PageUser(user): PageUser,
     Path((installation, rule_id)): Path<(i64, String)>,
 ) -> Result<Response, PageError> {
-    let (frame, mut tx) = open(&state, &user, installation, "overview").await?;
-    let view = rule_view(&mut tx, &rule_id).await?;
-    tx.commit().await?;
+    let (frame, tx) = open(&state, &user, installation, "overview").await?;
+    let view = rule_view(&state, tx, installation, &rule_id).await?;
     let history = &view.history;
     let days: Vec<String> = history.iter().map(|d| d.day.to_string()).collect();
     let chart = charts::line_chart(
@@ -389,7 +388,7 @@ pub async fn trends(
     Path(installation): Path<i64>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
-    let (frame, mut tx) = open(&state, &user, installation, "trends").await?;
+    let (frame, tx) = open(&state, &user, installation, "trends").await?;
     let params = Params::parse(query.as_deref(), &[&TREND_PARAMS]);
     let form = params.as_ref().map_or_else(
         |_| Params::default().form(&TREND_PARAMS),
@@ -402,10 +401,10 @@ pub async fn trends(
             return Ok(render("trends", frame, context, Some(bad)));
         }
     };
-    let today = Utc::now().date_naive();
-    let series = trends::trend_series(&mut tx, &filter, days, today).await?;
-    let rules = trends::violations_by_rule(&mut tx, &filter, days, today).await?;
     tx.commit().await?;
+    let today = Utc::now().date_naive();
+    let chart = trend_chart(&state, installation, &filter, days, today).await?;
+    let (series, rules) = &*chart;
     let labels: Vec<String> = series.iter().map(|d| d.day.to_string()).collect();
     let score = charts::line_chart(
         "Average score",
