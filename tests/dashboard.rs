@@ -1219,6 +1219,13 @@ async fn every_endpoint_answers_as_the_openapi_description_says() {
         .get_json(&format!("/api/v1/installations/{A}/alerts"), &alice)
         .await;
     let alert_id = alerts["items"][0]["id"].to_string();
+    let mut db = dash.app.db().await;
+    let override_id: i64 =
+        sqlx::query_scalar("SELECT id FROM override_requests WHERE installation_id = $1")
+            .bind(A)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
     let document: Value = dash
         .get("/api/v1/openapi.json", None)
         .await
@@ -1243,7 +1250,8 @@ async fn every_endpoint_answers_as_the_openapi_description_says() {
             .replace("{number}", "7")
             .replace("{token}", &created["id"].to_string())
             .replace("{alert}", &alert_id)
-            .replace("{rule}", "R01");
+            .replace("{rule}", "R01")
+            .replace("{override}", &override_id.to_string());
         for (method, operation) in operations.as_object().unwrap() {
             let query = if path.contains("/exports/") {
                 "?from=2000-01-01&to=2100-01-01"
@@ -1281,7 +1289,7 @@ async fn every_endpoint_answers_as_the_openapi_description_says() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 22, "every documented operation was called");
+    assert_eq!(checked, 24, "every documented operation was called");
     // Error answers match the Error schema too.
     let (status, body) = dash
         .get_json(

@@ -132,8 +132,8 @@ async fn concurrent_deliveries_are_all_answered_after_they_are_stored() {
                 .body(body.clone()),
         );
     }
-    // A payload PostgreSQL refuses (a NUL character in jsonb) fails alone.
-    let poison = br#"{"zen": "\u0000", "hook_id": 1}"#.to_vec();
+    // A delivery PostgreSQL refuses (a NUL character in a text column: its action) fails alone.
+    let poison = br#"{"zen": "z", "hook_id": 1, "action": "\u0000"}"#.to_vec();
     requests.push(
         app.http
             .post(app.url("/api/github/webhooks"))

@@ -189,17 +189,26 @@ pub async fn rules(
     Params::parse(query.as_deref(), &[])?;
     user.role_in(installation)?;
     let rows = rule_overview(&state, installation).await?;
-    let now = Utc::now();
-    let rules: Vec<Value> = rows
-        .iter()
+    let rules: Vec<Value> = with_status(&rows, Utc::now())
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
+    Ok(Json(json!({ "rules": rules })))
+}
+
+/// Each rule of the overview with its status, also in its JSON (as `status`).
+pub(super) fn with_status(
+    rows: &[RuleOverviewRow],
+    now: DateTime<Utc>,
+) -> Vec<(RuleStatus, Value)> {
+    rows.iter()
         .map(|row| {
             let status = rule_status(&row.tier, row.open_violations, row.last_seen, now);
             let mut value = json!(row);
             value["status"] = json!(status);
-            value
+            (status, value)
         })
-        .collect();
-    Ok(Json(json!({ "rules": rules })))
+        .collect()
 }
 
 /// A page of items and the cursor of the next page (`null` on the last one).

@@ -2,7 +2,7 @@
 //! installation of its URL, like the JSON API, and shows the same data.
 
 use super::access::{InstallationAccess, Role};
-use super::api::{PullRequestView, RuleStatus, rule_overview, rule_status, rule_view, trend_chart};
+use super::api::{PullRequestView, RuleStatus, rule_overview, rule_view, trend_chart, with_status};
 use super::charts::{self, Series};
 use super::error::ApiError;
 use super::filters::{
@@ -198,20 +198,16 @@ pub async fn overview(
     let (frame, tx) = open(&state, &user, installation, "overview").await?;
     tx.commit().await?;
     let rows = rule_overview(&state, installation).await?;
-    let now = Utc::now();
     let mut counts = json!({ "red": 0, "yellow": 0, "green": 0 });
-    let rules: Vec<Value> = rows
-        .iter()
-        .map(|row| {
-            let status = rule_status(&row.tier, row.open_violations, row.last_seen, now);
+    let rules: Vec<Value> = with_status(&rows, Utc::now())
+        .into_iter()
+        .map(|(status, value)| {
             let key = match status {
                 RuleStatus::Red => "red",
                 RuleStatus::Yellow => "yellow",
                 RuleStatus::Green => "green",
             };
             counts[key] = json!(counts[key].as_i64().unwrap_or_default() + 1);
-            let mut value = json!(row);
-            value["status"] = json!(status);
             value
         })
         .collect();
