@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use support::dashboard::{A, A_ACCOUNT, B, B_ACCOUNT, Dashboard, Session, start_dashboard};
+use support::percentile;
 use support::test_app;
 use tokio::time::Instant;
 use tollgate::app::Role;
@@ -489,14 +490,6 @@ async fn watch_connections(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     seen
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn ms(d: Duration) -> String {

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use support::TEST_APP_KEY;
 use support::fake_github::{FakeGithub, PrSpec, file_entry};
+use support::percentile;
 use support::test_app::{self, INSTALLATION_ID, TestApp, WEBHOOK_SECRET, pull_request_event};
 use tokio::time::Instant;
 use tollgate::app::{Role, RuntimeOptions};
@@ -155,15 +156,6 @@ async fn run_load(
     }
     total.wall = started.elapsed();
     total
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn ms(d: Duration) -> String {

@@ -26,6 +26,7 @@ use std::time::Duration;
 use support::TEST_APP_KEY;
 use support::fake_github::{FakeGithub, PrSpec, file_entry};
 use support::fake_slack::FakeSlack;
+use support::percentile;
 use support::test_app::{self, INSTALLATION_ID, TestApp, pull_request_event};
 use tokio::time::Instant;
 use tollgate::app::RuntimeOptions;
@@ -55,14 +56,6 @@ fn pr(number: usize, head: &str, patch: &str) -> PrSpec {
         files: vec![file_entry("app/settings.py", "added", Some(patch))],
         ..PrSpec::default()
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn ms(d: Duration) -> String {

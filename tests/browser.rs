@@ -115,6 +115,16 @@ async fn wait_for_script(browser: &Client, what: &str, script: &str) {
     }
 }
 
+async fn click_link(browser: &Client, text: &str) {
+    browser
+        .find(Locator::LinkText(text))
+        .await
+        .unwrap_or_else(|e| panic!("no link {text:?}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn text(browser: &Client, css: &str) -> String {
     browser
         .find(Locator::Css(css))
@@ -164,13 +174,7 @@ async fn a_user_logs_in_filters_opens_a_pull_request_sees_it_update_live_and_exp
         .await
         .unwrap();
     wait_for_script(&browser, "the installations page", "document.querySelector('h1') && document.querySelector('h1').textContent === 'Installations'").await;
-    browser
-        .find(Locator::LinkText("dashboard"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_link(&browser, "dashboard").await;
     wait_for_script(
         &browser,
         "the overview",
@@ -181,13 +185,7 @@ async fn a_user_logs_in_filters_opens_a_pull_request_sees_it_update_live_and_exp
     screenshot(&browser, "overview.png").await;
 
     // Filter the violations by rule.
-    browser
-        .find(Locator::LinkText("Violations"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_link(&browser, "Violations").await;
     wait_for_script(
         &browser,
         "the violations page",
@@ -208,13 +206,7 @@ async fn a_user_logs_in_filters_opens_a_pull_request_sees_it_update_live_and_exp
     assert!(!rows.contains("privileged container"), "{rows}");
 
     // Open the pull request.
-    browser
-        .find(Locator::LinkText(&format!("{}#7", A_REPO.1)))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_link(&browser, &format!("{}#7", A_REPO.1)).await;
     wait_for_script(
         &browser,
         "the pull request page",
@@ -293,13 +285,7 @@ async fn a_user_logs_in_filters_opens_a_pull_request_sees_it_update_live_and_exp
         )))
         .await
         .unwrap();
-    browser
-        .find(Locator::LinkText("CSV"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_link(&browser, "CSV").await;
     let file = downloads.join(format!("violations-{A}.csv"));
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while !file.exists() {
