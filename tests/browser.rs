@@ -1,6 +1,7 @@
 //! The dashboard in a real headless Chromium (Debian's `chromium` and `chromium-driver`, driven
 //! over WebDriver with fantoccini): log in through the fake GitHub, filter violations, open a
-//! pull request, see a new evaluation appear without a reload, download a CSV export.
+//! pull request, see a new evaluation appear without a reload, download a CSV export; and, in a
+//! browser without EventSource, see the page poll instead and still update.
 //!
 //! Without Chromium or ChromeDriver on the machine the test says so and skips (`scripts/test`
 //! installs them where it can). With `TOLLGATE_SCREENSHOTS=<dir>` it also saves the overview and
@@ -115,6 +116,59 @@ async fn wait_for_script(browser: &Client, what: &str, script: &str) {
     }
 }
 
+/// Logs in through the dashboard: GitHub's authorize page (the fake, signed in) and back.
+async fn log_in(browser: &Client, app: &support::test_app::TestApp) {
+    browser.goto(&app.url("/dashboard/login")).await.unwrap();
+    wait_for_script(
+        browser,
+        "the installations page",
+        "document.querySelector('h1') && document.querySelector('h1').textContent === 'Installations'",
+    )
+    .await;
+}
+
+/// Inserts a completed, passing evaluation of installation A's pull request 7.
+async fn land_an_evaluation(app: &support::test_app::TestApp, head: &str) {
+    let mut db = app.db().await;
+    sqlx::query(
+        "INSERT INTO evaluations (installation_id, repository_id, pr_number, head_sha, status,
+             score, verdict, threshold, block_count, override_count, warning_count,
+             policy_digest, completed_at)
+         VALUES ($1, $2, 7, $3, 'completed', 100, 'pass', 70, 0, 0, 0, 'pd1', now())",
+    )
+    .bind(A)
+    .bind(A_REPO.0)
+    .bind(head)
+    .execute(&mut db)
+    .await
+    .unwrap();
+}
+
+/// A Chrome DevTools command, through ChromeDriver's `goog/cdp/execute` endpoint.
+#[derive(Debug)]
+struct Cdp {
+    command: &'static str,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({ "cmd": self.command, "params": self.params });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
 async fn click_link(browser: &Client, text: &str) {
     browser
         .find(Locator::LinkText(text))
@@ -168,12 +222,7 @@ async fn a_user_logs_in_filters_opens_a_pull_request_sees_it_update_live_and_exp
     std::fs::create_dir_all(&downloads).unwrap();
     let browser = browser(&driver, &downloads).await;
 
-    // Log in: the dashboard sends the browser to GitHub's authorize page and back.
-    browser
-        .goto(&dash.app.url("/dashboard/login"))
-        .await
-        .unwrap();
-    wait_for_script(&browser, "the installations page", "document.querySelector('h1') && document.querySelector('h1').textContent === 'Installations'").await;
+    log_in(&browser, &dash.app).await;
     click_link(&browser, "dashboard").await;
     wait_for_script(
         &browser,
@@ -232,18 +281,7 @@ async fn a_user_logs_in_filters_opens_a_pull_request_sees_it_update_live_and_exp
         .execute("window.notReloaded = true; return true;", vec![])
         .await
         .unwrap();
-    let mut db = dash.app.db().await;
-    sqlx::query(
-        "INSERT INTO evaluations (installation_id, repository_id, pr_number, head_sha, status,
-             score, verdict, threshold, block_count, override_count, warning_count,
-             policy_digest, completed_at)
-         VALUES ($1, $2, 7, 'fixedhead999', 'completed', 100, 'pass', 70, 0, 0, 0, 'pd1', now())",
-    )
-    .bind(A)
-    .bind(A_REPO.0)
-    .execute(&mut db)
-    .await
-    .unwrap();
+    land_an_evaluation(&dash.app, "fixedhead999").await;
     wait_for_script(
         &browser,
         "the new evaluation",
@@ -304,4 +342,47 @@ async fn a_user_logs_in_filters_opens_a_pull_request_sees_it_update_live_and_exp
     assert!(csv.contains("AWS key"));
     browser.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&downloads);
+}
+
+#[tokio::test]
+async fn without_event_source_the_page_polls_and_still_updates() {
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let dash = dashboard().await;
+    dash.github.sign_in_browser_as("bob");
+    let downloads = std::env::temp_dir();
+    let browser = browser(&driver, &downloads).await;
+    // A browser without EventSource, from the first script of every page on.
+    browser
+        .issue_cmd(Cdp {
+            command: "Page.addScriptToEvaluateOnNewDocument",
+            params: json!({ "source": "delete window.EventSource;" }),
+        })
+        .await
+        .expect("ChromeDriver runs DevTools commands");
+    log_in(&browser, &dash.app).await;
+    browser
+        .goto(&dash.app.url(&format!(
+            "/dashboard/installations/{A}/repos/{}/pulls/7",
+            A_REPO.1
+        )))
+        .await
+        .unwrap();
+    wait_for_script(
+        &browser,
+        "polling",
+        "document.body.dataset.live === 'polling'",
+    )
+    .await;
+    land_an_evaluation(&dash.app, "polledhead42").await;
+    // The poll comes every 15 s; PATIENCE (30 s) covers one.
+    wait_for_script(
+        &browser,
+        "the polled evaluation",
+        "document.querySelectorAll('.evaluation').length === 3",
+    )
+    .await;
+    assert!(text(&browser, ".why").await.contains("Passed: score 100"));
+    browser.close().await.unwrap();
 }
