@@ -165,16 +165,27 @@ fn list_request<F>(
     names: &[&str],
     parse: impl FnOnce(&Params) -> Result<F, BadParameter>,
 ) -> ListRequest<F> {
-    let params = Params::parse(query, &[names, &PAGE_PARAMS]);
-    let form = params
-        .as_ref()
-        .map_or_else(|_| Params::default().form(names), |p| p.form(names));
+    let (form, params) = form_request(query, names, &PAGE_PARAMS);
     let parsed = params.and_then(|params| {
         let filter = parse(&params)?;
         let page = filters::page(&params)?;
         Ok((params, filter, page))
     });
     (form, parsed)
+}
+
+/// A page's query parsed against its filter `names` and `others` (paging, say), and the filter
+/// form as typed: empty when the query does not parse.
+fn form_request(
+    query: Option<&str>,
+    names: &[&str],
+    others: &[&str],
+) -> (BTreeMap<String, String>, Result<Params, BadParameter>) {
+    let params = Params::parse(query, &[names, others]);
+    let form = params
+        .as_ref()
+        .map_or_else(|_| Params::default().form(names), |p| p.form(names));
+    (form, params)
 }
 
 /// The page's rows and the next page's query string (its filters and cursor), if any.
@@ -389,11 +400,7 @@ pub async fn trends(
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let (frame, tx) = open(&state, &user, installation, "trends").await?;
-    let params = Params::parse(query.as_deref(), &[&TREND_PARAMS]);
-    let form = params.as_ref().map_or_else(
-        |_| Params::default().form(&TREND_PARAMS),
-        |p| p.form(&TREND_PARAMS),
-    );
+    let (form, params) = form_request(query.as_deref(), &TREND_PARAMS, &[]);
     let (filter, days) = match params.and_then(|p| filters::trend_filter(&p)) {
         Ok(parsed) => parsed,
         Err(bad) => {
