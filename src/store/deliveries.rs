@@ -29,8 +29,8 @@ pub struct DeliveryRecord<'a> {
     pub installation_id: Option<i64>,
     pub status: DeliveryStatus,
     pub ignored_reason: Option<&'a str>,
-    /// The payload's JSON text as received, stored as `json` (migration 0010): the intake never
-    /// serializes its parsed copy again, and PostgreSQL only checks the text.
+    /// The payload's JSON text as received, stored as text (migration 0011): the intake has
+    /// parsed it already, so it is neither serialized again nor checked again by PostgreSQL.
     pub payload_json: &'a str,
 }
 
@@ -42,7 +42,7 @@ pub async fn record_delivery(
     let inserted = sqlx::query(
         "INSERT INTO webhook_deliveries
              (delivery_id, event, action, installation_id, status, ignored_reason, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::json)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (delivery_id) DO NOTHING",
     )
     .bind(delivery.delivery_id)
@@ -103,7 +103,7 @@ pub async fn record_deliveries(
              INSERT INTO webhook_deliveries
                  (delivery_id, event, action, installation_id, status, ignored_reason, payload)
              SELECT d.delivery_id, d.event, d.action, d.installation_id, d.status,
-                    d.ignored_reason, d.payload::json
+                    d.ignored_reason, d.payload
              FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],
                          $7::text[])
                   AS d (delivery_id, event, action, installation_id, status, ignored_reason,
