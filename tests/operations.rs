@@ -316,6 +316,26 @@ async fn seed_old_rows(db: &mut PgConnection) {
          VALUES (77, 1001, 1, 'R01', 's', '{}', '[]', 'resolved', now(), now() - interval '40 days'),
                 (77, 1001, 1, 'R01', 's', '{}', '[]', 'open', now(), now() - interval '40 days'),
                 (77, 1001, 1, 'R01', 's', '{}', '[]', 'resolved', now(), now() - interval '5 days')",
+        // Both 40-day alerts escalated to PagerDuty; the closed one's event goes with it.
+        "INSERT INTO pagerduty_events (installation_id, alert_id, action, dedup_key, status,
+                                       created_at)
+         SELECT 77, id, 'trigger', 'tollgate-alert-' || id, 'sent', created_at FROM alerts
+         WHERE created_at < now() - interval '30 days'",
+        "INSERT INTO notification_attempts (installation_id, channel, target, outcome, created_at)
+         VALUES (77, 'email', 'email_message:1', 'sent', now() - interval '40 days'),
+                (77, 'pagerduty', 'pagerduty_event:1', 'sent', now() - interval '5 days')",
+        // Emails 40 days old: about the closed alert (goes after it), about the open one
+        // (stays with it), a sent digest (goes) and one still pending (stays).
+        "INSERT INTO email_messages (installation_id, kind, subject_id, recipients, message_id,
+                                     status, created_at)
+         SELECT 77, 'alert', id, '{sec@example.com}'::text[], 'alert-' || id || '@tollgate',
+                'sent', created_at FROM alerts WHERE created_at < now() - interval '30 days'
+         UNION ALL
+         SELECT 77, 'digest', 1, '{sec@example.com}', 'digest-1@tollgate', 'sent',
+                now() - interval '40 days'
+         UNION ALL
+         SELECT 77, 'digest', 2, '{sec@example.com}', 'digest-2@tollgate', 'pending',
+                now() - interval '40 days'",
         "INSERT INTO webhook_deliveries (delivery_id, event, status, payload, received_at)
          VALUES ('old', 'ping', 'processed', '{}', now() - interval '31 days'),
                 ('new', 'ping', 'processed', '{}', now())",
@@ -342,6 +362,9 @@ async fn retention_deletes_only_expired_rows_in_batches_and_a_dry_run_deletes_no
     assert_eq!(counted[&RetentionCategory::Evaluations], 1);
     assert_eq!(counted[&RetentionCategory::ResolvedViolations], 2);
     assert_eq!(counted[&RetentionCategory::ClosedAlerts], 1);
+    assert_eq!(counted[&RetentionCategory::NotificationAttempts], 1);
+    // Counted before any alert went: the closed alert's email is not counted yet.
+    assert_eq!(counted[&RetentionCategory::EmailMessages], 1);
     assert_eq!(counted[&RetentionCategory::WebhookDeliveries], 1);
     assert_eq!(counted[&RetentionCategory::FinishedJobs], 1);
     assert_eq!(count(&mut db, "SELECT count(*) FROM evaluations").await, 4);
@@ -375,6 +398,25 @@ async fn retention_deletes_only_expired_rows_in_batches_and_a_dry_run_deletes_no
         2,
         "open and recent alerts stay"
     );
+    assert_eq!(deleted[&RetentionCategory::ClosedAlerts], 1);
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM pagerduty_events").await,
+        1,
+        "the open alert keeps its PagerDuty event"
+    );
+    assert_eq!(deleted[&RetentionCategory::NotificationAttempts], 1);
+    assert_eq!(deleted[&RetentionCategory::EmailMessages], 2);
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM email_messages
+             WHERE (kind = 'alert' AND subject_id IN (SELECT id FROM alerts))
+                OR status = 'pending'"
+        )
+        .await,
+        2,
+        "the open alert's email and the pending digest stay"
+    );
     assert_eq!(
         count(&mut db, "SELECT count(*) FROM webhook_deliveries").await,
         1
@@ -384,6 +426,37 @@ async fn retention_deletes_only_expired_rows_in_batches_and_a_dry_run_deletes_no
 
     let again = retention::apply(&pool, &settings).await.unwrap();
     assert!(again.values().all(|rows| *rows == 0), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_category_that_fails_holds_up_none_of_the_others() {
+    let (pool, mut db) = seeded_database().await;
+    seed_old_rows(&mut db).await;
+    // Closed alerts cannot be deleted (as before migration 0012, when a PagerDuty event
+    // referenced them without a delete rule).
+    for statement in [
+        "CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN RAISE EXCEPTION 'alerts are not deleted here'; END $$",
+        "CREATE TRIGGER refuse_delete BEFORE DELETE ON alerts
+         FOR EACH ROW EXECUTE FUNCTION refuse_delete()",
+    ] {
+        sqlx::query(statement).execute(&mut db).await.unwrap();
+    }
+    let error = retention::apply(&pool, &RetentionSettings::default())
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("alerts are not deleted here"),
+        "{error}"
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM alerts").await, 3);
+    // The categories after it still ran.
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM webhook_deliveries").await,
+        1
+    );
+    assert_eq!(count(&mut db, "SELECT count(*) FROM jobs").await, 1);
+    assert_eq!(count(&mut db, "SELECT count(*) FROM evaluations").await, 3);
 }
 
 #[tokio::test]

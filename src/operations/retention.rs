@@ -14,7 +14,8 @@ use tracing::Instrument;
 pub struct RetentionSettings {
     /// `RETENTION_RESOLVED_VIOLATIONS_DAYS` (90): violations a newer evaluation replaced.
     pub resolved_violations_days: u32,
-    /// `RETENTION_ALERT_HISTORY_DAYS` (30): closed alerts, Slack attempts and alert messages.
+    /// `RETENTION_ALERT_HISTORY_DAYS` (30): closed alerts with their PagerDuty events, Slack,
+    /// email and PagerDuty attempts, and the Slack and email messages once settled.
     pub alert_history_days: u32,
     /// `RETENTION_TRENDS_DAYS` (365): evaluations (the score history) a newer one replaced, and
     /// the daily trend rollups.
@@ -96,8 +97,10 @@ impl RetentionSettings {
         let days = match category {
             RetentionCategory::ResolvedViolations => self.resolved_violations_days,
             RetentionCategory::SlackAttempts
+            | RetentionCategory::NotificationAttempts
             | RetentionCategory::ClosedAlerts
-            | RetentionCategory::AlertMessages => self.alert_history_days,
+            | RetentionCategory::AlertMessages
+            | RetentionCategory::EmailMessages => self.alert_history_days,
             RetentionCategory::Evaluations
             | RetentionCategory::RuleTrends
             | RetentionCategory::ScoreTrends => self.trends_days,
@@ -132,42 +135,64 @@ fn number(
 /// Rows deleted (or, in a dry run, found) per category.
 pub type RetentionCounts = BTreeMap<RetentionCategory, u64>;
 
-/// Applies the policy once. Categories run in an order that lets the later ones go: Slack
-/// attempts before the messages they reference.
+/// Applies the policy once. Categories run in an order that lets the later ones go: attempts
+/// before the messages they reference, alerts before the messages about them. A category that
+/// fails is logged and skipped, so it holds up none of the others; the run then fails with the
+/// first error, to be retried.
 pub async fn apply(
     pool: &PgPool,
     settings: &RetentionSettings,
 ) -> Result<RetentionCounts, sqlx::Error> {
     let mut counts = RetentionCounts::new();
+    let mut first_error = None;
     for category in RetentionCategory::ALL {
         let Some(days) = settings.days(category) else {
             continue;
         };
-        let rows = if settings.dry_run {
-            let found = store::count_expired(pool, category, days).await?;
-            tracing::info!(
-                category = category.as_str(),
-                days,
-                rows = found,
-                "retention dry run: rows that would be deleted"
-            );
-            u64::try_from(found).unwrap_or_default()
-        } else {
-            let deleted = delete_category(pool, category, days, settings.batch_size).await?;
-            crate::telemetry::metrics::record_retention(category.as_str(), deleted);
-            if deleted > 0 {
-                tracing::info!(
-                    category = category.as_str(),
-                    days,
-                    rows = deleted,
-                    "retention: rows deleted"
-                );
+        match apply_category(pool, settings, category, days).await {
+            Ok(rows) => {
+                counts.insert(category, rows);
             }
-            deleted
-        };
-        counts.insert(category, rows);
+            Err(error) => {
+                tracing::error!(category = category.as_str(), %error, "retention failed for this category");
+                first_error.get_or_insert(error);
+            }
+        }
     }
-    Ok(counts)
+    match first_error {
+        None => Ok(counts),
+        Some(error) => Err(error),
+    }
+}
+
+/// Counts (dry run) or deletes one category's expired rows.
+async fn apply_category(
+    pool: &PgPool,
+    settings: &RetentionSettings,
+    category: RetentionCategory,
+    days: u32,
+) -> Result<u64, sqlx::Error> {
+    if settings.dry_run {
+        let found = store::count_expired(pool, category, days).await?;
+        tracing::info!(
+            category = category.as_str(),
+            days,
+            rows = found,
+            "retention dry run: rows that would be deleted"
+        );
+        return Ok(u64::try_from(found).unwrap_or_default());
+    }
+    let deleted = delete_category(pool, category, days, settings.batch_size).await?;
+    crate::telemetry::metrics::record_retention(category.as_str(), deleted);
+    if deleted > 0 {
+        tracing::info!(
+            category = category.as_str(),
+            days,
+            rows = deleted,
+            "retention: rows deleted"
+        );
+    }
+    Ok(deleted)
 }
 
 async fn delete_category(

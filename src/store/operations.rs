@@ -161,10 +161,13 @@ pub async fn finish_daily_run(
 pub enum RetentionCategory {
     /// Violation rows of evaluations that a newer evaluation of the same pull request replaced.
     ResolvedViolations,
-    /// Slack attempts, closed alerts and the Slack messages about them.
+    /// Slack, email and PagerDuty attempts, closed alerts (their PagerDuty events go with them),
+    /// and the Slack and email messages about them.
     SlackAttempts,
+    NotificationAttempts,
     ClosedAlerts,
     AlertMessages,
+    EmailMessages,
     /// Evaluations (the score history) replaced by a newer one of the same pull request; their
     /// violations go with them.
     Evaluations,
@@ -176,11 +179,13 @@ pub enum RetentionCategory {
 }
 
 impl RetentionCategory {
-    pub const ALL: [RetentionCategory; 9] = [
+    pub const ALL: [RetentionCategory; 11] = [
         RetentionCategory::ResolvedViolations,
         RetentionCategory::SlackAttempts,
+        RetentionCategory::NotificationAttempts,
         RetentionCategory::ClosedAlerts,
         RetentionCategory::AlertMessages,
+        RetentionCategory::EmailMessages,
         RetentionCategory::Evaluations,
         RetentionCategory::WebhookDeliveries,
         RetentionCategory::FinishedJobs,
@@ -192,8 +197,10 @@ impl RetentionCategory {
         match self {
             RetentionCategory::ResolvedViolations => "resolved_violations",
             RetentionCategory::SlackAttempts => "slack_attempts",
+            RetentionCategory::NotificationAttempts => "notification_attempts",
             RetentionCategory::ClosedAlerts => "closed_alerts",
             RetentionCategory::AlertMessages => "alert_messages",
+            RetentionCategory::EmailMessages => "email_messages",
             RetentionCategory::Evaluations => "evaluations",
             RetentionCategory::WebhookDeliveries => "webhook_deliveries",
             RetentionCategory::FinishedJobs => "finished_jobs",
@@ -219,6 +226,11 @@ macro_rules! slack_attempts {
         "FROM slack_attempts t WHERE t.created_at < now() - make_interval(days => $1)"
     };
 }
+macro_rules! notification_attempts {
+    () => {
+        "FROM notification_attempts t WHERE t.created_at < now() - make_interval(days => $1)"
+    };
+}
 macro_rules! closed_alerts {
     () => {
         "FROM alerts a WHERE a.status <> 'open'
@@ -233,6 +245,16 @@ macro_rules! alert_messages {
            AND m.status <> 'pending' AND m.subject <> 'override_request'
            AND NOT EXISTS (SELECT 1 FROM slack_attempts t WHERE t.message_id = m.id)
            AND NOT (m.subject IN ('alert', 'escalation')
+                    AND EXISTS (SELECT 1 FROM alerts a WHERE a.id = m.subject_id))"
+    };
+}
+// An email's row is what keeps it from being sent twice: it goes once it is settled and, for an
+// alert's email, once the alert is gone.
+macro_rules! email_messages {
+    () => {
+        "FROM email_messages m WHERE m.created_at < now() - make_interval(days => $1)
+           AND m.status <> 'pending'
+           AND NOT (m.kind IN ('alert', 'alert_escalation')
                     AND EXISTS (SELECT 1 FROM alerts a WHERE a.id = m.subject_id))"
     };
 }
@@ -280,8 +302,12 @@ pub async fn count_expired(
             concat!("SELECT count(*) ", resolved_violations!())
         }
         RetentionCategory::SlackAttempts => concat!("SELECT count(*) ", slack_attempts!()),
+        RetentionCategory::NotificationAttempts => {
+            concat!("SELECT count(*) ", notification_attempts!())
+        }
         RetentionCategory::ClosedAlerts => concat!("SELECT count(*) ", closed_alerts!()),
         RetentionCategory::AlertMessages => concat!("SELECT count(*) ", alert_messages!()),
+        RetentionCategory::EmailMessages => concat!("SELECT count(*) ", email_messages!()),
         RetentionCategory::Evaluations => concat!("SELECT count(*) ", evaluations!()),
         RetentionCategory::WebhookDeliveries => {
             concat!("SELECT count(*) ", webhook_deliveries!())
@@ -315,6 +341,11 @@ pub async fn delete_expired_batch(
             slack_attempts!(),
             " LIMIT $2)"
         ),
+        RetentionCategory::NotificationAttempts => concat!(
+            "DELETE FROM notification_attempts WHERE id IN (SELECT t.id ",
+            notification_attempts!(),
+            " LIMIT $2)"
+        ),
         RetentionCategory::ClosedAlerts => concat!(
             "DELETE FROM alerts WHERE id IN (SELECT a.id ",
             closed_alerts!(),
@@ -323,6 +354,11 @@ pub async fn delete_expired_batch(
         RetentionCategory::AlertMessages => concat!(
             "DELETE FROM slack_messages WHERE id IN (SELECT m.id ",
             alert_messages!(),
+            " LIMIT $2)"
+        ),
+        RetentionCategory::EmailMessages => concat!(
+            "DELETE FROM email_messages WHERE id IN (SELECT m.id ",
+            email_messages!(),
             " LIMIT $2)"
         ),
         RetentionCategory::Evaluations => concat!(
