@@ -247,7 +247,7 @@ async fn intake_answers_ping_form_bodies_unhandled_events_bad_json_and_huge_bodi
     assert_eq!((status, body["status"].as_str()), (202, Some("ignored")));
 
     let payload =
-        serde_json::to_string(&pull_request_event("closed", OWNER, REPO, 5, &sha(1))).unwrap();
+        serde_json::to_string(&pull_request_event("labeled", OWNER, REPO, 5, &sha(1))).unwrap();
     let form: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("payload", &payload)
         .finish();
@@ -297,7 +297,7 @@ async fn intake_answers_ping_form_bodies_unhandled_events_bad_json_and_huge_bodi
         app.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'ignored'")
             .await,
         2,
-        "the unhandled event and the closed pull request are recorded as ignored"
+        "the unhandled event and the labeled pull request are recorded as ignored"
     );
     assert_eq!(
         app.count("SELECT count(*) FROM webhook_deliveries").await,

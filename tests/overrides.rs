@@ -252,6 +252,40 @@ impl World {
             .collect()
     }
 
+    /// The approver clicks Approve on `message` for the newest request.
+    async fn approve_in_slack(&self, message: &MessageRecord) -> u16 {
+        let request_id = self
+            .scalar("SELECT max(id) FROM override_requests")
+            .await
+            .to_string();
+        self.click(
+            APPROVER_SLACK,
+            ACTION_APPROVE_OVERRIDE,
+            &request_id,
+            &message.ts,
+        )
+        .await
+    }
+
+    /// The one request expired, audited so, and its Slack message asks nobody any more.
+    async fn assert_request_expired(&self, message: &MessageRecord) {
+        assert_eq!(self.requests_in("expired").await, 1);
+        let updated = self
+            .slack
+            .message(SLACK_CHANNEL, &message.ts)
+            .expect("message kept");
+        assert!(
+            !content(&updated).contains(ACTION_APPROVE_OVERRIDE),
+            "no buttons on an expired request: {}",
+            content(&updated)
+        );
+        assert!(
+            self.audit_actions()
+                .await
+                .contains(&"override.expired".to_owned())
+        );
+    }
+
     async fn audit_actions(&self) -> Vec<String> {
         let mut db = self.app.db().await;
         sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id")
@@ -523,18 +557,7 @@ async fn a_rejected_override_keeps_the_check_failing() {
     );
 
     // A Slack click on a decided request changes nothing.
-    let request_id = world
-        .scalar("SELECT max(id) FROM override_requests")
-        .await
-        .to_string();
-    world
-        .click(
-            APPROVER_SLACK,
-            ACTION_APPROVE_OVERRIDE,
-            &request_id,
-            &message.ts,
-        )
-        .await;
+    assert_eq!(world.approve_in_slack(&message).await, 200);
     assert_eq!(world.requests_in("rejected").await, 1);
 }
 
@@ -787,27 +810,35 @@ async fn a_pending_request_expires_when_its_violations_are_gone() {
         Some("@@ -0,0 +1 @@\n+import os"),
     )];
     assert_eq!(world.push("synchronize", 2, clean).await, "success");
-    assert_eq!(world.requests_in("expired").await, 1);
-    let updated = world
-        .slack
-        .message(SLACK_CHANNEL, &message.ts)
-        .expect("message kept");
-    assert!(
-        !content(&updated).contains(ACTION_APPROVE_OVERRIDE),
-        "no buttons on an expired request: {}",
-        content(&updated)
-    );
-    assert!(
-        world
-            .audit_actions()
-            .await
-            .contains(&"override.expired".to_owned())
-    );
+    world.assert_request_expired(&message).await;
     let sticky = world.sticky_comment();
     assert!(
         !sticky.contains("Pending"),
         "no pending request left in the comment: {sticky}"
     );
+}
+
+#[tokio::test]
+async fn a_pending_request_expires_when_its_pull_request_is_closed() {
+    let world = World::start(CONFIG).await;
+    let message = world.pending_block_override().await;
+
+    let (status, reply) = world
+        .app
+        .send_webhook(
+            "pull_request",
+            &pull_request_event("closed", OWNER, REPO, 1, &sha(1)),
+        )
+        .await;
+    assert_eq!((status, reply["status"].as_str()), (202, Some("accepted")));
+    world.app.settle().await;
+    world.assert_request_expired(&message).await;
+    assert_eq!(world.requests_in("pending").await, 0);
+    // An approval clicked on a message that was still open changes nothing.
+    assert_eq!(world.approve_in_slack(&message).await, 200);
+    world.app.settle().await;
+    assert_eq!(world.requests_in("approved").await, 0);
+    assert_eq!(world.requests_in("expired").await, 1);
 }
 
 #[tokio::test]

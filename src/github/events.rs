@@ -61,6 +61,9 @@ pub enum Routed {
     Evaluate(Vec<PrTarget>),
     Installation(InstallationChange),
     Command(CommentCommand),
+    /// A pull request was closed (merged or not): its pending override requests have nothing
+    /// left to decide.
+    PullRequestClosed(PrTarget),
     /// Well-formed, but nothing to do; the reason is recorded with the delivery.
     Ignored(String),
 }
@@ -349,6 +352,13 @@ pub fn route(
 }
 
 fn pull_request(p: PullRequestPayload, policy: RoutingPolicy) -> Result<Routed, MalformedPayload> {
+    if p.action == "closed" {
+        let numbers = vec![PrNumber { number: p.number }];
+        return Ok(match pr_targets(p.installation, p.repository, numbers) {
+            Ok(mut targets) => Routed::PullRequestClosed(targets.remove(0)),
+            Err(reason) => Routed::Ignored(reason),
+        });
+    }
     let evaluates = match p.action.as_str() {
         "opened" | "synchronize" | "reopened" | "ready_for_review" => true,
         "edited" => p
@@ -429,22 +439,33 @@ fn evaluate_all(
     repository: Repository,
     numbers: Vec<PrNumber>,
 ) -> Routed {
+    match pr_targets(installation, repository, numbers) {
+        Ok(targets) => Routed::Evaluate(targets),
+        Err(reason) => Routed::Ignored(reason),
+    }
+}
+
+/// The pull requests a delivery names, at least one; otherwise why there is nothing to do.
+fn pr_targets(
+    installation: Option<InstallationId>,
+    repository: Repository,
+    numbers: Vec<PrNumber>,
+) -> Result<Vec<PrTarget>, String> {
     let Some(installation) = installation else {
-        return Routed::Ignored("the delivery names no installation".to_owned());
+        return Err("the delivery names no installation".to_owned());
     };
     if numbers.is_empty() {
-        return Routed::Ignored("no pull request is associated".to_owned());
+        return Err("no pull request is associated".to_owned());
     }
     let repo = RepoRef::from(repository);
-    let targets = numbers
+    Ok(numbers
         .into_iter()
         .map(|n| PrTarget {
             installation_id: installation.id,
             repo: repo.clone(),
             number: n.number,
         })
-        .collect();
-    Routed::Evaluate(targets)
+        .collect())
 }
 
 fn listed(repositories: Vec<ListedRepository>) -> Vec<RepoRef> {
@@ -530,8 +551,14 @@ mod tests {
     }
 
     #[test]
-    fn closed_labeled_and_drafts_are_ignored_as_configured() {
-        for action in ["closed", "labeled", "converted_to_draft"] {
+    fn a_closed_pull_request_is_routed_to_expire_its_requests() {
+        let routed = route("pull_request", pull_request("closed", json!({})), POLICY).unwrap();
+        assert_eq!(routed, Routed::PullRequestClosed(target()));
+    }
+
+    #[test]
+    fn labeled_and_drafts_are_ignored_as_configured() {
+        for action in ["labeled", "converted_to_draft"] {
             let routed = route("pull_request", pull_request(action, json!({})), POLICY).unwrap();
             assert!(matches!(routed, Routed::Ignored(_)), "{action}");
         }

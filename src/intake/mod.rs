@@ -124,6 +124,7 @@ fn record_context(installation_id: Option<i64>, routed: &Routed) {
     let target = match routed {
         Routed::Evaluate(targets) => targets.first(),
         Routed::Command(command) => Some(&command.target),
+        Routed::PullRequestClosed(target) => Some(target),
         _ => None,
     };
     if let Some(target) = target {
@@ -160,7 +161,9 @@ async fn accept(
 
     let (status, ignored_reason) = match &routed {
         Routed::Ping | Routed::Installation(_) => (DeliveryStatus::Processed, None),
-        Routed::Evaluate(_) | Routed::Command(_) => (DeliveryStatus::Queued, None),
+        Routed::Evaluate(_) | Routed::Command(_) | Routed::PullRequestClosed(_) => {
+            (DeliveryStatus::Queued, None)
+        }
         Routed::Ignored(reason) => (DeliveryStatus::Ignored, Some(reason.as_str())),
     };
     let new = match &routed {
@@ -183,10 +186,15 @@ async fn accept(
             tx.commit().await?;
             new
         }
-        Routed::Evaluate(_) | Routed::Command(_) | Routed::Ping | Routed::Ignored(_) => {
+        Routed::Evaluate(_)
+        | Routed::Command(_)
+        | Routed::PullRequestClosed(_)
+        | Routed::Ping
+        | Routed::Ignored(_) => {
             let jobs = match &routed {
                 Routed::Evaluate(targets) => targets.iter().map(jobs::evaluation_job).collect(),
                 Routed::Command(command) => vec![jobs::command_job(command)],
+                Routed::PullRequestClosed(target) => vec![jobs::closed_pull_request_job(target)],
                 _ => Vec::new(),
             };
             let delivery = OwnedDelivery {
@@ -225,7 +233,10 @@ async fn accept(
                 .into_response(),
             "ignored",
         ),
-        Routed::Evaluate(_) | Routed::Command(_) | Routed::Installation(_) => (
+        Routed::Evaluate(_)
+        | Routed::Command(_)
+        | Routed::PullRequestClosed(_)
+        | Routed::Installation(_) => (
             (StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))).into_response(),
             "accepted",
         ),

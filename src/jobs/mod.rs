@@ -48,6 +48,8 @@ pub const SEND_EMAIL: &str = "send_email";
 pub const SEND_PAGERDUTY: &str = "send_pagerduty";
 /// Escalates a Tier 2 digest nobody acknowledged.
 pub const ESCALATE_DIGEST: &str = "escalate_digest";
+/// Expires the pending override requests of a closed pull request.
+pub const CLOSE_PULL_REQUEST: &str = "close_pull_request";
 /// Reads an installation's `tollgate.yml` from its `.github` repository again.
 pub const REFRESH_INSTALLATION_CONFIG: &str = "refresh_installation_config";
 
@@ -58,13 +60,23 @@ const MAX_ATTEMPTS: i32 = 8;
 /// the job reads the newest head when it runs, so a burst of pushes coalesces into one pending
 /// job.
 pub fn evaluation_job(target: &PrTarget) -> NewJob {
+    pull_request_job(EVALUATE_PR, "evaluate", target)
+}
+
+/// A job about one pull request, keyed by `prefix`, repository and number.
+fn pull_request_job(kind: &'static str, prefix: &str, target: &PrTarget) -> NewJob {
     NewJob {
-        kind: EVALUATE_PR,
+        kind,
         payload: serde_json::to_value(target).unwrap_or_default(),
         installation_id: Some(target.installation_id),
-        dedup_key: format!("evaluate:{}:{}", target.repo.id, target.number),
+        dedup_key: format!("{prefix}:{}:{}", target.repo.id, target.number),
         max_attempts: MAX_ATTEMPTS,
     }
+}
+
+/// The follow-up of a closed pull request, ready to queue.
+pub fn closed_pull_request_job(target: &PrTarget) -> NewJob {
+    pull_request_job(CLOSE_PULL_REQUEST, "close", target)
 }
 
 /// Queues an evaluation of a pull request (see [`evaluation_job`]).
@@ -212,6 +224,10 @@ impl Handlers {
             HANDLE_COMMAND => self.commands.run(&parse(payload)?).await,
             SLACK_DECISION => self.commands.slack_decision(&parse(payload)?).await,
             DASHBOARD_DECISION => self.commands.dashboard_decision(&parse(payload)?).await,
+            CLOSE_PULL_REQUEST => {
+                requests::expire_requests_of_closed(&self.pool, &parse(payload)?).await?;
+                Ok(())
+            }
             SEND_SLACK => {
                 let SlackSendPayload { message_id } = parse(payload)?;
                 let Some(slack) = &self.slack else {

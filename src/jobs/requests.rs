@@ -92,6 +92,16 @@ pub(super) async fn audit_request(
     .await
 }
 
+/// Expires every pending request of a pull request that was closed: nothing is left to decide.
+/// Closing and reopening at once may expire requests of the reopened pull request; they are
+/// asked again.
+pub(super) async fn expire_requests_of_closed(
+    pool: &PgPool,
+    target: &PrTarget,
+) -> Result<(), sqlx::Error> {
+    expire_stale_requests(pool, target, &[]).await.map(drop)
+}
+
 /// Expires the pending requests none of whose violations is found any more: there is nothing
 /// left to decide. Their Slack messages are edited to say so. Returns the pull request's
 /// requests as they stand afterwards.
