@@ -12,6 +12,7 @@ use crate::jobs::{
 };
 use crate::notify::email::Mailer;
 use crate::notify::pagerduty::PagerDutyClient;
+use crate::notify::slack::SlackClient;
 use crate::policy::{PolicyEngine, PolicyError, PolicyPack};
 use crate::store;
 use crate::web::dashboard::DashboardState;
@@ -134,7 +135,7 @@ impl Application {
             Role::Worker => None,
             Role::Web | Role::All => DashboardState::from_settings(settings, &pool).await?,
         };
-        let router = router(&pool, settings, options.role, dashboard)
+        let router = router(&pool, settings, options.role, dashboard)?
             .merge(crate::web::operations::router(pool.clone()))
             .layer(axum::middleware::from_fn(
                 crate::web::operations::track_http,
@@ -341,7 +342,7 @@ fn router(
     settings: &AppSettings,
     role: Role,
     dashboard: Option<Arc<DashboardState>>,
-) -> Router {
+) -> Result<Router, StartError> {
     let health = Router::new()
         .route(
             "/healthz",
@@ -363,7 +364,7 @@ fn router(
                 .collect(),
         });
     if role == Role::Worker {
-        return health;
+        return Ok(health);
     }
     let intake = Arc::new(IntakeState {
         pool: pool.clone(),
@@ -394,9 +395,12 @@ fn router(
     }
     match &settings.slack {
         Some(slack) => {
+            let client = SlackClient::new(&slack.api_url, slack.bot_token.clone())
+                .map_err(|e| StartError::Slack(e.to_string()))?;
             let state = Arc::new(SlackInteractionState {
                 pool: pool.clone(),
                 signing_secret: slack.signing_secret.clone(),
+                client,
             });
             let interactions = Router::new()
                 .route(
@@ -405,9 +409,9 @@ fn router(
                 )
                 .layer(DefaultBodyLimit::max(MAX_INTERACTION_BYTES))
                 .with_state(state);
-            health.merge(interactions)
+            Ok(health.merge(interactions))
         }
-        None => health,
+        None => Ok(health),
     }
 }
 

@@ -425,6 +425,7 @@ async fn a_signed_click_body_verifies_and_parses() {
             message_ts: posted.ts.clone(),
             action_id: ACTION_ACKNOWLEDGE_ALERT.into(),
             value: "9".into(),
+            trigger_id: Some("1000.2000.abc".into()),
         }
     );
     assert_eq!(

@@ -7,7 +7,7 @@ mod support;
 use serde_json::Value;
 use std::time::Duration;
 use support::fake_github::{FakeGithub, PrSpec, file_entry};
-use support::fake_slack::{FakeSlack, MessageRecord, block_action_body};
+use support::fake_slack::{FakeSlack, MessageRecord, block_action_body, view_submission_body};
 use support::patches::{SECRET_PATCH, WORKFLOW_PATCH, base_sha, sha};
 use support::test_app::{
     self, INSTALLATION_ID, SLACK_CHANNEL, SLACK_ESCALATION_CHANNEL, SLACK_SIGNING_SECRET,
@@ -171,6 +171,16 @@ impl World {
             .await
     }
 
+    /// `user` submits the newest dialog the app opened, with `reason` typed in.
+    async fn submit_reject_reason(&self, user: &str, reason: &str) -> u16 {
+        let view = self.slack.views().pop().expect("a dialog was opened");
+        let body = view_submission_body(user, &view, "reason", "reason_input", reason);
+        let now = chrono::Utc::now().timestamp();
+        let signature = sign_slack_request(SLACK_SIGNING_SECRET, now, &body);
+        self.post_interaction(body, &now.to_string(), &signature)
+            .await
+    }
+
     async fn post_interaction(&self, body: Vec<u8>, timestamp: &str, signature: &str) -> u16 {
         let status = self
             .app
@@ -254,17 +264,18 @@ impl World {
 
     /// The approver clicks Approve on `message` for the newest request.
     async fn approve_in_slack(&self, message: &MessageRecord) -> u16 {
+        self.click_on_newest_request(ACTION_APPROVE_OVERRIDE, message)
+            .await
+    }
+
+    /// The approver clicks `action_id` on `message` for the newest request.
+    async fn click_on_newest_request(&self, action_id: &str, message: &MessageRecord) -> u16 {
         let request_id = self
             .scalar("SELECT max(id) FROM override_requests")
             .await
             .to_string();
-        self.click(
-            APPROVER_SLACK,
-            ACTION_APPROVE_OVERRIDE,
-            &request_id,
-            &message.ts,
-        )
-        .await
+        self.click(APPROVER_SLACK, action_id, &request_id, &message.ts)
+            .await
     }
 
     /// The one request expired, audited so, and its Slack message asks nobody any more.
@@ -839,6 +850,67 @@ async fn a_pending_request_expires_when_its_pull_request_is_closed() {
     world.app.settle().await;
     assert_eq!(world.requests_in("approved").await, 0);
     assert_eq!(world.requests_in("expired").await, 1);
+}
+
+#[tokio::test]
+async fn reject_in_slack_asks_why_and_records_the_reason() {
+    let world = World::start(CONFIG).await;
+    let message = world.pending_block_override().await;
+
+    // The click opens a dialog and decides nothing yet.
+    let click = world
+        .click_on_newest_request(ACTION_REJECT_OVERRIDE, &message)
+        .await;
+    assert_eq!(click, 200);
+    let views = world.slack.views();
+    assert_eq!(views.len(), 1, "one dialog");
+    assert_eq!(views[0]["callback_id"], "tollgate_reject_reason");
+    assert_eq!(world.requests_in("pending").await, 1);
+
+    let reason = "the key is live in staging: rotate it first";
+    assert_eq!(
+        world.submit_reject_reason(APPROVER_SLACK, reason).await,
+        200
+    );
+    assert_eq!(world.requests_in("rejected").await, 1);
+    let mut db = world.app.db().await;
+    let (decided_by, note): (String, String) = sqlx::query_as(
+        "SELECT decided_by, decision_note FROM override_requests ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!((decided_by.as_str(), note.as_str()), (APPROVER, reason));
+    let updated = world
+        .slack
+        .message(SLACK_CHANNEL, &message.ts)
+        .expect("message kept");
+    assert!(
+        content(&updated).contains(&format!("Rejected by @{APPROVER}: {reason}")),
+        "the request's message shows who rejected it and why: {}",
+        content(&updated)
+    );
+    assert!(
+        world
+            .audit_actions()
+            .await
+            .contains(&"override.rejected".to_owned())
+    );
+    world.slack.assert_clean();
+}
+
+#[tokio::test]
+async fn reject_in_slack_without_a_dialog_rejects_without_a_reason() {
+    let world = World::start(CONFIG).await;
+    let message = world.pending_block_override().await;
+    world
+        .slack
+        .api_error_next("views.open", "expired_trigger_id", 1);
+    world
+        .click_on_newest_request(ACTION_REJECT_OVERRIDE, &message)
+        .await;
+    assert!(world.slack.views().is_empty());
+    assert_eq!(world.requests_in("rejected").await, 1);
 }
 
 #[tokio::test]

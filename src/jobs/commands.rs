@@ -39,6 +39,9 @@ pub struct SlackDecision {
     pub slack_user_id: String,
     pub channel_id: String,
     pub message_ts: String,
+    /// What the approver typed in the reject dialog.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// An Approve or Reject from the dashboard, as the `dashboard_decision` job reads it.
@@ -622,7 +625,7 @@ impl CommandHandler {
             Decision::Approve { note: None }
         } else {
             Decision::Reject {
-                reason: "rejected in Slack",
+                reason: click.reason.as_deref().unwrap_or("rejected in Slack"),
             }
         };
         match self

@@ -1,11 +1,13 @@
-//! `POST /api/slack/interactions`: Slack's button clicks. The request signature is verified
-//! before anything is read; the answer comes at once (Slack waits 3 seconds at most), and the work
-//! a click asks for runs from the job queue.
+//! `POST /api/slack/interactions`: Slack's button clicks and dialog submissions. The request
+//! signature is verified before anything is read; the answer comes at once (Slack waits 3 seconds
+//! at most), and the work a click asks for runs from the job queue. A Reject click first opens a
+//! dialog asking why; its submission is the rejection.
 
 use crate::config::Secret;
 use crate::jobs::{self, SlackDecision};
 use crate::notify::slack::{
-    BlockAction, Interaction, TollgateAction, parse_interaction, verify_slack_signature,
+    BlockAction, CALLBACK_REJECT_REASON, Interaction, RejectContext, SlackClient, TollgateAction,
+    ViewSubmission, parse_interaction, reject_reason_view, verify_slack_signature,
 };
 use crate::store::{self, SlackSubject};
 use axum::Json;
@@ -16,14 +18,19 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sqlx::PgPool;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Slack's interaction payloads are small; anything bigger is not from Slack.
 pub const MAX_INTERACTION_BYTES: usize = 1024 * 1024;
 
+/// How long opening the reject dialog may take: Slack shows the click as failed after 3 s.
+const OPEN_VIEW_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub struct SlackInteractionState {
     pub pool: PgPool,
     pub signing_secret: Secret,
+    /// Opens the reject dialog.
+    pub client: SlackClient,
 }
 
 pub async fn interactions(
@@ -48,6 +55,19 @@ pub async fn interactions(
     }
     let action = match parse_interaction(&body) {
         Ok(Interaction::BlockAction(action)) => action,
+        Ok(Interaction::ViewSubmission(submission)) => {
+            return match submitted(&state.pool, &submission).await {
+                // An empty 200 closes the dialog.
+                Ok(()) => StatusCode::OK.into_response(),
+                Err(error) => {
+                    tracing::error!(%error, "Slack dialog not recorded");
+                    refuse(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "cannot record the rejection",
+                    )
+                }
+            };
+        }
         Ok(Interaction::Unsupported(kind)) => {
             tracing::info!(kind, "Slack interaction ignored");
             return StatusCode::OK.into_response();
@@ -57,7 +77,7 @@ pub async fn interactions(
             return refuse(StatusCode::BAD_REQUEST, &error.to_string());
         }
     };
-    match handle(&state.pool, &action).await {
+    match handle(&state, &action).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(error) => {
             tracing::error!(%error, "Slack interaction not recorded");
@@ -70,10 +90,17 @@ fn refuse(status: StatusCode, error: &str) -> Response {
     (status, Json(json!({ "error": error }))).into_response()
 }
 
-async fn handle(pool: &PgPool, action: &BlockAction) -> Result<(), sqlx::Error> {
+async fn handle(state: &SlackInteractionState, action: &BlockAction) -> Result<(), sqlx::Error> {
+    let pool = &state.pool;
     let (subject_id, approve) = match action.tollgate_action() {
         Ok(TollgateAction::ApproveOverride { request_id }) => (request_id, true),
-        Ok(TollgateAction::RejectOverride { request_id }) => (request_id, false),
+        Ok(TollgateAction::RejectOverride { request_id }) => {
+            if open_reject_dialog(&state.client, action, request_id).await {
+                return Ok(());
+            }
+            // Without the dialog, the click rejects without a reason, as asked.
+            (request_id, false)
+        }
         Ok(TollgateAction::AcknowledgeAlert { alert_id }) => {
             return acknowledge(pool, alert_id, action).await;
         }
@@ -96,6 +123,63 @@ async fn handle(pool: &PgPool, action: &BlockAction) -> Result<(), sqlx::Error> 
         slack_user_id: action.user_id.clone(),
         channel_id: action.channel_id.clone(),
         message_ts: action.message_ts.clone(),
+        reason: None,
+    };
+    jobs::enqueue_slack_decision(&mut conn, request.installation_id, &decision).await?;
+    Ok(())
+}
+
+/// Asks the approver why they reject; `false` when the dialog could not be opened.
+async fn open_reject_dialog(client: &SlackClient, action: &BlockAction, request_id: i64) -> bool {
+    let Some(trigger_id) = &action.trigger_id else {
+        return false;
+    };
+    let view = reject_reason_view(&RejectContext {
+        request_id,
+        channel_id: action.channel_id.clone(),
+        message_ts: action.message_ts.clone(),
+    });
+    match tokio::time::timeout(OPEN_VIEW_TIMEOUT, client.open_view(trigger_id, &view)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, request = request_id, "cannot open the reject dialog: rejecting without a reason");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(
+                request = request_id,
+                "the reject dialog took too long to open: rejecting without a reason"
+            );
+            false
+        }
+    }
+}
+
+/// A submitted reject dialog rejects its request, with the reason typed.
+async fn submitted(pool: &PgPool, submission: &ViewSubmission) -> Result<(), sqlx::Error> {
+    if submission.callback_id != CALLBACK_REJECT_REASON {
+        tracing::info!(callback = %submission.callback_id, "Slack dialog ignored");
+        return Ok(());
+    }
+    let Ok(context) = serde_json::from_str::<RejectContext>(&submission.private_metadata) else {
+        tracing::warn!("reject dialog without its request: ignored");
+        return Ok(());
+    };
+    let mut conn = pool.acquire().await?;
+    let Some(request) = store::override_request(&mut conn, context.request_id).await? else {
+        tracing::warn!(
+            request = context.request_id,
+            "reject dialog for an unknown override request"
+        );
+        return Ok(());
+    };
+    let decision = SlackDecision {
+        request_id: context.request_id,
+        approve: false,
+        slack_user_id: submission.user_id.clone(),
+        channel_id: context.channel_id,
+        message_ts: context.message_ts,
+        reason: submission.reason.clone(),
     };
     jobs::enqueue_slack_decision(&mut conn, request.installation_id, &decision).await?;
     Ok(())

@@ -112,6 +112,8 @@ struct FakeState {
     next_ts: u64,
     messages: Vec<MessageRecord>,
     ephemerals: Vec<EphemeralRecord>,
+    /// Views opened with `views.open`, as sent.
+    views: Vec<Value>,
     failures: Vec<FailRule>,
     requests: Vec<RecordedRequest>,
     rejections: Vec<Rejection>,
@@ -129,6 +131,7 @@ impl FakeSlack {
             next_ts: 0,
             messages: Vec::new(),
             ephemerals: Vec::new(),
+            views: Vec::new(),
             failures: Vec::new(),
             requests: Vec::new(),
             rejections: Vec::new(),
@@ -199,6 +202,11 @@ impl FakeSlack {
         replies.cloned().collect()
     }
 
+    /// The modals opened (`views.open`), oldest first.
+    pub fn views(&self) -> Vec<Value> {
+        self.state().views.clone()
+    }
+
     pub fn ephemerals(&self) -> Vec<EphemeralRecord> {
         self.state().ephemerals.clone()
     }
@@ -249,12 +257,7 @@ pub fn block_action_body(
 ) -> Vec<u8> {
     let payload = json!({
         "type": "block_actions",
-        "user": {
-            "id": user_id,
-            "username": user_id.to_ascii_lowercase(),
-            "name": user_id.to_ascii_lowercase(),
-            "team_id": "T0TEST"
-        },
+        "user": slack_user(user_id),
         "api_app_id": "A0TOLLGATE",
         "token": "deprecated-verification-token",
         "container": {
@@ -280,6 +283,51 @@ pub fn block_action_body(
             "action_ts": "1700000100.000000"
         }]
     });
+    interaction_form(&payload)
+}
+
+/// The form-encoded body Slack posts when `user_id` submits `view` (as opened) with `reason`
+/// typed into its input `block_id`/`action_id`.
+pub fn view_submission_body(
+    user_id: &str,
+    view: &Value,
+    block_id: &str,
+    action_id: &str,
+    reason: &str,
+) -> Vec<u8> {
+    let mut submitted = view.clone();
+    submitted["id"] = json!("V0001");
+    submitted["team_id"] = json!("T0TEST");
+    submitted["state"] = json!({ "values": { block_id: { action_id: {
+        "type": "plain_text_input",
+        "value": reason
+    }}}});
+    let payload = json!({
+        "type": "view_submission",
+        "team": {"id": "T0TEST", "domain": "acme"},
+        "user": slack_user(user_id),
+        "api_app_id": "A0TOLLGATE",
+        "token": "deprecated-verification-token",
+        "trigger_id": "1000.3000.def",
+        "view": submitted,
+        "response_urls": [],
+        "is_enterprise_install": false
+    });
+    interaction_form(&payload)
+}
+
+/// The `user` of an interaction payload.
+fn slack_user(user_id: &str) -> Value {
+    json!({
+        "id": user_id,
+        "username": user_id.to_ascii_lowercase(),
+        "name": user_id.to_ascii_lowercase(),
+        "team_id": "T0TEST"
+    })
+}
+
+/// Slack posts interactions as a form with the JSON in its `payload` field.
+fn interaction_form(payload: &Value) -> Vec<u8> {
     form_urlencoded::Serializer::new(String::new())
         .append_pair("payload", &payload.to_string())
         .finish()
@@ -398,7 +446,7 @@ async fn handle(
 fn is_known_method(method: &str) -> bool {
     matches!(
         method,
-        "chat.postMessage" | "chat.update" | "chat.postEphemeral"
+        "chat.postMessage" | "chat.update" | "chat.postEphemeral" | "views.open"
     )
 }
 
@@ -460,6 +508,9 @@ impl FakeState {
         }
         let request: Map<String, Value> = serde_json::from_slice(body)
             .map_err(|e| refuse("invalid_json", format!("body is not a JSON object: {e}")))?;
+        if method == "views.open" {
+            return self.open_view(&request);
+        }
         let channel = string_field(&request, "channel")
             .filter(|c| !c.is_empty())
             .ok_or_else(|| refuse("channel_not_found", "no channel"))?;
@@ -479,6 +530,49 @@ impl FakeState {
             reply.body["warning"] = json!(warning);
         }
         Ok(reply)
+    }
+
+    /// `views.open`: needs a trigger id and a modal with a title, a callback id and blocks; a
+    /// submit button whenever it has an input.
+    fn open_view(&mut self, request: &Map<String, Value>) -> Result<Reply, Refusal> {
+        string_field(request, "trigger_id")
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| refuse("invalid_arguments", "no trigger_id"))?;
+        let view = request
+            .get("view")
+            .filter(|v| v["type"] == "modal")
+            .ok_or_else(|| refuse("invalid_arguments", "view is not a modal"))?;
+        let title = view["title"]["text"].as_str().unwrap_or_default();
+        if title.is_empty() || title.chars().count() > 24 {
+            return Err(refuse(
+                "invalid_arguments",
+                "a modal title has 1 to 24 characters",
+            ));
+        }
+        let blocks = view["blocks"]
+            .as_array()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| refuse("invalid_arguments", "a modal needs blocks"))?;
+        let has_input = blocks.iter().any(|b| b["type"] == "input");
+        if has_input && view["submit"]["text"].as_str().is_none() {
+            return Err(refuse(
+                "invalid_arguments",
+                "a modal with inputs needs a submit button",
+            ));
+        }
+        if view["private_metadata"]
+            .as_str()
+            .is_some_and(|m| m.len() > 3000)
+        {
+            return Err(refuse(
+                "invalid_arguments",
+                "private_metadata over 3000 characters",
+            ));
+        }
+        self.views.push(view.clone());
+        let mut opened = view.clone();
+        opened["id"] = json!(format!("V{:04}", self.views.len()));
+        Ok(Reply::ok(json!({ "view": opened })))
     }
 
     fn post_message(

@@ -265,6 +265,17 @@ impl SlackClient {
         self.call("chat.postEphemeral", &request).await.map(drop)
     }
 
+    /// `views.open`: shows `view` (a modal) to the user whose click gave `trigger_id`, which
+    /// Slack accepts for 3 seconds after the click.
+    pub async fn open_view(
+        &self,
+        trigger_id: &str,
+        view: &serde_json::Value,
+    ) -> Result<(), SlackError> {
+        let request = serde_json::json!({ "trigger_id": trigger_id, "view": view });
+        self.call("views.open", &request).await.map(drop)
+    }
+
     async fn call(&self, method: &str, request: &impl Serialize) -> Result<Answer, SlackError> {
         let body = serde_json::to_vec(request).map_err(|e| SlackError::Config {
             message: format!("cannot encode the {method} request: {e}"),

@@ -2,7 +2,9 @@
 //! `payload` field holds JSON. Lenient about what Tollgate does not read, strict (with the path of
 //! the missing field) about what it does. Verify the signature over the raw body first.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashMap;
 
 /// The button that approves a pending override request; its value is the request id.
 pub const ACTION_APPROVE_OVERRIDE: &str = "tollgate_override_approve";
@@ -10,14 +12,23 @@ pub const ACTION_APPROVE_OVERRIDE: &str = "tollgate_override_approve";
 pub const ACTION_REJECT_OVERRIDE: &str = "tollgate_override_reject";
 /// The button that acknowledges a BLOCK alert; its value is the alert id.
 pub const ACTION_ACKNOWLEDGE_ALERT: &str = "tollgate_alert_ack";
+/// The dialog a Reject click opens to ask why; submitting it rejects the request.
+pub const CALLBACK_REJECT_REASON: &str = "tollgate_reject_reason";
+/// The block and the text input of the reason in that dialog.
+const REASON_BLOCK: &str = "reason";
+const REASON_INPUT: &str = "reason_input";
+/// Slack's limit is 3000; a reason is a sentence or two.
+const MAX_REASON_CHARS: usize = 500;
 
 /// What Slack reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Interaction {
     /// A click on a button of a message.
     BlockAction(BlockAction),
-    /// Another kind of interaction (`view_submission`, `shortcut`, ...), by its `type`; answer
-    /// 200 and ignore it.
+    /// A dialog (modal) submitted.
+    ViewSubmission(ViewSubmission),
+    /// Another kind of interaction (`shortcut`, `view_closed`, ...), by its `type`; answer 200
+    /// and ignore it.
     Unsupported(String),
 }
 
@@ -35,6 +46,55 @@ pub struct BlockAction {
     pub message_ts: String,
     pub action_id: String,
     pub value: String,
+    /// Lets the app open a dialog for this click, for 3 seconds.
+    pub trigger_id: Option<String>,
+}
+
+/// A submitted dialog: who submitted it, which of Tollgate's dialogs it is, and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewSubmission {
+    pub user_id: String,
+    pub callback_id: String,
+    /// What the app put in the dialog when it opened it.
+    pub private_metadata: String,
+    /// The reason typed into the reject dialog, trimmed; `None` when empty or absent.
+    pub reason: Option<String>,
+}
+
+/// What the reject dialog carries from the click to the submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectContext {
+    pub request_id: i64,
+    /// Where the request's message is, for a refusal only the approver sees.
+    pub channel_id: String,
+    pub message_ts: String,
+}
+
+/// The dialog (Block Kit modal) asking an approver why they reject a request.
+pub fn reject_reason_view(context: &RejectContext) -> serde_json::Value {
+    json!({
+        "type": "modal",
+        "callback_id": CALLBACK_REJECT_REASON,
+        "private_metadata": serde_json::to_string(context).unwrap_or_default(),
+        "title": {"type": "plain_text", "text": "Reject override"},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [{
+            "type": "input",
+            "block_id": REASON_BLOCK,
+            "label": {"type": "plain_text", "text": "Why is this override rejected?"},
+            "hint": {
+                "type": "plain_text",
+                "text": "Posted on the pull request and kept in the audit log."
+            },
+            "element": {
+                "type": "plain_text_input",
+                "action_id": REASON_INPUT,
+                "multiline": true,
+                "max_length": MAX_REASON_CHARS
+            }
+        }]
+    })
 }
 
 /// A click on one of Tollgate's buttons, with the id its value carries.
@@ -84,9 +144,14 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, InteractionError> {
         .ok_or(InteractionError::MissingPayload)?;
     let payload: Payload = serde_json::from_str(&payload)
         .map_err(|e| InteractionError::MalformedPayload(e.to_string()))?;
-    let kind = payload.kind.ok_or(InteractionError::MissingField("type"))?;
-    if kind != "block_actions" {
-        return Ok(Interaction::Unsupported(kind));
+    let kind = payload
+        .kind
+        .clone()
+        .ok_or(InteractionError::MissingField("type"))?;
+    match kind.as_str() {
+        "block_actions" => {}
+        "view_submission" => return view_submission(payload).map(Interaction::ViewSubmission),
+        _ => return Ok(Interaction::Unsupported(kind)),
     }
     let user = payload.user.ok_or(InteractionError::MissingField("user"))?;
     let container = payload.container.unwrap_or_default();
@@ -115,7 +180,34 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, InteractionError> {
         value: action
             .value
             .ok_or(InteractionError::MissingField("actions[0].value"))?,
+        trigger_id: payload.trigger_id,
     }))
+}
+
+fn view_submission(payload: Payload) -> Result<ViewSubmission, InteractionError> {
+    let user = payload.user.ok_or(InteractionError::MissingField("user"))?;
+    let view = payload.view.ok_or(InteractionError::MissingField("view"))?;
+    let reason = view
+        .state
+        .and_then(|state| state.values)
+        .and_then(|mut blocks| blocks.remove(REASON_BLOCK))
+        .and_then(|mut inputs| inputs.remove(REASON_INPUT))
+        .and_then(|input| input.value)
+        .map(|text| {
+            text.trim()
+                .chars()
+                .take(MAX_REASON_CHARS)
+                .collect::<String>()
+        })
+        .filter(|text| !text.is_empty());
+    Ok(ViewSubmission {
+        user_id: user.id.ok_or(InteractionError::MissingField("user.id"))?,
+        callback_id: view
+            .callback_id
+            .ok_or(InteractionError::MissingField("view.callback_id"))?,
+        private_metadata: view.private_metadata.unwrap_or_default(),
+        reason,
+    })
 }
 
 /// The parts of Slack's interaction payload Tollgate reads; every field optional so a missing
@@ -131,6 +223,26 @@ struct Payload {
     message: Option<Message>,
     #[serde(default)]
     actions: Vec<Action>,
+    trigger_id: Option<String>,
+    view: Option<View>,
+}
+
+#[derive(Deserialize)]
+struct View {
+    callback_id: Option<String>,
+    private_metadata: Option<String>,
+    state: Option<ViewState>,
+}
+
+/// `values`: block id → action id → the input's state.
+#[derive(Deserialize)]
+struct ViewState {
+    values: Option<HashMap<String, HashMap<String, InputState>>>,
+}
+
+#[derive(Deserialize)]
+struct InputState {
+    value: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -237,6 +349,7 @@ mod tests {
                 message_ts: "1700000000.000100".into(),
                 action_id: ACTION_APPROVE_OVERRIDE.into(),
                 value: "17".into(),
+                trigger_id: Some("1.2.3".into()),
             }
         );
         assert_eq!(
@@ -261,11 +374,54 @@ mod tests {
 
     #[test]
     fn other_interaction_types_are_unsupported() {
-        let payload = json!({"type": "view_submission", "user": {"id": "U1"}});
+        let payload = json!({"type": "view_closed", "user": {"id": "U1"}});
         assert_eq!(
             parse(&payload),
-            Ok(Interaction::Unsupported("view_submission".into()))
+            Ok(Interaction::Unsupported("view_closed".into()))
         );
+    }
+
+    #[test]
+    fn a_submitted_reject_dialog_gives_its_reason_and_context() {
+        let context = RejectContext {
+            request_id: 17,
+            channel_id: "C42".into(),
+            message_ts: "1700000000.000100".into(),
+        };
+        let mut view = reject_reason_view(&context);
+        view["id"] = json!("V1");
+        view["state"] = json!({"values": {"reason": {"reason_input": {
+            "type": "plain_text_input", "value": "  the key is live: rotate it  "
+        }}}});
+        let payload = json!({
+            "type": "view_submission",
+            "team": {"id": "T1", "domain": "acme"},
+            "user": {"id": "U123", "username": "carol", "team_id": "T1"},
+            "api_app_id": "A1",
+            "trigger_id": "4.5.6",
+            "view": view
+        });
+        let Interaction::ViewSubmission(submission) = parse(&payload).unwrap() else {
+            panic!("not a view submission");
+        };
+        assert_eq!(submission.user_id, "U123");
+        assert_eq!(submission.callback_id, CALLBACK_REJECT_REASON);
+        assert_eq!(
+            submission.reason.as_deref(),
+            Some("the key is live: rotate it")
+        );
+        let back: RejectContext = serde_json::from_str(&submission.private_metadata).unwrap();
+        assert_eq!(back, context);
+
+        let mut blank = payload.clone();
+        blank["view"]["state"]["values"]["reason"]["reason_input"]["value"] = json!("   ");
+        let Interaction::ViewSubmission(submission) = parse(&blank).unwrap() else {
+            panic!("not a view submission");
+        };
+        assert_eq!(submission.reason, None);
+        let mut no_view = payload;
+        no_view.as_object_mut().unwrap().remove("view");
+        assert_eq!(parse(&no_view), Err(InteractionError::MissingField("view")));
     }
 
     #[test]
@@ -326,6 +482,7 @@ mod tests {
             message_ts: "1.1".into(),
             action_id: action_id.into(),
             value: value.into(),
+            trigger_id: None,
         };
         assert_eq!(
             action(ACTION_REJECT_OVERRIDE, "3").tollgate_action(),

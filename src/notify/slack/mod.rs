@@ -2,7 +2,7 @@
 //! the button clicks Slack sends back.
 //!
 //! The client is a thin layer over `reqwest` (rustls on the ring provider with the system's
-//! roots, the TLS stack octocrab already uses) rather than slack-morphism. Tollgate calls three
+//! roots, the TLS stack octocrab already uses) rather than slack-morphism. Tollgate calls four
 //! Web API methods with small JSON bodies; slack-morphism would add its own hyper client set-up
 //! (an `https_or_http()` connector only to reach the local fake) and a large typed API to save a
 //! few dozen lines, while `reqwest` was already in the lock file and adds no crate. The request
@@ -19,7 +19,8 @@ mod templates;
 pub use client::{DEFAULT_SLACK_API_URL, OutgoingMessage, PostedMessage, SlackClient, SlackError};
 pub use interaction::{
     ACTION_ACKNOWLEDGE_ALERT, ACTION_APPROVE_OVERRIDE, ACTION_REJECT_OVERRIDE, BlockAction,
-    Interaction, InteractionError, TollgateAction, parse_interaction,
+    CALLBACK_REJECT_REASON, Interaction, InteractionError, RejectContext, TollgateAction,
+    ViewSubmission, parse_interaction, reject_reason_view,
 };
 pub use message::{
     AlertState, AlertView, MAX_VIOLATIONS_SHOWN, OverrideRequestView, PrSummary, RequestState,
