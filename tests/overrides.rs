@@ -856,6 +856,23 @@ async fn a_pending_request_expires_when_its_pull_request_is_closed() {
 async fn reject_in_slack_asks_why_and_records_the_reason() {
     let world = World::start(CONFIG).await;
     let message = world.pending_block_override().await;
+    let request_id = world
+        .scalar("SELECT max(id) FROM override_requests")
+        .await
+        .to_string();
+
+    // Someone who may not decide is told so in private, without a dialog.
+    world
+        .click(
+            "U0STRANGER",
+            ACTION_REJECT_OVERRIDE,
+            &request_id,
+            &message.ts,
+        )
+        .await;
+    assert!(world.slack.views().is_empty());
+    assert_eq!(world.slack.ephemerals().len(), 1);
+    assert_eq!(world.requests_in("pending").await, 1);
 
     // The click opens a dialog and decides nothing yet.
     let click = world

@@ -30,7 +30,7 @@ pub(super) fn progress_of(row: &OverrideRequestRow) -> RequestProgress {
 
 /// The settings a request was made under (stored with it), so that a later change of the
 /// repository config does not change who may decide it.
-pub(super) fn settings_of(row: &OverrideRequestRow) -> OverrideSettings {
+pub(crate) fn settings_of(row: &OverrideRequestRow) -> OverrideSettings {
     serde_json::from_value(row.settings.clone()).unwrap_or_default()
 }
 

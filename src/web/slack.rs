@@ -94,13 +94,7 @@ async fn handle(state: &SlackInteractionState, action: &BlockAction) -> Result<(
     let pool = &state.pool;
     let (subject_id, approve) = match action.tollgate_action() {
         Ok(TollgateAction::ApproveOverride { request_id }) => (request_id, true),
-        Ok(TollgateAction::RejectOverride { request_id }) => {
-            if open_reject_dialog(&state.client, action, request_id).await {
-                return Ok(());
-            }
-            // Without the dialog, the click rejects without a reason, as asked.
-            (request_id, false)
-        }
+        Ok(TollgateAction::RejectOverride { request_id }) => (request_id, false),
         Ok(TollgateAction::AcknowledgeAlert { alert_id }) => {
             return acknowledge(pool, alert_id, action).await;
         }
@@ -117,6 +111,14 @@ async fn handle(state: &SlackInteractionState, action: &BlockAction) -> Result<(
         );
         return Ok(());
     };
+    // Only an approver is asked why: anyone else is told in private by the job, at once.
+    let may_decide = jobs::settings_of(&request)
+        .login_of_slack_user(&action.user_id)
+        .is_some();
+    if !approve && may_decide && open_reject_dialog(&state.client, action, subject_id).await {
+        return Ok(());
+    }
+    // Without the dialog, a Reject click rejects without a reason.
     let decision = SlackDecision {
         request_id: subject_id,
         approve,
