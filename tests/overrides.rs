@@ -907,6 +907,11 @@ async fn reject_in_slack_asks_why_and_records_the_reason() {
         "the request's message shows who rejected it and why: {}",
         content(&updated)
     );
+    let sticky = world.sticky_comment();
+    assert!(
+        sticky.contains(&format!("rejected by @{APPROVER}: “{reason}”")),
+        "the pull request's comment shows it too: {sticky}"
+    );
     assert!(
         world
             .audit_actions()

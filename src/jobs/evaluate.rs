@@ -13,7 +13,9 @@
 use super::JobError;
 use super::alerts::{AlertPolicy, reconcile_alerts};
 use super::installation_config::{cached_config, current_config};
-use super::requests::{approved_overrides, expire_stale_requests, pending_overrides};
+use super::requests::{
+    approved_overrides, expire_stale_requests, pending_overrides, rejected_overrides,
+};
 use crate::config::AlertSettings;
 use crate::config::{AppSettings, RepoConfig, RepoConfigFile};
 use crate::diff::from_github_files;
@@ -183,6 +185,7 @@ impl Evaluator {
                     self.engine.digest(),
                 );
                 evaluation.pending_overrides = pending_overrides(&requests);
+                evaluation.rejected_overrides = rejected_overrides(&requests);
                 let previous = store::previous_evaluation(&self.pool, target, &head_sha).await?;
                 if let Some(previous) = &previous {
                     evaluation.fixed = fixed_since(&previous.violations, &findings.violations);

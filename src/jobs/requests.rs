@@ -5,7 +5,7 @@ use crate::domain::Violation;
 use crate::domain::{ApprovedOverride, Fingerprint, Overrides};
 use crate::github::events::PrTarget;
 use crate::overrides::{RequestProgress, RequestStatus};
-use crate::report::PendingOverride;
+use crate::report::{PendingOverride, RejectedOverride};
 use crate::store::{self, AuditEntry, OverrideRequestRow, SlackSubject};
 use sqlx::{PgConnection, PgPool};
 use std::collections::BTreeSet;
@@ -66,6 +66,20 @@ pub(super) fn pending_overrides(rows: &[OverrideRequestRow]) -> Vec<PendingOverr
             fingerprints: fingerprints_of(r),
             progress: progress_of(r),
             approvers: settings_of(r).approvers,
+        })
+        .collect()
+}
+
+/// The requests an approver rejected, for the report.
+pub(super) fn rejected_overrides(rows: &[OverrideRequestRow]) -> Vec<RejectedOverride> {
+    rows.iter()
+        .filter(|r| status_of(r) == RequestStatus::Rejected)
+        .map(|r| RejectedOverride {
+            requested_by: r.requested_by.clone(),
+            reason: r.reason.clone(),
+            fingerprints: fingerprints_of(r),
+            rejected_by: r.decided_by.clone().unwrap_or_default(),
+            rejection: r.decision_note.clone().unwrap_or_default(),
         })
         .collect()
 }

@@ -63,6 +63,22 @@ pub struct Evaluation<'a> {
     /// Override requests waiting for approvals, listed in the Markdown report's Overrides
     /// section next to the approved `overrides`. Shown in Markdown only.
     pub pending_overrides: Vec<PendingOverride>,
+    /// Override requests an approver rejected, listed with who rejected them and why while
+    /// their violations are still found (however the rejection was made: a comment, Slack or
+    /// the dashboard). Shown in Markdown only.
+    pub rejected_overrides: Vec<RejectedOverride>,
+}
+
+/// An override request an approver rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedOverride {
+    pub requested_by: String,
+    pub reason: String,
+    pub fingerprints: BTreeSet<Fingerprint>,
+    /// The approver's login.
+    pub rejected_by: String,
+    /// Why, as the approver wrote it.
+    pub rejection: String,
 }
 
 /// An override request waiting for approvals.
@@ -97,7 +113,7 @@ pub enum Surface {
 }
 
 impl<'a> Evaluation<'a> {
-    /// An evaluation without history, fixed violations or pending overrides.
+    /// An evaluation without history, fixed violations, pending or rejected overrides.
     pub fn new(
         catalog: &'a Catalog,
         findings: &'a Findings,
@@ -114,6 +130,7 @@ impl<'a> Evaluation<'a> {
             history: Vec::new(),
             fixed: Vec::new(),
             pending_overrides: Vec::new(),
+            rejected_overrides: Vec::new(),
         }
     }
 

@@ -403,7 +403,7 @@ fn overrides_section_lists_approved_and_pending() {
         at("R07", "src/cli.py", 9, "print() call"),
         at("R12", "src/lib.rs", 9, "TODO without issue"),
     ]);
-    let [r01, r04, r07a, r07b, _] = &findings.violations[..] else {
+    let [r01, r04, r07a, r07b, r12] = &findings.violations[..] else {
         panic!("five violations");
     };
     let gone = at("R01", "src/old.py", 3, "A key that was since removed");
@@ -439,9 +439,26 @@ fn overrides_section_lists_approved_and_pending() {
             approvers: Vec::new(),
         },
     ];
+    evaluation.rejected_overrides = vec![
+        RejectedOverride {
+            requested_by: "dave".into(),
+            reason: "We will do it later".into(),
+            fingerprints: [r12.fingerprint.clone()].into(),
+            rejected_by: "carol".into(),
+            rejection: "Open an issue and link it from the TODO".into(),
+        },
+        RejectedOverride {
+            requested_by: "dave".into(),
+            reason: "Gone anyway".into(),
+            fingerprints: [gone.fingerprint.clone()].into(),
+            rejected_by: "carol".into(),
+            rejection: "Not shown: its violation is gone".into(),
+        },
+    ];
     assert!(!evaluation.verdict().passed());
     let markdown = comment(evaluation);
     assert!(!markdown.contains("No longer relevant"));
+    assert!(!markdown.contains("Not shown"));
     assert!(markdown.contains(&("r".repeat(300) + "…”")));
     assert_snapshot!("overrides_section", markdown);
 }

@@ -1,7 +1,7 @@
 //! View models: the evaluation arranged the way the templates show it (grouped, counted, limited).
 
 use super::templates::render;
-use super::{Evaluation, MAX_MARKDOWN_BYTES, PendingOverride, ReportInput};
+use super::{Evaluation, MAX_MARKDOWN_BYTES, PendingOverride, RejectedOverride, ReportInput};
 use crate::domain::{
     ApprovedOverride, Fingerprint, Overrides, RuleId, Tier, Verdict, VerdictReason, Violation,
     judge,
@@ -138,6 +138,8 @@ impl<'a> OverrideView<'a> {
 #[derive(Serialize)]
 struct OverrideEntryView<'a> {
     pending: bool,
+    /// Who rejected it and why; `None` unless it was rejected.
+    rejected: Option<RejectionView<'a>>,
     /// Approved by its requester alone (OVERRIDE-tier violations).
     self_service: bool,
     rules: Vec<RuleRefView<'a>>,
@@ -147,6 +149,12 @@ struct OverrideEntryView<'a> {
     missing_approvals: u32,
     /// Who may approve, as `login` or `org/team`; empty: maintainers and admins.
     approvers: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct RejectionView<'a> {
+    by: &'a str,
+    reason: Cow<'a, str>,
 }
 
 /// A rule and how many of its current violations an override entry covers.
@@ -248,6 +256,7 @@ fn override_entries<'a>(
         let rules = covered_rules(evaluation.catalog, violations, &o.fingerprints);
         (!rules.is_empty()).then(|| OverrideEntryView {
             pending: false,
+            rejected: None,
             self_service: matches!(o.approved_by.as_slice(), [only] if only == &o.requested_by),
             rules,
             requested_by: &o.requested_by,
@@ -262,6 +271,7 @@ fn override_entries<'a>(
         .iter()
         .map(|p: &'a PendingOverride| OverrideEntryView {
             pending: true,
+            rejected: None,
             self_service: false,
             rules: covered_rules(evaluation.catalog, violations, &p.fingerprints),
             requested_by: &p.requested_by,
@@ -270,7 +280,28 @@ fn override_entries<'a>(
             missing_approvals: p.progress.missing_approvals(),
             approvers: p.approvers.iter().map(ToString::to_string).collect(),
         });
-    approved.chain(pending).collect()
+    // A rejection matters while what it was about is still there.
+    let rejected = evaluation
+        .rejected_overrides
+        .iter()
+        .filter_map(|r: &'a RejectedOverride| {
+            let rules = covered_rules(evaluation.catalog, violations, &r.fingerprints);
+            (!rules.is_empty()).then(|| OverrideEntryView {
+                pending: false,
+                rejected: Some(RejectionView {
+                    by: &r.rejected_by,
+                    reason: clip(&r.rejection, REASON_CHARS),
+                }),
+                self_service: false,
+                rules,
+                requested_by: &r.requested_by,
+                approved_by: &[],
+                reason: clip(&r.reason, REASON_CHARS),
+                missing_approvals: 0,
+                approvers: Vec::new(),
+            })
+        });
+    approved.chain(pending).chain(rejected).collect()
 }
 
 /// The overrides that made the difference: the evaluation passes, and would fail without them.
