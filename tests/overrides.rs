@@ -278,6 +278,42 @@ impl World {
             .await
     }
 
+    /// Closes pull request 1 on GitHub and delivers the `closed` event.
+    async fn close_pull_request(&self) {
+        self.close_on_github();
+        self.send_closed_delivery().await;
+    }
+
+    /// Pull request 1, with the AWS key, is closed on GitHub (no event delivered).
+    fn close_on_github(&self) {
+        self.github.set_pull_request(
+            OWNER,
+            REPO,
+            PrSpec {
+                number: 1,
+                state: "closed".into(),
+                author: AUTHOR.into(),
+                head_sha: sha(1),
+                base_sha: base_sha(),
+                files: secret_files(SECRET_PATCH),
+                ..PrSpec::default()
+            },
+        );
+    }
+
+    /// Delivers `pull_request.closed` for pull request 1 and waits for its job.
+    async fn send_closed_delivery(&self) {
+        let (status, reply) = self
+            .app
+            .send_webhook(
+                "pull_request",
+                &pull_request_event("closed", OWNER, REPO, 1, &sha(1)),
+            )
+            .await;
+        assert_eq!((status, reply["status"].as_str()), (202, Some("accepted")));
+        self.app.settle().await;
+    }
+
     /// The one request expired, audited so, and its Slack message asks nobody any more.
     async fn assert_request_expired(&self, message: &MessageRecord) {
         assert_eq!(self.requests_in("expired").await, 1);
@@ -782,19 +818,7 @@ async fn the_audit_log_is_append_only() {
 async fn an_alert_of_a_pull_request_closed_before_the_window_ends_is_resolved() {
     let world = World::start(CONFIG).await;
     world.push("opened", 1, secret_files(SECRET_PATCH)).await;
-    world.github.set_pull_request(
-        OWNER,
-        REPO,
-        PrSpec {
-            number: 1,
-            state: "closed".into(),
-            author: AUTHOR.into(),
-            head_sha: sha(1),
-            base_sha: base_sha(),
-            files: secret_files(SECRET_PATCH),
-            ..PrSpec::default()
-        },
-    );
+    world.close_on_github();
     world.app.advance_clock(16).await;
     assert!(world.messages_in(SLACK_ESCALATION_CHANNEL).is_empty());
     assert_eq!(
@@ -834,15 +858,7 @@ async fn a_pending_request_expires_when_its_pull_request_is_closed() {
     let world = World::start(CONFIG).await;
     let message = world.pending_block_override().await;
 
-    let (status, reply) = world
-        .app
-        .send_webhook(
-            "pull_request",
-            &pull_request_event("closed", OWNER, REPO, 1, &sha(1)),
-        )
-        .await;
-    assert_eq!((status, reply["status"].as_str()), (202, Some("accepted")));
-    world.app.settle().await;
+    world.close_pull_request().await;
     world.assert_request_expired(&message).await;
     assert_eq!(world.requests_in("pending").await, 0);
     // An approval clicked on a message that was still open changes nothing.
@@ -850,6 +866,16 @@ async fn a_pending_request_expires_when_its_pull_request_is_closed() {
     world.app.settle().await;
     assert_eq!(world.requests_in("approved").await, 0);
     assert_eq!(world.requests_in("expired").await, 1);
+}
+
+#[tokio::test]
+async fn a_close_delivery_for_a_pull_request_reopened_since_expires_nothing() {
+    let world = World::start(CONFIG).await;
+    world.pending_block_override().await;
+    // GitHub still shows the pull request open when the job asks: it was reopened.
+    world.send_closed_delivery().await;
+    assert_eq!(world.requests_in("pending").await, 1);
+    assert_eq!(world.requests_in("expired").await, 0);
 }
 
 #[tokio::test]

@@ -241,10 +241,7 @@ pub async fn escalate_alert(
     alert_id: i64,
     target: &PrTarget,
 ) -> Result<(), JobError> {
-    let installation = u64::try_from(target.installation_id)
-        .map_err(|_| JobError::Permanent("negative installation id".into()))?;
-    let pr = github
-        .installation(installation)?
+    let pr = super::installation_client(github, target.installation_id)?
         .pull_request(&target.repo.owner, &target.repo.name, target.number)
         .await?;
     let mut tx = pool.begin().await?;

@@ -111,9 +111,7 @@ impl CommandHandler {
     }
 
     fn client(&self, installation_id: i64) -> Result<InstallationClient, JobError> {
-        let id = u64::try_from(installation_id)
-            .map_err(|_| JobError::Permanent("negative installation id".into()))?;
-        Ok(self.github.installation(id)?)
+        super::installation_client(&self.github, installation_id)
     }
 
     pub async fn run(&self, command: &CommentCommand) -> Result<(), JobError> {

@@ -109,9 +109,7 @@ impl Evaluator {
 
     pub async fn run(&self, target: &PrTarget) -> Result<(), JobError> {
         let started = Instant::now();
-        let installation = u64::try_from(target.installation_id)
-            .map_err(|_| JobError::Permanent("negative installation id".into()))?;
-        let client = self.github.installation(installation)?;
+        let client = super::installation_client(&self.github, target.installation_id)?;
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
         let pr = client.pull_request(owner, repo, target.number).await?;
         if pr.state == PullRequestState::Closed {

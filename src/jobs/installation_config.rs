@@ -63,10 +63,7 @@ pub async fn refresh(
             "no installation {installation_id}"
         )));
     };
-    let id = u64::try_from(installation_id)
-        .map_err(|_| JobError::Permanent("negative installation id".into()))?;
-    let content = github
-        .installation(id)?
+    let content = super::installation_client(github, installation_id)?
         .default_branch_file(&account, INSTALLATION_CONFIG_REPO, INSTALLATION_CONFIG_PATH)
         .await?;
     let error = content.as_deref().and_then(|text| {

@@ -24,8 +24,8 @@ pub use redeliver::{
 pub(crate) use requests::settings_of;
 pub use slack::{SlackSender, enqueue_slack_send};
 
-use crate::github::GithubApp;
 use crate::github::events::{CommentCommand, PrTarget};
+use crate::github::{GithubApp, InstallationClient};
 use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
@@ -73,6 +73,16 @@ fn pull_request_job(kind: &'static str, prefix: &str, target: &PrTarget) -> NewJ
         dedup_key: format!("{prefix}:{}:{}", target.repo.id, target.number),
         max_attempts: MAX_ATTEMPTS,
     }
+}
+
+/// A client acting as the installation a job belongs to.
+fn installation_client(
+    github: &GithubApp,
+    installation_id: i64,
+) -> Result<InstallationClient, JobError> {
+    let id = u64::try_from(installation_id)
+        .map_err(|_| JobError::Permanent("negative installation id".into()))?;
+    Ok(github.installation(id)?)
 }
 
 /// The follow-up of a closed pull request, ready to queue.
@@ -226,8 +236,8 @@ impl Handlers {
             SLACK_DECISION => self.commands.slack_decision(&parse(payload)?).await,
             DASHBOARD_DECISION => self.commands.dashboard_decision(&parse(payload)?).await,
             CLOSE_PULL_REQUEST => {
-                requests::expire_requests_of_closed(&self.pool, &parse(payload)?).await?;
-                Ok(())
+                requests::expire_requests_of_closed(&self.pool, &self.github, &parse(payload)?)
+                    .await
             }
             SEND_SLACK => {
                 let SlackSendPayload { message_id } = parse(payload)?;

@@ -1,9 +1,11 @@
 //! Stored override requests read back as the domain and report see them.
 
+use super::JobError;
 use crate::config::OverrideSettings;
 use crate::domain::Violation;
 use crate::domain::{ApprovedOverride, Fingerprint, Overrides};
 use crate::github::events::PrTarget;
+use crate::github::{GithubApp, PullRequestState};
 use crate::overrides::{RequestProgress, RequestStatus};
 use crate::report::{PendingOverride, RejectedOverride};
 use crate::store::{self, AuditEntry, OverrideRequestRow, SlackSubject};
@@ -107,13 +109,21 @@ pub(super) async fn audit_request(
 }
 
 /// Expires every pending request of a pull request that was closed: nothing is left to decide.
-/// Closing and reopening at once may expire requests of the reopened pull request; they are
-/// asked again.
+/// GitHub is asked first, so a pull request reopened before this job ran keeps its requests.
 pub(super) async fn expire_requests_of_closed(
     pool: &PgPool,
+    github: &GithubApp,
     target: &PrTarget,
-) -> Result<(), sqlx::Error> {
-    expire_stale_requests(pool, target, &[]).await.map(drop)
+) -> Result<(), JobError> {
+    let pr = super::installation_client(github, target.installation_id)?
+        .pull_request(&target.repo.owner, &target.repo.name, target.number)
+        .await?;
+    if pr.state != PullRequestState::Closed {
+        tracing::info!("the pull request was reopened: its requests stay");
+        return Ok(());
+    }
+    expire_stale_requests(pool, target, &[]).await?;
+    Ok(())
 }
 
 /// Expires the pending requests none of whose violations is found any more: there is nothing
