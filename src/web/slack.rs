@@ -9,6 +9,7 @@ use crate::notify::slack::{
     BlockAction, CALLBACK_REJECT_REASON, Interaction, RejectContext, SlackClient, TollgateAction,
     ViewSubmission, parse_interaction, reject_reason_view, verify_slack_signature,
 };
+use crate::overrides::RequestStatus;
 use crate::store::{self, SlackSubject};
 use axum::Json;
 use axum::body::Bytes;
@@ -111,12 +112,20 @@ async fn handle(state: &SlackInteractionState, action: &BlockAction) -> Result<(
         );
         return Ok(());
     };
-    // Only an approver is asked why: anyone else is told in private by the job, at once.
-    let may_decide = jobs::settings_of(&request)
-        .login_of_slack_user(&action.user_id)
-        .is_some();
-    if !approve && may_decide && open_reject_dialog(&state.client, action, subject_id).await {
-        return Ok(());
+    // Only an approver is asked why, and only while there is something to decide: anyone else,
+    // or a click on a decided request, is answered in private by the job, at once.
+    let ask_why = !approve
+        && request.status == RequestStatus::Pending.as_str()
+        && jobs::settings_of(&request)
+            .login_of_slack_user(&action.user_id)
+            .is_some();
+    if ask_why {
+        // No connection is held while Slack answers.
+        drop(conn);
+        if open_reject_dialog(&state.client, action, subject_id).await {
+            return Ok(());
+        }
+        conn = pool.acquire().await?;
     }
     // Without the dialog, a Reject click rejects without a reason.
     let decision = SlackDecision {
