@@ -1,6 +1,6 @@
 //! Feeds arbitrary bytes to the Slack interaction parser, both as the whole form body and as the
 //! value of its `payload` field (so that the fuzzer reaches the JSON without first finding the
-//! form encoding).
+//! form encoding). A reject dialog's reason is never blank and never longer than its limit.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,7 +14,16 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check(body: &[u8]) {
-    if let Ok(Interaction::BlockAction(action)) = parse_interaction(body) {
-        let _ = action.tollgate_action();
+    match parse_interaction(body) {
+        Ok(Interaction::BlockAction(action)) => {
+            let _ = action.tollgate_action();
+        }
+        Ok(Interaction::ViewSubmission(submission)) => {
+            if let Some(reason) = &submission.reason {
+                assert!(!reason.trim().is_empty(), "blank reason {reason:?}");
+                assert!(reason.chars().count() <= 500, "reason over 500 characters");
+            }
+        }
+        _ => {}
     }
 }
