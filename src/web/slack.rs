@@ -10,7 +10,7 @@ use crate::notify::slack::{
     ViewSubmission, parse_interaction, reject_reason_view, verify_slack_signature,
 };
 use crate::overrides::RequestStatus;
-use crate::store::{self, SlackSubject};
+use crate::store::{self, OverrideRequestRow, SlackSubject};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -104,12 +104,7 @@ async fn handle(state: &SlackInteractionState, action: &BlockAction) -> Result<(
             return Ok(());
         }
     };
-    let mut conn = pool.acquire().await?;
-    let Some(request) = store::override_request(&mut conn, subject_id).await? else {
-        tracing::warn!(
-            request = subject_id,
-            "Slack click on an unknown override request"
-        );
+    let Some(request) = override_request(pool, subject_id).await? else {
         return Ok(());
     };
     // Only an approver is asked why, and only while there is something to decide: anyone else,
@@ -119,13 +114,8 @@ async fn handle(state: &SlackInteractionState, action: &BlockAction) -> Result<(
         && jobs::settings_of(&request)
             .login_of_slack_user(&action.user_id)
             .is_some();
-    if ask_why {
-        // No connection is held while Slack answers.
-        drop(conn);
-        if open_reject_dialog(&state.client, action, subject_id).await {
-            return Ok(());
-        }
-        conn = pool.acquire().await?;
+    if ask_why && open_reject_dialog(&state.client, action, subject_id).await {
+        return Ok(());
     }
     // Without the dialog, a Reject click rejects without a reason.
     let decision = SlackDecision {
@@ -136,8 +126,29 @@ async fn handle(state: &SlackInteractionState, action: &BlockAction) -> Result<(
         message_ts: action.message_ts.clone(),
         reason: None,
     };
-    jobs::enqueue_slack_decision(&mut conn, request.installation_id, &decision).await?;
+    jobs::enqueue_slack_decision(
+        &mut *pool.acquire().await?,
+        request.installation_id,
+        &decision,
+    )
+    .await?;
     Ok(())
+}
+
+/// The override request a click or dialog is about; `None` (logged) when there is none. No
+/// connection is kept, so none is held while Slack answers a dialog.
+async fn override_request(
+    pool: &PgPool,
+    request_id: i64,
+) -> Result<Option<OverrideRequestRow>, sqlx::Error> {
+    let request = store::override_request(&mut *pool.acquire().await?, request_id).await?;
+    if request.is_none() {
+        tracing::warn!(
+            request = request_id,
+            "Slack interaction about an unknown override request"
+        );
+    }
+    Ok(request)
 }
 
 /// Asks the approver why they reject; `false` when the dialog could not be opened.
@@ -176,12 +187,7 @@ async fn submitted(pool: &PgPool, submission: &ViewSubmission) -> Result<(), sql
         tracing::warn!("reject dialog without its request: ignored");
         return Ok(());
     };
-    let mut conn = pool.acquire().await?;
-    let Some(request) = store::override_request(&mut conn, context.request_id).await? else {
-        tracing::warn!(
-            request = context.request_id,
-            "reject dialog for an unknown override request"
-        );
+    let Some(request) = override_request(pool, context.request_id).await? else {
         return Ok(());
     };
     let decision = SlackDecision {
@@ -192,7 +198,12 @@ async fn submitted(pool: &PgPool, submission: &ViewSubmission) -> Result<(), sql
         message_ts: context.message_ts,
         reason: submission.reason.clone(),
     };
-    jobs::enqueue_slack_decision(&mut conn, request.installation_id, &decision).await?;
+    jobs::enqueue_slack_decision(
+        &mut *pool.acquire().await?,
+        request.installation_id,
+        &decision,
+    )
+    .await?;
     Ok(())
 }
 
