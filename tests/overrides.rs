@@ -869,6 +869,15 @@ async fn a_pending_request_expires_when_its_pull_request_is_closed() {
 }
 
 #[tokio::test]
+async fn closing_a_pull_request_without_requests_costs_no_github_call() {
+    let world = World::start(CONFIG).await;
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    let before = world.github.requests().len();
+    world.close_pull_request().await;
+    assert_eq!(world.github.requests().len(), before);
+}
+
+#[tokio::test]
 async fn a_close_delivery_for_a_pull_request_reopened_since_expires_nothing() {
     let world = World::start(CONFIG).await;
     world.pending_block_override().await;
