@@ -13,6 +13,7 @@ pub mod patches;
 pub mod shared;
 pub mod smtp;
 pub mod test_app;
+pub mod tls;
 
 use std::time::Duration;
 
