@@ -12,6 +12,7 @@ use crate::notify::slack::{
     SlackClient, SlackError, SlackMessage, ViolationLine, alert_message, escalation_message,
     override_request_message, thread_note,
 };
+use crate::outbound::Trust;
 use crate::policy::PolicyEngine;
 use crate::store::{self, AlertRow, OverrideRequestRow, SlackMessageRow, SlackSubject};
 use sqlx::{PgConnection, PgPool};
@@ -66,8 +67,9 @@ impl SlackSender {
         engine: Arc<PolicyEngine>,
         github_web_url: String,
         escalation_after: Duration,
+        trust: &Trust,
     ) -> Result<Self, SlackError> {
-        let client = SlackClient::new(&settings.api_url, settings.bot_token.clone())?;
+        let client = SlackClient::new(&settings.api_url, settings.bot_token.clone(), trust)?;
         Ok(Self {
             pool,
             client,
