@@ -615,7 +615,7 @@ impl CommandHandler {
     pub async fn slack_decision(&self, click: &SlackDecision) -> Result<(), JobError> {
         let (request, target) = self.request_and_target(click.request_id).await?;
         let settings = &request.settings;
-        let login = match login_for_slack_user(&settings, &click.slack_user_id) {
+        let login = match login_for_slack_user(settings, &click.slack_user_id) {
             Ok(login) => login.to_owned(),
             Err(denial) => return self.ephemeral(&target, click, &denial.to_string()).await,
         };
@@ -696,7 +696,7 @@ impl CommandHandler {
         drop(conn);
         let settings = &request.settings;
         let client = self.client(target.installation_id)?;
-        let identity = identity(&client, &target.repo, login, &settings).await;
+        let identity = identity(&client, &target.repo, login, settings).await;
         let pr_author = record.and_then(|r| r.author).unwrap_or_default();
         let mut tx = self.pool.begin().await?;
         store::lock_pull_request(&mut tx, target.repo.id, pr_number(target)).await?;
