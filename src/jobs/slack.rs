@@ -294,7 +294,7 @@ impl SlackSender {
 /// The request's approvers as Slack shows them: a mention for those mapped in `slack_users`, so
 /// that they are notified, the GitHub login or team otherwise.
 fn approver_mentions(request: &OverrideRequestRow) -> Vec<String> {
-    let settings = super::requests::settings_of(request);
+    let settings = &request.settings;
     settings
         .approvers
         .iter()
