@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use tollgate::app::{Application, Role, RuntimeOptions};
 use tollgate::check::{self, CheckRequest, DiffSource, PackMode};
 use tollgate::config::{AppSettings, LogFormat};
-use tollgate::report::{self, Evaluation, ReportInput, Surface};
+use tollgate::outbound::Trust;
+use tollgate::report::{self, Evaluation, ReportInput, SarifOptions, Surface};
 use tollgate::setup::{self, SetupOptions, SetupServer};
 use tollgate::{store, telemetry};
 
@@ -78,6 +79,20 @@ struct CheckArgs {
     replace_pack: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Where the rule runbooks (`docs/runbooks/rules/`) are published: SARIF rules link to
+    /// URL/<ID>.md.
+    #[arg(long, value_name = "URL", env = "TOLLGATE_RUNBOOK_URL", value_parser = parse_web_url)]
+    runbook_url: Option<url::Url>,
+}
+
+fn parse_web_url(raw: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!(
+            "{raw:?}: expected an http or https URL, not {other}:"
+        )),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -88,6 +103,8 @@ enum Format {
     Markdown,
     /// Machine-readable: score, verdict, threshold, counts, violations.
     Json,
+    /// SARIF 2.1.0, the format of GitHub code scanning.
+    Sarif,
 }
 
 #[derive(Args)]
@@ -114,6 +131,10 @@ struct SetupArgs {
     /// Register the app for this organization instead of your own account.
     #[arg(long, value_name = "LOGIN")]
     org: Option<String>,
+    /// A GitHub Enterprise Server's address, https://HOST: sets --github-web-url to it and
+    /// --github-api-url to https://HOST/api/v3.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["github_web_url", "github_api_url"])]
+    github_url: Option<String>,
     /// GitHub's web address (a GitHub Enterprise Server's https://HOST).
     #[arg(long, env = "GITHUB_WEB_URL", default_value = "https://github.com")]
     github_web_url: String,
@@ -129,6 +150,10 @@ struct SetupArgs {
     /// Replace an existing env file.
     #[arg(long)]
     force: bool,
+    /// A PEM file of extra root certificates to trust (a GitHub Enterprise Server with an
+    /// internal certificate authority).
+    #[arg(long, value_name = "FILE", env = "GITHUB_CA_BUNDLE")]
+    ca_bundle: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -213,18 +238,29 @@ fn run_check(args: CheckArgs) -> ExitCode {
     let output = match args.format {
         Format::Text => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            report::render_text(&ReportInput::Evaluated(evaluation), color)
+            Ok(report::render_text(
+                &ReportInput::Evaluated(evaluation),
+                color,
+            ))
         }
-        Format::Markdown => {
-            report::render_markdown(&ReportInput::Evaluated(evaluation), Surface::Comment)
+        Format::Markdown => Ok(report::render_markdown(
+            &ReportInput::Evaluated(evaluation),
+            Surface::Comment,
+        )),
+        Format::Json => serde_json::to_string_pretty(&report::render_json(&evaluation)),
+        Format::Sarif => {
+            let options = SarifOptions {
+                runbook_url: args.runbook_url,
+            };
+            serde_json::to_string_pretty(&report::render_sarif(&evaluation, &options))
         }
-        Format::Json => match serde_json::to_string_pretty(&report::render_json(&evaluation)) {
-            Ok(json) => json,
-            Err(error) => {
-                eprintln!("tollgate: {error}");
-                return ExitCode::from(2);
-            }
-        },
+    };
+    let output = match output {
+        Ok(output) => output,
+        Err(error) => {
+            eprintln!("tollgate: {error}");
+            return ExitCode::from(2);
+        }
     };
     println!("{}", output.trim_end());
     if outcome.verdict.passed() {
@@ -280,15 +316,26 @@ async fn setup(args: SetupArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
         None => setup::DEFAULT_MANIFEST.to_owned(),
     };
+    let (github_web_url, github_api_url) = match &args.github_url {
+        Some(host) => {
+            let host = host.trim_end_matches('/');
+            (host.to_owned(), format!("{host}/api/v3"))
+        }
+        None => (args.github_web_url, args.github_api_url),
+    };
     let options = SetupOptions {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], args.port)),
         webhook_url: args.webhook_url,
         org: args.org,
-        github_web_url: args.github_web_url,
-        github_api_url: args.github_api_url,
+        github_web_url,
+        github_api_url,
         manifest_yaml,
         env_file: args.env_file,
         force: args.force,
+        trust: match &args.ca_bundle {
+            Some(path) => Trust::with_bundle(path).map_err(|e| format!("GITHUB_CA_BUNDLE: {e}"))?,
+            None => Trust::system(),
+        },
     };
     let server = SetupServer::start(options.clone())
         .await

@@ -10,8 +10,10 @@ pub mod fake_pagerduty;
 pub mod fake_slack;
 pub mod openapi;
 pub mod patches;
+pub mod shared;
 pub mod smtp;
 pub mod test_app;
+pub mod tls;
 
 use std::time::Duration;
 
