@@ -72,7 +72,11 @@ tls_findings(c) := {m |
 	applies(p[2], e)
 	some m in regex.find_n(p[1], c.text, 1)
 	not lib.inside_string(c, m)
+	not signature(c)
 }
+
+# A parameter's default (`def __init__(self, verify=False):`) disables nothing by itself.
+signature(c) if regex.match(`^[ \t]*(async[ \t]+)?def[ \t]`, c.text)
 
 tls_finding(c) := m if {
 	found := tls_findings(c)
