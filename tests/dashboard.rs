@@ -1634,9 +1634,9 @@ async fn admins_approve_and_reject_pending_overrides_from_the_dashboard() {
              status, requested_by, reason, scope_rules, fingerprints, violations, needs_approval,
              settings)
          VALUES ($1, $2, 7, 'head2', 'pending', 'bob', 'the key is a test value', '{R01}',
-                 ARRAY['fp-key-' || $1], '[]', true, '{}'),
+                 ARRAY['fp-key-' || $1], '[]', true, '{\"approvers\":[],\"slack_users\":{},\"min_reason_length\":10,\"required_approvals\":1}'),
                 ($1, $2, 7, 'head2', 'pending', 'bob', 'second thoughts', '{R01}',
-                 ARRAY['fp-key-' || $1], '[]', true, '{}')
+                 ARRAY['fp-key-' || $1], '[]', true, '{\"approvers\":[],\"slack_users\":{},\"min_reason_length\":10,\"required_approvals\":1}')
          RETURNING id",
     )
     .bind(A)
@@ -1826,10 +1826,10 @@ async fn seed_every_kind_of_row(db: &mut PgConnection) {
         "INSERT INTO override_requests (installation_id, repository_id, pr_number, head_sha, status,
              requested_by, reason, scope_rules, fingerprints, violations, needs_approval, settings,
              decided_by, decision_note, decided_at)
-         VALUES ($1, $2, 7, 'head2', 'pending', 'bob', 'pending one', '{}', '{fp-a}', '[]', true, '{}', NULL, NULL, NULL),
-                ($1, $2, 7, 'head2', 'rejected', 'bob', 'rejected one', '{R01}', '{fp-b}', '[]', true, '{}', 'carol', 'no <way>', now()),
-                ($1, $2, 7, 'head2', 'cancelled', 'bob', 'cancelled one', '{}', '{fp-c}', '[]', false, '{}', 'bob', NULL, now()),
-                ($1, $2, 7, 'head1', 'expired', 'bob', 'expired one', '{}', '{fp-d}', '[]', true, '{}', NULL, NULL, now())",
+         VALUES ($1, $2, 7, 'head2', 'pending', 'bob', 'pending one', '{}', '{fp-a}', '[]', true, '{\"approvers\":[],\"slack_users\":{},\"min_reason_length\":10,\"required_approvals\":1}', NULL, NULL, NULL),
+                ($1, $2, 7, 'head2', 'rejected', 'bob', 'rejected one', '{R01}', '{fp-b}', '[]', true, '{\"approvers\":[],\"slack_users\":{},\"min_reason_length\":10,\"required_approvals\":1}', 'carol', 'no <way>', now()),
+                ($1, $2, 7, 'head2', 'cancelled', 'bob', 'cancelled one', '{}', '{fp-c}', '[]', false, '{\"approvers\":[],\"slack_users\":{},\"min_reason_length\":10,\"required_approvals\":1}', 'bob', NULL, now()),
+                ($1, $2, 7, 'head1', 'expired', 'bob', 'expired one', '{}', '{fp-d}', '[]', true, '{\"approvers\":[],\"slack_users\":{},\"min_reason_length\":10,\"required_approvals\":1}', NULL, NULL, now())",
         "INSERT INTO override_approvals (request_id, installation_id, approver, via, note)
          SELECT id, $1, v.approver, v.via, v.note FROM override_requests,
                 (VALUES ('dave', 'slack', 'fine'), ('erin', 'dashboard', NULL)) AS v (approver, via, note)

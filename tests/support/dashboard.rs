@@ -62,7 +62,7 @@ pub async fn seed(db: &mut PgConnection, installation: i64, account: &str, repo:
              requested_by, reason, scope_rules, fingerprints, violations, needs_approval, settings,
              decided_by, decided_at)
          VALUES ($1, $3, 7, 'head2', 'approved', 'bob', 'a reviewed exception', '{R05}',
-                 ARRAY['fp-priv-' || $1], '[]', true, '{}', 'carol', now())",
+                 ARRAY['fp-priv-' || $1], '[]', true, '{\"approvers\":[],\"slack_users\":{},\"min_reason_length\":10,\"required_approvals\":1}', 'carol', now())",
         "INSERT INTO override_approvals (request_id, installation_id, approver, via)
          SELECT id, $1, 'carol', 'github' FROM override_requests WHERE installation_id = $1",
         "INSERT INTO alerts (installation_id, repository_id, pr_number, rule_id, head_sha,
