@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use tollgate::app::{Application, Role, RuntimeOptions};
 use tollgate::check::{self, CheckRequest, DiffSource, PackMode};
 use tollgate::config::{AppSettings, LogFormat};
-use tollgate::report::{self, Evaluation, ReportInput, Surface};
+use tollgate::report::{self, Evaluation, ReportInput, SarifOptions, Surface};
 use tollgate::setup::{self, SetupOptions, SetupServer};
 use tollgate::{store, telemetry};
 
@@ -78,6 +78,20 @@ struct CheckArgs {
     replace_pack: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Where the rule runbooks (`docs/runbooks/rules/`) are published: SARIF rules link to
+    /// URL/<ID>.md.
+    #[arg(long, value_name = "URL", env = "TOLLGATE_RUNBOOK_URL", value_parser = parse_web_url)]
+    runbook_url: Option<url::Url>,
+}
+
+fn parse_web_url(raw: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!(
+            "{raw:?}: expected an http or https URL, not {other}:"
+        )),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -88,6 +102,8 @@ enum Format {
     Markdown,
     /// Machine-readable: score, verdict, threshold, counts, violations.
     Json,
+    /// SARIF 2.1.0, the format of GitHub code scanning.
+    Sarif,
 }
 
 #[derive(Args)]
@@ -213,18 +229,29 @@ fn run_check(args: CheckArgs) -> ExitCode {
     let output = match args.format {
         Format::Text => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            report::render_text(&ReportInput::Evaluated(evaluation), color)
+            Ok(report::render_text(
+                &ReportInput::Evaluated(evaluation),
+                color,
+            ))
         }
-        Format::Markdown => {
-            report::render_markdown(&ReportInput::Evaluated(evaluation), Surface::Comment)
+        Format::Markdown => Ok(report::render_markdown(
+            &ReportInput::Evaluated(evaluation),
+            Surface::Comment,
+        )),
+        Format::Json => serde_json::to_string_pretty(&report::render_json(&evaluation)),
+        Format::Sarif => {
+            let options = SarifOptions {
+                runbook_url: args.runbook_url,
+            };
+            serde_json::to_string_pretty(&report::render_sarif(&evaluation, &options))
         }
-        Format::Json => match serde_json::to_string_pretty(&report::render_json(&evaluation)) {
-            Ok(json) => json,
-            Err(error) => {
-                eprintln!("tollgate: {error}");
-                return ExitCode::from(2);
-            }
-        },
+    };
+    let output = match output {
+        Ok(output) => output,
+        Err(error) => {
+            eprintln!("tollgate: {error}");
+            return ExitCode::from(2);
+        }
     };
     println!("{}", output.trim_end());
     if outcome.verdict.passed() {

@@ -549,8 +549,7 @@ async fn health_and_readiness() {
 /// are parsed and routed: none is refused as malformed. A web-only process, so no job runs.
 #[tokio::test]
 async fn conformance_github_example_payloads_are_parsed_and_routed() {
-    let folder =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github/webhooks");
+    let folder = support::shared::shared_path("fixtures/github/webhooks");
     if !folder.is_dir() {
         eprintln!(
             "CONFORMANCE SKIPPED: {} not found (GitHub's example payloads)",

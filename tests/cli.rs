@@ -1,6 +1,9 @@
 //! `tollgate check` as a user runs it: exit codes, output formats, config, custom policies and
 //! the git mode.
 
+#[path = "support/shared.rs"]
+mod shared;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -91,6 +94,134 @@ fn json_output_has_exactly_the_documented_fields() {
 fn markdown_output_is_the_pull_request_comment() {
     let output = tollgate(&["check", "--diff", LEAKY, "--format", "markdown"], None);
     assert!(stdout(&output).starts_with("<!-- tollgate:sticky-comment -->"));
+}
+
+/// `tollgate check --format sarif` on the leaky change, with rule runbooks at `runbook_url`.
+fn leaky_sarif(runbook_url: &str) -> Output {
+    tollgate(
+        &[
+            "check",
+            "--diff",
+            LEAKY,
+            "--format",
+            "sarif",
+            "--runbook-url",
+            runbook_url,
+        ],
+        None,
+    )
+}
+
+/// The SARIF log is valid against the OASIS SARIF 2.1.0 schema (from the shared fixtures, when
+/// present) and carries what code scanning shows: every rule with its texts, a result per
+/// violation of the JSON output, each with Tollgate's fingerprint.
+#[test]
+fn sarif_output_is_a_valid_sarif_log_with_every_rule_and_violation() {
+    let output = leaky_sarif("https://runbooks.example.com/tollgate/rules");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let log: Value = serde_json::from_str(&stdout(&output)).expect("SARIF is JSON");
+    let schema_path = shared::shared_path("fixtures/sarif/sarif-schema-2.1.0.json");
+    if schema_path.exists() {
+        let schema: Value =
+            serde_json::from_str(&std::fs::read_to_string(&schema_path).unwrap()).unwrap();
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft4)
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("the SARIF schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(&log)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "not valid SARIF 2.1.0: {errors:#?}");
+    } else {
+        eprintln!(
+            "SARIF schema conformance SKIPPED: {} not found (set {})",
+            schema_path.display(),
+            shared::SHARED_DIR_VARIABLE
+        );
+    }
+    assert_eq!(log["version"], "2.1.0");
+    let run = &log["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 25, "every rule of the built-in pack");
+    for rule in rules {
+        for field in ["name", "shortDescription", "fullDescription", "help"] {
+            assert!(rule.get(field).is_some(), "{field} missing in {rule}");
+        }
+        let id = rule["id"].as_str().unwrap();
+        assert_eq!(
+            rule["helpUri"],
+            format!("https://runbooks.example.com/tollgate/rules/{id}.md")
+        );
+        assert!(rule["properties"]["security-severity"].is_string());
+    }
+    let json: Value = serde_json::from_str(&stdout(&tollgate(
+        &["check", "--diff", LEAKY, "--format", "json"],
+        None,
+    )))
+    .unwrap();
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), json["violations"].as_array().unwrap().len());
+    for (result, violation) in results.iter().zip(json["violations"].as_array().unwrap()) {
+        assert_eq!(result["ruleId"], violation["rule_id"]);
+        assert_eq!(result["message"]["text"], violation["message"]);
+        assert!(
+            result["partialFingerprints"]["tollgateFingerprint/v1"].is_string(),
+            "{result}"
+        );
+        if let Some(line) = violation["line"].as_u64() {
+            let location = &result["locations"][0]["physicalLocation"];
+            assert_eq!(location["artifactLocation"]["uri"], violation["path"]);
+            assert_eq!(location["region"]["startLine"], line);
+        }
+    }
+    assert_eq!(run["properties"]["verdict"], "fail");
+    assert!(run["properties"]["policyRevision"].is_string());
+}
+
+#[test]
+fn sarif_fingerprints_stay_the_same_when_the_line_moves() {
+    let dir = temp_dir("sarif-shift");
+    let near = "diff --git a/src/app.js b/src/app.js\nnew file mode 100644\n--- /dev/null\n+++ b/src/app.js\n@@ -0,0 +1,2 @@\n+const total = 1;\n+console.log(\"charged\", total);\n";
+    let far = "diff --git a/src/app.js b/src/app.js\nnew file mode 100644\n--- /dev/null\n+++ b/src/app.js\n@@ -0,0 +1,5 @@\n+const total = 1;\n+\n+\n+\n+console.log(\"charged\", total);\n";
+    let result = |name: &str, diff: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, diff).unwrap();
+        let output = tollgate(
+            &[
+                "check",
+                "--diff",
+                path.to_str().unwrap(),
+                "--format",
+                "sarif",
+            ],
+            None,
+        );
+        let log: Value = serde_json::from_str(&stdout(&output)).expect("SARIF is JSON");
+        log["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["ruleId"] == "R17")
+            .cloned()
+            .unwrap_or_else(|| panic!("no R17 result in {log}"))
+    };
+    let (before, after) = (result("near.diff", near), result("far.diff", far));
+    let line = |r: &Value| r["locations"][0]["physicalLocation"]["region"]["startLine"].clone();
+    assert_eq!((line(&before), line(&after)), (2.into(), 5.into()));
+    assert_eq!(before["partialFingerprints"], after["partialFingerprints"]);
+}
+
+#[test]
+fn a_runbook_url_that_is_not_a_web_address_is_a_usage_error() {
+    let output = leaky_sarif("file:///runbooks");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("http or https"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

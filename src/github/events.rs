@@ -828,8 +828,13 @@ mod tests {
     /// are comments on plain issues, and the same comment on a pull request becomes a command.
     #[test]
     fn githubs_issue_comment_examples_route() {
-        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/github/webhooks/issue_comment");
+        // `TOLLGATE_SHARED_DIR` points elsewhere when `../shared` is not beside the project.
+        let folder = std::env::var_os("TOLLGATE_SHARED_DIR")
+            .map_or_else(
+                || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+                std::path::PathBuf::from,
+            )
+            .join("fixtures/github/webhooks/issue_comment");
         let Ok(entries) = std::fs::read_dir(&folder) else {
             eprintln!("SKIPPED: {} not found", folder.display());
             return;

@@ -1,12 +1,13 @@
 //! What people read about an evaluation: the sticky pull-request comment and check-run summary
-//! (Markdown), the check-run title, and the `tollgate check` output (text or JSON); and the
-//! replies to override commands.
+//! (Markdown), the check-run title, and the `tollgate check` output (text, JSON or SARIF); and
+//! the replies to override commands.
 //!
 //! Every renderer takes the same input and builds a small view model from it; the wording lives
 //! in minijinja templates under `templates/`, compiled into the binary. Pure: no I/O.
 
 mod replies;
 mod runbooks;
+mod sarif;
 mod templates;
 mod view;
 
@@ -24,6 +25,7 @@ use std::collections::BTreeSet;
 
 pub use replies::{CommandKind, REPLY_MARKER, Reply, keyed_reply, render_reply, reply_key};
 pub use runbooks::{RunbookPage, render_runbooks};
+pub use sarif::{FINGERPRINT_KEY, SarifLog, SarifOptions, render_sarif};
 pub(crate) use templates::{from_json, strict_environment};
 
 /// The hidden first line of the sticky comment, by which the app finds its own comment again.

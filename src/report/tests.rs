@@ -41,7 +41,7 @@ const RULES: &str = r#"
   override_when: Mechanical changes (renames, formatting, generated code) reviewed as a whole.
 "#;
 
-const DIGEST: &str = "3f9a1c0b7e25d4a8";
+pub(super) const DIGEST: &str = "3f9a1c0b7e25d4a8";
 
 pub(super) fn catalog() -> Catalog {
     let mut catalog = Catalog::default();
@@ -329,7 +329,7 @@ fn user_text_cannot_break_the_markup() {
     assert_snapshot!("escaping", comment(evaluation));
 }
 
-fn text_fixture() -> (Catalog, Findings, Overrides) {
+pub(super) fn text_fixture() -> (Catalog, Findings, Overrides) {
     let mut findings = findings(mixed());
     findings.not_evaluated = vec!["assets/logo.png".into()];
     let overrides = Overrides::new(vec![approve(

@@ -11,12 +11,9 @@ use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// Where the description is looked for: beside the project, as every developer and CI has it.
+/// Where the description is looked for: in the shared fixtures (see [`super::shared`]).
 pub fn description_path() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/github/openapi/api.github.com.subset.json"
-    ))
+    super::shared::shared_path("fixtures/github/openapi/api.github.com.subset.json")
 }
 
 /// The validator built from GitHub's description, or `None` (after one loud line on stderr) when
@@ -28,7 +25,10 @@ pub fn validator() -> Option<&'static Validator> {
         .get_or_init(|| {
             let path = description_path();
             if !path.exists() {
-                eprintln!("OpenAPI conformance SKIPPED: ../shared/fixtures/github not found");
+                eprintln!(
+                    "OpenAPI conformance SKIPPED: {} not found (set TOLLGATE_SHARED_DIR)",
+                    path.display()
+                );
                 return None;
             }
             let text = std::fs::read_to_string(&path)
