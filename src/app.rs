@@ -240,6 +240,7 @@ fn handlers(
         settings.app_id,
         settings.private_key.expose(),
         budget,
+        &settings.trust,
     )
     .map_err(|e| StartError::Github(e.to_string()))?;
     let alerts =
@@ -254,9 +255,11 @@ fn handlers(
     let email = match &settings.email {
         Some(email) => {
             let mailer =
-                Mailer::new(&email.smtp, &email.from).map_err(|message| StartError::Channel {
-                    channel: "email",
-                    message,
+                Mailer::new(&email.smtp, &email.from, &settings.trust).map_err(|message| {
+                    StartError::Channel {
+                        channel: "email",
+                        message,
+                    }
                 })?;
             Some(EmailSender::new(
                 pool.clone(),
@@ -269,11 +272,15 @@ fn handlers(
     };
     let pagerduty = match &settings.pagerduty {
         Some(pagerduty) => {
-            let client = PagerDutyClient::new(&pagerduty.api_url, pagerduty.routing_key.clone())
-                .map_err(|e| StartError::Channel {
-                    channel: "PagerDuty",
-                    message: e.to_string(),
-                })?;
+            let client = PagerDutyClient::new(
+                &pagerduty.api_url,
+                pagerduty.routing_key.clone(),
+                &settings.trust,
+            )
+            .map_err(|e| StartError::Channel {
+                channel: "PagerDuty",
+                message: e.to_string(),
+            })?;
             Some(PagerDutySender::new(pool.clone(), client, links))
         }
         None => None,
@@ -286,6 +293,7 @@ fn handlers(
                 engine.clone(),
                 settings.github_web_url(),
                 settings.alert_escalation_after,
+                &settings.trust,
             )
             .map_err(|e| StartError::Slack(e.to_string()))?,
         ),
@@ -395,7 +403,7 @@ fn router(
     }
     match &settings.slack {
         Some(slack) => {
-            let client = SlackClient::new(&slack.api_url, slack.bot_token.clone())
+            let client = SlackClient::new(&slack.api_url, slack.bot_token.clone(), &settings.trust)
                 .map_err(|e| StartError::Slack(e.to_string()))?;
             let state = Arc::new(SlackInteractionState {
                 pool: pool.clone(),

@@ -12,6 +12,7 @@ pub mod intake;
 pub mod jobs;
 pub mod notify;
 pub mod operations;
+pub mod outbound;
 pub mod overrides;
 pub mod policy;
 pub mod report;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use tollgate::app::{Application, Role, RuntimeOptions};
 use tollgate::check::{self, CheckRequest, DiffSource, PackMode};
 use tollgate::config::{AppSettings, LogFormat};
+use tollgate::outbound::Trust;
 use tollgate::report::{self, Evaluation, ReportInput, SarifOptions, Surface};
 use tollgate::setup::{self, SetupOptions, SetupServer};
 use tollgate::{store, telemetry};
@@ -130,6 +131,10 @@ struct SetupArgs {
     /// Register the app for this organization instead of your own account.
     #[arg(long, value_name = "LOGIN")]
     org: Option<String>,
+    /// A GitHub Enterprise Server's address, https://HOST: sets --github-web-url to it and
+    /// --github-api-url to https://HOST/api/v3.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["github_web_url", "github_api_url"])]
+    github_url: Option<String>,
     /// GitHub's web address (a GitHub Enterprise Server's https://HOST).
     #[arg(long, env = "GITHUB_WEB_URL", default_value = "https://github.com")]
     github_web_url: String,
@@ -145,6 +150,10 @@ struct SetupArgs {
     /// Replace an existing env file.
     #[arg(long)]
     force: bool,
+    /// A PEM file of extra root certificates to trust (a GitHub Enterprise Server with an
+    /// internal certificate authority).
+    #[arg(long, value_name = "FILE", env = "GITHUB_CA_BUNDLE")]
+    ca_bundle: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -307,15 +316,26 @@ async fn setup(args: SetupArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
         None => setup::DEFAULT_MANIFEST.to_owned(),
     };
+    let (github_web_url, github_api_url) = match &args.github_url {
+        Some(host) => {
+            let host = host.trim_end_matches('/');
+            (host.to_owned(), format!("{host}/api/v3"))
+        }
+        None => (args.github_web_url, args.github_api_url),
+    };
     let options = SetupOptions {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], args.port)),
         webhook_url: args.webhook_url,
         org: args.org,
-        github_web_url: args.github_web_url,
-        github_api_url: args.github_api_url,
+        github_web_url,
+        github_api_url,
         manifest_yaml,
         env_file: args.env_file,
         force: args.force,
+        trust: match &args.ca_bundle {
+            Some(path) => Trust::with_bundle(path).map_err(|e| format!("GITHUB_CA_BUNDLE: {e}"))?,
+            None => Trust::system(),
+        },
     };
     let server = SetupServer::start(options.clone())
         .await

@@ -45,6 +45,9 @@ pub struct SetupOptions {
     pub env_file: PathBuf,
     /// Replace an existing `env_file`.
     pub force: bool,
+    /// The roots the exchange with GitHub trusts (`GITHUB_CA_BUNDLE` on a GitHub Enterprise
+    /// Server with an internal certificate authority).
+    pub trust: crate::outbound::Trust,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +138,9 @@ impl SetupServer {
         let manifest = manifest_json(&options.manifest_yaml, &options.webhook_url, &redirect_url)?;
         let state = uuid::Uuid::new_v4().simple().to_string();
         let form_action = form_action(&options.github_web_url, options.org.as_deref(), &state)?;
-        let http = reqwest::Client::builder()
+        let http = options
+            .trust
+            .http_client()
             .timeout(EXCHANGE_TIMEOUT)
             .user_agent(concat!("tollgate-setup/", env!("CARGO_PKG_VERSION")))
             .build()

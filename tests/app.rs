@@ -815,3 +815,50 @@ async fn an_ordinary_push_costs_at_most_five_github_calls() {
     assert_eq!(github.bot_comments(OWNER, REPO, 12).len(), 1);
     github.assert_clean();
 }
+
+/// A GitHub Enterprise Server behind an internal certificate authority: the fake GitHub answers
+/// over HTTPS under `/api/v3` with a certificate of a test authority. With `GITHUB_CA_BUNDLE`
+/// naming that authority the whole loop works: delivery, check run, sticky comment.
+#[tokio::test]
+async fn an_enterprise_server_with_an_internal_ca_is_trusted_through_github_ca_bundle() {
+    let github = FakeGithub::start_https(test_app::APP_ID, TEST_APP_KEY).await;
+    github.add_installation(INSTALLATION_ID as u64);
+    github.add_repo(INSTALLATION_ID as u64, OWNER, REPO);
+    assert!(github.enterprise_url().starts_with("https://"));
+    github.set_pull_request(OWNER, REPO, pr(1, &sha(1), SECRET_PATCH));
+    let app = TestApp::start_configured(
+        test_app::fresh_database().await,
+        &github.enterprise_url(),
+        test_app::options(),
+        &[("GITHUB_CA_BUNDLE", support::tls::CA_BUNDLE.to_owned())],
+    )
+    .await;
+    let (status, _) = app
+        .send_webhook(
+            "pull_request",
+            &pull_request_event("opened", OWNER, REPO, 1, &sha(1)),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let run = completed_check_run(&github, &sha(1)).await;
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    settle(&app).await;
+    assert_eq!(github.bot_comments(OWNER, REPO, 1).len(), 1);
+}
+
+/// Without the bundle the same server is refused, and the error says which variable fixes it.
+#[tokio::test]
+async fn an_untrusted_certificate_is_an_error_naming_github_ca_bundle() {
+    let github = FakeGithub::start_https(test_app::APP_ID, TEST_APP_KEY).await;
+    let client = tollgate::github::GithubApp::new(
+        &github.enterprise_url(),
+        test_app::APP_ID,
+        TEST_APP_KEY,
+        None,
+        &tollgate::outbound::Trust::system(),
+    )
+    .unwrap();
+    let error = client.hook_deliveries(None).await.unwrap_err();
+    assert!(error.is_retryable(), "{error:?}");
+    assert!(error.to_string().contains("GITHUB_CA_BUNDLE"), "{error}");
+}

@@ -12,6 +12,7 @@ use tollgate::github::{
     CheckStatus, CollaboratorPermission, Conclusion, GithubApp, GithubError, InstallationClient,
     Pacing, Reaction, TeamMembership, WriteBudget,
 };
+use tollgate::outbound::Trust;
 
 const APP_ID: u64 = 4242;
 const INSTALLATION: u64 = 77;
@@ -26,7 +27,7 @@ async fn fake() -> FakeGithub {
 }
 
 fn client_for(url: &str, budget: Option<WriteBudget>) -> InstallationClient {
-    GithubApp::new(url, APP_ID, TEST_APP_KEY, budget)
+    GithubApp::new(url, APP_ID, TEST_APP_KEY, budget, &Trust::system())
         .unwrap()
         .installation(INSTALLATION)
         .unwrap()
@@ -128,7 +129,7 @@ async fn token_exchange_then_pull_request() {
 async fn installation_clients_are_cached_per_installation() {
     let fake = fake().await;
     fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
-    let app = GithubApp::new(&fake.url(), APP_ID, TEST_APP_KEY, None).unwrap();
+    let app = GithubApp::new(&fake.url(), APP_ID, TEST_APP_KEY, None, &Trust::system()).unwrap();
     let clone = app.clone();
     app.installation(INSTALLATION)
         .unwrap()
@@ -868,10 +869,16 @@ async fn wrong_app_or_unknown_installation() {
     let fake = fake().await;
     fake.set_pull_request(OWNER, REPO, pr_with_files(1, 1));
     // A JWT whose issuer is another app is refused at the token exchange.
-    let other_app = GithubApp::new(&fake.url(), APP_ID + 1, TEST_APP_KEY, None)
-        .unwrap()
-        .installation(INSTALLATION)
-        .unwrap();
+    let other_app = GithubApp::new(
+        &fake.url(),
+        APP_ID + 1,
+        TEST_APP_KEY,
+        None,
+        &Trust::system(),
+    )
+    .unwrap()
+    .installation(INSTALLATION)
+    .unwrap();
     let error = other_app.pull_request(OWNER, REPO, 1).await.unwrap_err();
     assert_eq!(error, GithubError::Unauthorized);
     assert!(
@@ -880,7 +887,7 @@ async fn wrong_app_or_unknown_installation() {
         fake.rejections()
     );
 
-    let app = GithubApp::new(&fake.url(), APP_ID, TEST_APP_KEY, None).unwrap();
+    let app = GithubApp::new(&fake.url(), APP_ID, TEST_APP_KEY, None, &Trust::system()).unwrap();
     let error = app
         .installation(999)
         .unwrap()

@@ -14,6 +14,7 @@ use tollgate::notify::slack::{
     SlackMessage, TollgateAction, ViolationLine, alert_message, escalation_message,
     override_request_message, parse_interaction, thread_note, verify_slack_signature,
 };
+use tollgate::outbound::Trust;
 
 const TOKEN: &str = "xoxb-test-token";
 const CHANNEL: &str = "C0TOLLGATE";
@@ -21,7 +22,7 @@ const ESCALATION_CHANNEL: &str = "C0ONCALL";
 
 async fn setup() -> (FakeSlack, SlackClient) {
     let fake = FakeSlack::start(TOKEN, &[CHANNEL, ESCALATION_CHANNEL]).await;
-    let client = SlackClient::new(&fake.api_url(), Secret::new(TOKEN)).unwrap();
+    let client = SlackClient::new(&fake.api_url(), Secret::new(TOKEN), &Trust::system()).unwrap();
     (fake, client)
 }
 
@@ -181,7 +182,8 @@ async fn replies_go_in_the_thread() {
 #[tokio::test]
 async fn a_bad_token_is_a_permanent_error() {
     let (fake, _) = setup().await;
-    let client = SlackClient::new(&fake.api_url(), Secret::new("xoxb-wrong")).unwrap();
+    let client =
+        SlackClient::new(&fake.api_url(), Secret::new("xoxb-wrong"), &Trust::system()).unwrap();
     let error = client
         .post_message(&outgoing(CHANNEL, None, thread_note("hello")))
         .await

@@ -1095,3 +1095,27 @@ async fn an_override_typed_as_soon_as_the_check_run_fails_finds_its_violations()
     assert!(world.reactions(id).contains(&"+1".to_owned()));
     world.github.assert_clean();
 }
+
+#[tokio::test]
+async fn a_request_whose_stored_settings_do_not_parse_fails_the_job_instead_of_using_defaults() {
+    let world = World::start(CONFIG).await;
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    world.request_block_override().await;
+    // A row written before a field existed: defaults here would be a silent change of who may
+    // decide the request.
+    let mut db = world.app.db().await;
+    sqlx::query("UPDATE override_requests SET settings = settings - 'approvers'")
+        .execute(&mut db)
+        .await
+        .expect("settings edited");
+
+    world.comment(APPROVER, "/approve").await;
+    assert_eq!(world.requests_in("pending").await, 1);
+    let error: String = sqlx::query_scalar(
+        "SELECT last_error FROM jobs WHERE kind = 'handle_command' AND state = 'failed'",
+    )
+    .fetch_one(&mut db)
+    .await
+    .expect("the command job failed");
+    assert!(error.contains("settings"), "{error}");
+}

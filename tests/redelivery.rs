@@ -11,6 +11,7 @@ use support::{TEST_APP_KEY, wait_until};
 use tollgate::app::RuntimeOptions;
 use tollgate::github::GithubApp;
 use tollgate::jobs::{RedeliveryPolicy, redeliver_failed};
+use tollgate::outbound::Trust;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -37,7 +38,8 @@ async fn setup() -> (FakeGithub, TestApp, sqlx::PgPool, GithubApp) {
     let github = FakeGithub::start(APP_ID, TEST_APP_KEY).await;
     let app = TestApp::start(&github.url()).await;
     let pool = tollgate::store::connect(&app.database_url).await.unwrap();
-    let client = GithubApp::new(&github.url(), APP_ID, TEST_APP_KEY, None).unwrap();
+    let client =
+        GithubApp::new(&github.url(), APP_ID, TEST_APP_KEY, None, &Trust::system()).unwrap();
     (github, app, pool, client)
 }
 

@@ -28,6 +28,7 @@ fn options(github: &FakeGithub, env_file: PathBuf, org: Option<&str>) -> SetupOp
         manifest_yaml: DEFAULT_MANIFEST.to_owned(),
         env_file,
         force: false,
+        trust: tollgate::outbound::Trust::system(),
     }
 }
 

@@ -67,6 +67,9 @@ pub struct AppSettings {
     pub retention: crate::operations::retention::RetentionSettings,
     /// `None` when `SESSION_KEY` is not set: no dashboard and no JSON API, the app still runs.
     pub dashboard: Option<DashboardSettings>,
+    /// The root certificates every outbound client trusts: the system's, plus those of
+    /// `GITHUB_CA_BUNDLE`.
+    pub trust: crate::outbound::Trust,
 }
 
 /// Email, when configured: Tier 1 alerts, digests and escalations.
@@ -206,7 +209,18 @@ impl AppSettings {
             pagerduty: pagerduty(lookup)?,
             retention: crate::operations::retention::RetentionSettings::from_lookup(lookup)?,
             dashboard: dashboard(lookup)?,
+            trust: trust(lookup)?,
         })
+    }
+}
+
+/// The system's roots, plus the certificates of the PEM file `GITHUB_CA_BUNDLE` names.
+fn trust(lookup: &dyn Fn(&str) -> Option<String>) -> Result<crate::outbound::Trust, SettingsError> {
+    use crate::outbound::{CA_BUNDLE_VARIABLE, Trust};
+    match optional(lookup, CA_BUNDLE_VARIABLE) {
+        None => Ok(Trust::system()),
+        Some(path) => Trust::with_bundle(std::path::Path::new(path.trim()))
+            .map_err(|e| invalid(CA_BUNDLE_VARIABLE, &e.to_string())),
     }
 }
 

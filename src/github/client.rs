@@ -8,11 +8,15 @@
 use super::auth::AppCredentials;
 use super::error::GithubError;
 use super::pacer::WriteBudget;
+use super::transport::ReqwestTransport;
 use crate::diff::GithubFile;
+use crate::outbound::Trust;
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::{HeaderMap, Method, StatusCode};
 use octocrab::Octocrab;
+use octocrab::service::middleware::base_uri::BaseUriLayer;
+use octocrab::service::middleware::extra_headers::ExtraHeadersLayer;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::HashMap;
@@ -64,14 +68,16 @@ impl std::fmt::Debug for GithubApp {
 
 impl GithubApp {
     /// Connects as the app. `api_url` is `https://api.github.com` or, for GitHub Enterprise
-    /// Server, `https://HOST/api/v3`; every request goes below it. Content-creating requests
-    /// wait for the shared write `budget` when there is one. Must be called inside a Tokio
-    /// runtime (octocrab spawns its connection worker there) and used within that runtime.
+    /// Server, `https://HOST/api/v3`; every request goes below it, trusting the roots of `trust`
+    /// and through the environment's proxies. Content-creating requests wait for the shared
+    /// write `budget` when there is one. Must be called inside a Tokio runtime (octocrab spawns
+    /// its connection worker there) and used within that runtime.
     pub fn new(
         api_url: &str,
         app_id: u64,
         private_key_pem: &str,
         budget: Option<WriteBudget>,
+        trust: &Trust,
     ) -> Result<GithubApp, GithubError> {
         let credentials = AppCredentials::from_pem(app_id, private_key_pem)?;
         let base = ApiBase::parse(api_url)?;
@@ -80,20 +86,29 @@ impl GithubApp {
                 message: "the GitHub client must be created inside a Tokio runtime".into(),
             });
         }
-        let crab = Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|error| GithubError::Config {
-                message: format!("invalid GitHub API URL {api_url:?}: {error}"),
-            })?
-            .app(octocrab::models::AppId(app_id), credentials.key.clone())
-            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
-            .set_connect_timeout(Some(CONNECT_TIMEOUT))
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .add_header(http::header::ACCEPT, "application/vnd.github+json".into())
-            .build()
-            .map_err(|error| GithubError::Config {
-                message: format!("cannot build the GitHub client: {error}"),
+        let base_uri: http::Uri = api_url.parse().map_err(|_| GithubError::Config {
+            message: format!("invalid GitHub API URL {api_url:?}"),
+        })?;
+        let transport =
+            ReqwestTransport::new(trust, CONNECT_TIMEOUT, READ_TIMEOUT).map_err(|error| {
+                GithubError::Config {
+                    message: format!("cannot build the GitHub client: {error}"),
+                }
             })?;
+        let accept = vec![(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/vnd.github+json"),
+        )];
+        let crab = octocrab::OctocrabBuilder::new_empty()
+            .with_service(transport)
+            .with_layer(&BaseUriLayer::new(base_uri))
+            .with_layer(&ExtraHeadersLayer::new(Arc::new(accept)))
+            .with_auth(octocrab::AuthState::App(octocrab::auth::AppAuth {
+                app_id: octocrab::models::AppId(app_id),
+                key: credentials.key.clone(),
+            }))
+            .build()
+            .map_err(|never| match never {})?;
         Ok(GithubApp {
             inner: Arc::new(AppInner {
                 crab,

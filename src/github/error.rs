@@ -124,7 +124,7 @@ impl GithubError {
             },
             other if is_timeout(&other) => GithubError::Timeout,
             other => GithubError::Transport {
-                message: error_chain(&other),
+                message: crate::outbound::with_tls_hint(error_chain(&other)),
             },
         }
     }

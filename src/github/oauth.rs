@@ -3,6 +3,7 @@
 //! they own an organization. Three plain calls on reqwest: the `oauth2` crate misreads GitHub's
 //! error answers, which come with HTTP 200 and an `error` field.
 
+use crate::outbound::Trust;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -84,8 +85,10 @@ impl OAuthClient {
         api_url: &str,
         client_id: &str,
         client_secret: &str,
+        trust: &Trust,
     ) -> Result<Self, OAuthError> {
-        let http = reqwest::Client::builder()
+        let http = trust
+            .http_client()
             .timeout(TIMEOUT)
             .user_agent(USER_AGENT)
             // The token endpoint answers directly; a redirect would be an attack or a mistake.
@@ -278,8 +281,14 @@ mod tests {
 
     #[test]
     fn the_authorize_url_carries_the_client_state_and_callback() {
-        let client =
-            OAuthClient::new("https://github.com", "https://api.github.com", "Iv1.x", "s").unwrap();
+        let client = OAuthClient::new(
+            "https://github.com",
+            "https://api.github.com",
+            "Iv1.x",
+            "s",
+            &Trust::system(),
+        )
+        .unwrap();
         assert_eq!(
             client.authorize_url("st&te", Some("https://t.example/dashboard/auth/callback")),
             "https://github.com/login/oauth/authorize?client_id=Iv1.x&state=st%26te\

@@ -7,7 +7,7 @@
 //! retried job finds that result and only finishes the feedback (reaction and reply), so a
 //! command is decided once and answered once.
 
-use super::requests::{approved_overrides, audit_request, progress_of, settings_of, status_of};
+use super::requests::{approved_overrides, audit_request, progress_of, status_of};
 use super::slack::enqueue_slack_send;
 use super::{JobError, enqueue_evaluation};
 use crate::commands::{Command, CommandError, parse_commands};
@@ -409,7 +409,7 @@ impl CommandHandler {
                 violations: serde_json::to_value(scope.violations()).unwrap_or_default(),
                 needs_approval: scope.needs_approval(),
                 required_approvals: i32::try_from(progress.required_approvals).unwrap_or(1),
-                settings: serde_json::to_value(context.settings).unwrap_or_default(),
+                settings: context.settings,
                 command_comment_id: context.comment_id,
             },
         )
@@ -468,7 +468,7 @@ impl CommandHandler {
         if let Err(denial) = may_cancel(
             context.identity,
             &request.requested_by,
-            &settings_of(request),
+            &request.settings,
             context.pr_author,
         ) {
             let reply = Reply::Denied {
@@ -510,7 +510,7 @@ impl CommandHandler {
         via: &str,
     ) -> Result<DecisionOutcome, sqlx::Error> {
         let login = identity.login.as_str();
-        if let Err(denial) = may_decide(identity, &settings_of(request), pr_author) {
+        if let Err(denial) = may_decide(identity, &request.settings, pr_author) {
             audit_request(
                 tx,
                 request,
@@ -640,8 +640,8 @@ impl CommandHandler {
     /// request's `slack_users` maps them to; anyone else is told why in a message only they see.
     pub async fn slack_decision(&self, click: &SlackDecision) -> Result<(), JobError> {
         let (request, target) = self.request_and_target(click.request_id).await?;
-        let settings = settings_of(&request);
-        let login = match login_for_slack_user(&settings, &click.slack_user_id) {
+        let settings = &request.settings;
+        let login = match login_for_slack_user(settings, &click.slack_user_id) {
             Ok(login) => login.to_owned(),
             Err(denial) => return self.ephemeral(&target, click, &denial.to_string()).await,
         };
@@ -720,9 +720,9 @@ impl CommandHandler {
         let record =
             store::pull_request_record(&mut conn, request.repository_id, request.pr_number).await?;
         drop(conn);
-        let settings = settings_of(request);
+        let settings = &request.settings;
         let client = self.client(target.installation_id)?;
-        let identity = identity(&client, &target.repo, login, &settings).await;
+        let identity = identity(&client, &target.repo, login, settings).await;
         let pr_author = record.and_then(|r| r.author).unwrap_or_default();
         let mut tx = self.pool.begin().await?;
         store::lock_pull_request(&mut tx, target.repo.id, pr_number(target)).await?;

@@ -75,9 +75,15 @@ impl From<GithubError> for JobError {
 
 impl From<sqlx::Error> for JobError {
     fn from(error: sqlx::Error) -> Self {
-        JobError::Retry {
-            message: format!("database: {error}"),
-            after: None,
+        match error {
+            // A stored row that no longer parses parses no better on the next attempt.
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                JobError::Permanent(format!("database: {error}"))
+            }
+            _ => JobError::Retry {
+                message: format!("database: {error}"),
+                after: None,
+            },
         }
     }
 }

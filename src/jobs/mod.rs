@@ -21,7 +21,6 @@ pub use redeliver::{
     REDELIVER_WEBHOOKS, RedeliveryPolicy, RedeliveryReport, failed_deliveries, redeliver_failed,
     schedule_redelivery,
 };
-pub(crate) use requests::settings_of;
 pub use slack::{SlackSender, enqueue_slack_send};
 
 use crate::github::events::{CommentCommand, PrTarget};

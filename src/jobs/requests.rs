@@ -1,7 +1,6 @@
 //! Stored override requests read back as the domain and report see them.
 
 use super::JobError;
-use crate::config::OverrideSettings;
 use crate::domain::Violation;
 use crate::domain::{ApprovedOverride, Fingerprint, Overrides};
 use crate::github::events::PrTarget;
@@ -28,12 +27,6 @@ pub(super) fn progress_of(row: &OverrideRequestRow) -> RequestProgress {
         required_approvals: u32::try_from(row.required_approvals).unwrap_or(1),
         approved_by: row.approvals.clone(),
     }
-}
-
-/// The settings a request was made under (stored with it), so that a later change of the
-/// repository config does not change who may decide it.
-pub(crate) fn settings_of(row: &OverrideRequestRow) -> OverrideSettings {
-    serde_json::from_value(row.settings.clone()).unwrap_or_default()
 }
 
 fn fingerprints_of(row: &OverrideRequestRow) -> BTreeSet<Fingerprint> {
@@ -67,7 +60,7 @@ pub(super) fn pending_overrides(rows: &[OverrideRequestRow]) -> Vec<PendingOverr
             reason: r.reason.clone(),
             fingerprints: fingerprints_of(r),
             progress: progress_of(r),
-            approvers: settings_of(r).approvers,
+            approvers: r.settings.approvers.clone(),
         })
         .collect()
 }

@@ -14,6 +14,7 @@ use crate::notify::slack::{
     SlackClient, SlackError, SlackMessage, ViolationLine, alert_message, escalation_message,
     override_request_message, thread_note,
 };
+use crate::outbound::Trust;
 use crate::policy::PolicyEngine;
 use crate::store::{self, AlertRow, OverrideRequestRow, SlackMessageRow, SlackSubject};
 use sqlx::{PgConnection, PgPool};
@@ -68,8 +69,9 @@ impl SlackSender {
         engine: Arc<PolicyEngine>,
         github_web_url: String,
         escalation_after: Duration,
+        trust: &Trust,
     ) -> Result<Self, SlackError> {
-        let client = SlackClient::new(&settings.api_url, settings.bot_token.clone())?;
+        let client = SlackClient::new(&settings.api_url, settings.bot_token.clone(), trust)?;
         Ok(Self {
             pool,
             client,
@@ -294,7 +296,7 @@ impl SlackSender {
 /// The request's approvers as Slack shows them: a mention for those mapped in `slack_users`, so
 /// that they are notified, the GitHub login or team otherwise.
 fn approver_mentions(request: &OverrideRequestRow) -> Vec<String> {
-    let settings = super::requests::settings_of(request);
+    let settings = &request.settings;
     settings
         .approvers
         .iter()

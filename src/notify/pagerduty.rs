@@ -3,6 +3,7 @@
 //! second incident and a resolve closes the one the trigger opened.
 
 use crate::config::Secret;
+use crate::outbound::Trust;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -56,8 +57,9 @@ pub struct PagerDutyClient {
 }
 
 impl PagerDutyClient {
-    pub fn new(api_url: &str, routing_key: Secret) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    pub fn new(api_url: &str, routing_key: Secret, trust: &Trust) -> Result<Self, reqwest::Error> {
+        let http = trust
+            .http_client()
             .timeout(Duration::from_secs(10))
             .build()?;
         Ok(Self {

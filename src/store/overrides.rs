@@ -1,9 +1,11 @@
 //! Override requests, their approvals, and the results of command comments.
 
+use crate::config::OverrideSettings;
 use crate::github::events::PrTarget;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 
 /// Takes the pull request's lock for the rest of the transaction: commands, Slack decisions
@@ -36,7 +38,9 @@ pub struct OverrideRequestRow {
     pub violations: Value,
     pub needs_approval: bool,
     pub required_approvals: i32,
-    pub settings: Value,
+    /// The settings the request was made under, decoded strictly: a stored value that no longer
+    /// parses is an error, never defaults (defaults would let anyone decide the request).
+    pub settings: OverrideSettings,
     pub decided_by: Option<String>,
     pub decision_note: Option<String>,
     /// Logins that approved, in order.
@@ -80,27 +84,27 @@ macro_rules! request_columns {
     };
 }
 
-fn request_from_row(row: &PgRow) -> OverrideRequestRow {
-    OverrideRequestRow {
-        id: row.get("id"),
-        installation_id: row.get("installation_id"),
-        repository_id: row.get("repository_id"),
-        pr_number: row.get("pr_number"),
-        head_sha: row.get("head_sha"),
-        status: row.get("status"),
-        requested_by: row.get("requested_by"),
-        reason: row.get("reason"),
-        scope_rules: row.get("scope_rules"),
-        fingerprints: row.get("fingerprints"),
-        violations: row.get("violations"),
-        needs_approval: row.get("needs_approval"),
-        required_approvals: row.get("required_approvals"),
-        settings: row.get("settings"),
-        decided_by: row.get("decided_by"),
-        decision_note: row.get("decision_note"),
-        approvals: row.get("approvals"),
-        created_at: row.get("created_at"),
-    }
+fn request_from_row(row: &PgRow) -> Result<OverrideRequestRow, sqlx::Error> {
+    Ok(OverrideRequestRow {
+        id: row.try_get("id")?,
+        installation_id: row.try_get("installation_id")?,
+        repository_id: row.try_get("repository_id")?,
+        pr_number: row.try_get("pr_number")?,
+        head_sha: row.try_get("head_sha")?,
+        status: row.try_get("status")?,
+        requested_by: row.try_get("requested_by")?,
+        reason: row.try_get("reason")?,
+        scope_rules: row.try_get("scope_rules")?,
+        fingerprints: row.try_get("fingerprints")?,
+        violations: row.try_get("violations")?,
+        needs_approval: row.try_get("needs_approval")?,
+        required_approvals: row.try_get("required_approvals")?,
+        settings: row.try_get::<Json<OverrideSettings>, _>("settings")?.0,
+        decided_by: row.try_get("decided_by")?,
+        decision_note: row.try_get("decision_note")?,
+        approvals: row.try_get("approvals")?,
+        created_at: row.try_get("created_at")?,
+    })
 }
 
 /// A request to record.
@@ -117,7 +121,7 @@ pub struct NewOverrideRequest<'a> {
     pub violations: Value,
     pub needs_approval: bool,
     pub required_approvals: i32,
-    pub settings: Value,
+    pub settings: &'a OverrideSettings,
     pub command_comment_id: i64,
 }
 
@@ -146,7 +150,7 @@ pub async fn insert_override_request(
     .bind(&request.violations)
     .bind(request.needs_approval)
     .bind(request.required_approvals)
-    .bind(&request.settings)
+    .bind(Json(request.settings))
     .bind(request.command_comment_id)
     .bind(decided)
     .fetch_one(&mut *tx)
@@ -166,7 +170,7 @@ pub async fn override_request(
         " FROM override_requests r WHERE r.id = $1"
     );
     let row = sqlx::query(sql).bind(id).fetch_optional(conn).await?;
-    Ok(row.as_ref().map(request_from_row))
+    row.as_ref().map(request_from_row).transpose()
 }
 
 /// Every request of a pull request, oldest first.
@@ -186,7 +190,7 @@ pub async fn override_requests_of(
         .bind(pr_number)
         .fetch_all(conn)
         .await?;
-    Ok(rows.iter().map(request_from_row).collect())
+    rows.iter().map(request_from_row).collect()
 }
 
 /// Records a decision (approved, rejected, cancelled, expired) on a request.

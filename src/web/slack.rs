@@ -111,7 +111,8 @@ async fn handle(state: &SlackInteractionState, action: &BlockAction) -> Result<(
     // or a click on a decided request, is answered in private by the job, at once.
     let ask_why = !approve
         && request.status == RequestStatus::Pending.as_str()
-        && jobs::settings_of(&request)
+        && request
+            .settings
             .login_of_slack_user(&action.user_id)
             .is_some();
     if ask_why && open_reject_dialog(&state.client, action, subject_id).await {

@@ -269,6 +269,20 @@ impl FakeGithub {
     /// Starts a fake for the app `app_id`. `key_pem` is the app's public key (`PUBLIC KEY` or
     /// `RSA PUBLIC KEY`) or its private key (the public half is derived; nothing else is kept).
     pub async fn start(app_id: u64, key_pem: &str) -> FakeGithub {
+        Self::start_serving(app_id, key_pem, None).await
+    }
+
+    /// Like [`FakeGithub::start`], over HTTPS with a certificate of the test certificate
+    /// authority ([`super::tls::CA_BUNDLE`]), which no client trusts unless told to.
+    pub async fn start_https(app_id: u64, key_pem: &str) -> FakeGithub {
+        Self::start_serving(app_id, key_pem, Some(super::tls::acceptor())).await
+    }
+
+    async fn start_serving(
+        app_id: u64,
+        key_pem: &str,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> FakeGithub {
         // Load GitHub's description now (or say loudly that conformance is skipped), not inside
         // the first request.
         openapi::validator();
@@ -280,12 +294,25 @@ impl FakeGithub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the fake GitHub");
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .await
-                .expect("fake GitHub server");
-        });
+        let address = listener.local_addr().unwrap();
+        let (url, server) = match tls {
+            None => (
+                format!("http://{address}"),
+                tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .await
+                        .expect("fake GitHub server");
+                }),
+            ),
+            Some(acceptor) => (
+                format!("https://{address}"),
+                tokio::spawn(async move {
+                    axum::serve(super::tls::TlsListener::new(listener, acceptor), router)
+                        .await
+                        .expect("fake GitHub server");
+                }),
+            ),
+        };
         FakeGithub { url, state, server }
     }
 

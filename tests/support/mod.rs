@@ -14,6 +14,7 @@ pub mod release;
 pub mod shared;
 pub mod smtp;
 pub mod test_app;
+pub mod tls;
 
 use std::time::Duration;
 

@@ -2,9 +2,10 @@
 //! Message-ID chosen by the caller (kept across retries).
 
 use super::RenderedEmail;
+use crate::outbound::Trust;
 use lettre::message::{Mailbox, MultiPart, header};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::Tls;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
 
@@ -119,12 +120,15 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    pub fn new(target: &SmtpTarget, from: &str) -> Result<Self, String> {
+    pub fn new(target: &SmtpTarget, from: &str, trust: &Trust) -> Result<Self, String> {
         let from: Mailbox = from
             .parse()
             .map_err(|e| format!("EMAIL_FROM is not an address: {e}"))?;
-        let tls =
-            || TlsParameters::new(target.host.clone()).map_err(|e| format!("TLS set-up: {e}"));
+        let tls = || {
+            trust
+                .smtp_tls(&target.host)
+                .map_err(|e| format!("TLS set-up: {e}"))
+        };
         let tls = match target.tls {
             TlsMode::Implicit => Tls::Wrapper(tls()?),
             TlsMode::StartTls => Tls::Required(tls()?),

@@ -7,6 +7,7 @@
 
 use super::message::SlackMessage;
 use crate::config::Secret;
+use crate::outbound::Trust;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -186,13 +187,14 @@ struct ResponseMetadata {
 impl SlackClient {
     /// A client for the Web API at `api_url` (`https://slack.com/api`, or a fake's
     /// `http://127.0.0.1:PORT/api`).
-    pub fn new(api_url: &str, token: Secret) -> Result<SlackClient, SlackError> {
+    pub fn new(api_url: &str, token: Secret, trust: &Trust) -> Result<SlackClient, SlackError> {
         if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
             return Err(SlackError::Config {
                 message: format!("the Slack API URL {api_url:?} is not an http(s) URL"),
             });
         }
-        let http = reqwest::Client::builder()
+        let http = trust
+            .http_client()
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| SlackError::Config {
@@ -452,12 +454,16 @@ mod tests {
 
     #[test]
     fn the_token_stays_out_of_debug_output() {
-        let client =
-            SlackClient::new("https://slack.example/api/", Secret::new("xoxb-secret")).unwrap();
+        let client = SlackClient::new(
+            "https://slack.example/api/",
+            Secret::new("xoxb-secret"),
+            &Trust::system(),
+        )
+        .unwrap();
         assert!(!format!("{client:?}").contains("xoxb-secret"));
         assert_eq!(client.api_url, "https://slack.example/api");
         assert!(matches!(
-            SlackClient::new("slack.example", Secret::new("t")),
+            SlackClient::new("slack.example", Secret::new("t"), &Trust::system()),
             Err(SlackError::Config { .. })
         ));
     }

@@ -84,6 +84,7 @@ impl DashboardState {
             &settings.github_api_url,
             &dashboard.client_id,
             dashboard.client_secret.expose(),
+            &settings.trust,
         )?;
         let public_url = settings.public_url.as_deref();
         let cache = Arc::new(cache::Caches::default());
