@@ -56,6 +56,7 @@ impl World {
             REPO,
             PrSpec {
                 number: 1,
+                title: "feat: add settings".into(),
                 author: "alice".into(),
                 head_sha: sha(1),
                 base_sha: base_sha(),
