@@ -13,7 +13,11 @@ tls_patterns := [
 	[["verify", "false"], `\bverify[ \t]*=[ \t]*False\b`, py],
 	[["check_hostname"], `\bcheck_hostname[ \t]*=[ \t]*False\b`, py],
 	[["_create_unverified_context"], `_create_unverified_context`, py],
-	[["ssl", "false"], `\bssl ?= ?False\b`, py],
+	# a keyword argument (`session.get(url, ssl=False)`), not an attribute (`self.ssl = False`:
+	# no TLS asked for)
+	[["ssl", "false"], `(^|[(,])[ \t]*ssl=False\b`, py],
+	# Guzzle and other PHP clients: `'verify' => false`
+	[["verify", "false"], `['"]verify['"][ \t]*=>[ \t]*false\b`, {"php"}],
 	[["danger_accept_invalid"], `danger_accept_invalid_(certs|hostnames)[ \t]*\([ \t]*true[ \t]*\)`, {"rs"}],
 	[["dangerousacceptany"], `DangerousAcceptAnyServerCertificateValidator`, {"cs", "fs", "vb"}],
 	[["validationcallback"], `ServerCertificate(Custom)?ValidationCallback[ \t]*\+?=.*(=>[ \t]*true|return[ \t]+true)`, {"cs", "fs", "vb"}],
@@ -34,7 +38,8 @@ tls_patterns := [
 	[["rejectunauthorized"], `(^[ \t]*|[{,][ \t]*)['"]?rejectUnauthorized['"]?[ \t]*:[ \t]*false|rejectUnauthorized[ \t]*=[ \t]*false`, {"*"}],
 	[["reject_unauthorized"], `NODE_TLS_REJECT_UNAUTHORIZED['"]?[ \t]*[:=][ \t]*['"]?0\b`, {"*"}],
 	[["strict-ssl"], `(?i)strict-ssl["']?[ \t]*[=:]?[ \t]*["']?false\b`, {"*"}],
-	[["no-check-certificate"], `--no-check-certificate`, {"*"}],
+	# a flag passed to wget, not a `case` label parsing it (`--no-check-certificate)`)
+	[["no-check-certificate"], `--no-check-certificate([ \t]|$|["'])`, {"*"}],
 ]
 
 py := {"py", "pyw", "ipynb"}
@@ -55,7 +60,8 @@ command_file(path) if strings.any_suffix_match(lower(path), {".yml", ".yaml", ".
 
 command_file(path) if strings.any_prefix_match(lower(lib.basename(path)), {"dockerfile", "containerfile", "makefile", "jenkinsfile", "justfile", "procfile"})
 
-# What disables verification on the line (several patterns may match: take the first).
+# What disables verification on the line (several patterns may match: take the first). The
+# setting must not sit inside a string: usage text and messages quote flags without using them.
 tls_findings(c) := {m |
 	t := lower(c.text)
 	e := lib.ext(c.path)
@@ -65,7 +71,12 @@ tls_findings(c) := {m |
 	}
 	applies(p[2], e)
 	some m in regex.find_n(p[1], c.text, 1)
+	not lib.inside_string(c, m)
+	not signature(c)
 }
+
+# A parameter's default (`def __init__(self, verify=False):`) disables nothing by itself.
+signature(c) if regex.match(`^[ \t]*(async[ \t]+)?def[ \t]`, c.text)
 
 tls_finding(c) := m if {
 	found := tls_findings(c)
@@ -88,17 +99,26 @@ tls_marks := lib.marks({
 violation contains {"rule": "R05", "path": c.path, "line": c.line, "message": msg} if {
 	some c in input.candidates.R05
 	strings.replace_n(tls_marks, lower(c.text)) != lower(c.text)
-	not lib.is_test(c.path)
+	not lib.is_test_code(c)
 	not lib.is_doc(c.path)
 	not lib.is_data(c.path)
+	not lib.is_prose(c)
 	m := tls_finding(c)
-	not lib.is_comment(c.text)
 	msg := sprintf("TLS certificate verification is disabled (`%s`).", [lib.snippet(m)])
 }
 
 # --- R22 ---------------------------------------------------------------------------------------
 
-broken_hash := `(?i)(md5|sha-?1)([^0-9]|$)`
+# A hash computed, not a name that mentions one (`passwordSha1: 1`, `Md5Password(..)`,
+# `"authenticationMD5Password"`): a call or constructor (`md5(`, `Sha1::new`, `MD5.Create`,
+# `hashlib.sha1`, `Digest::MD5`, `md5.New`), or the algorithm named alone in a string
+# (`createHash('md5')`, `getInstance("SHA-1")`).
+broken_hash := concat("|", [
+	`(?i)(^|[^A-Za-z0-9_])(md5|sha-?1)(sum)?[ \t]*(\(|\.|::)`,
+	`(?i)\b(hashlib|digest|crypto|hashes|hash|cryptojs)(\.|::)(md5|sha1)\b`,
+	"(?i)[\"'`](md5|sha-?1)[\"'`]",
+	`(?i)\|[ \t]*(md5|sha1)sum\b`,
+])
 
 # Non-cryptographic generators: JavaScript, Go's math/rand, Python's random module, java.util.Random.
 weak_random := `Math\.random\(\)|\brand\.(Intn|Int63n?|Int31n?|Int|Uint32|Uint64|Float64|Perm|Shuffle)\(|(^|[^.A-Za-z0-9_])random\.(random|randint|choice|choices|randrange|getrandbits|sample|shuffle)\(|\bnew Random\(`
@@ -137,7 +157,7 @@ crypto_finding(c) := "A broken hash (MD5/SHA-1) protects a secret" if {
 	lib.contains_any(t, hash_marks)
 	lib.contains_any(t, purpose_marks)
 	not contains(t, "hmac")
-	regex.match(broken_hash, c.text)
+	regex.match(broken_hash, lib.uncommented(c))
 } else := "A non-cryptographic random generator produces a secret" if {
 	t := lower(c.text)
 	lib.contains_any(t, random_marks)
@@ -152,8 +172,9 @@ crypto_finding(c) := "A broken hash (MD5/SHA-1) protects a secret" if {
 
 violation contains {"rule": "R22", "path": c.path, "line": c.line, "message": msg} if {
 	some c in input.candidates.R22
+	not lib.is_prose(c)
+	not c.test
 	finding := crypto_finding(c)
 	not lib.is_non_production(c.path)
-	not lib.is_comment(c.text)
 	msg := sprintf("%s: `%s`.", [finding, lib.snippet(c.text)])
 }

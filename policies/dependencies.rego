@@ -84,7 +84,7 @@ local_crate(value) if regex.match(`^\{.*\b(path|workspace)[ \t]*=`, value)
 
 name(text, "cargo") := n if {
 	startswith(trim_left(text, " \t"), "[")
-	some m in regex.find_n(`^[ \t]*\[([a-z0-9.-]*\.)?(dev-|build-)?dependencies\.[A-Za-z0-9_-]+\]`, text, 1)
+	some m in regex.find_n(`^[ \t]*\[([^\]]*\.)?(dev-|build-)?dependencies\.[A-Za-z0-9_-]+\]`, text, 1)
 	parts := split(trim(m, " []"), ".")
 	n := parts[count(parts) - 1]
 }
@@ -223,7 +223,14 @@ nearest_header(headers, n) := h if {
 	h.number == last
 }
 
-# Lines in a dependency section, or where no header is visible (then the line shape decides).
+# Lines in a dependency section, or where no header is visible (then the line shape decides). A
+# header that names its dependency (`[dependencies.openssl]`) is its own section.
+in_dependency_section(headers, n) if {
+	some h in headers
+	h.number == n
+	h.deps
+}
+
 in_dependency_section(headers, n) if nearest_header(headers, n).deps
 
 in_dependency_section(headers, n) if not nearest_header(headers, n)
@@ -251,7 +258,8 @@ removed_name("maven", l) := n if {
 # What a line declaring a dependency contains, per manifest kind: a cheap gate per line
 # (every line of a requirements file may declare one).
 line_gates := {
-	"cargo": lib.marks({"="}),
+	# `serde = "1"`, or a table header `[dependencies.serde]` (how published crates list them)
+	"cargo": lib.marks({"=", "dependencies."}),
 	"npm": npm_value_marks,
 	"pyproject": lib.marks({"=", "\"", "'"}),
 	"go": lib.marks({" v"}),

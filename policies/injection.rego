@@ -73,9 +73,10 @@ sql_spliced(c) if interpolated(c)
 violation contains {"rule": "R07", "path": c.path, "line": c.line, "message": msg} if {
 	some c in input.candidates.R07
 	in_scope(c)
+	not lib.is_prose(c)
+	not c.test
 	sql_literal(c)
 	sql_spliced(c)
-	not lib.is_comment(c.text)
 	msg := sprintf("SQL is built by string formatting or concatenation: `%s`.", [lib.snippet(c.text)])
 }
 
@@ -121,14 +122,35 @@ exec_lang := {
 
 lang(path) := exec_lang[lib.ext(path)]
 
-# Defining a function called eval or exec is not calling one.
+# Defining a function or method called eval or exec is not calling one: `def exec(`,
+# `function eval(`, and a class method `exec(parser, key) {` / `async exec(cmd: string): void {`.
 definition(text) if regex.match(`\b(def|function|fn|func)[ \t]+(eval|exec|system)\(`, text)
 
+definition(text) if regex.match(`^[ \t]*((public|private|protected|static|async|override|get)[ \t]+)*(eval|exec|execSync|system)[ \t]*(<[^>]*>)?\([^)]*\)[ \t]*(:[^{=]*)?\{[ \t]*$`, text)
+
+# The call must be in the line's code, not in a string that mentions it (`"Disallow eval()"`):
+# patterns that need string arguments (`exec.Command("sh", "-c"`) read the text and check that
+# the call itself is code.
+string_patterns := {"java", "go"}
+
 exec_call(c) if {
-	some p in exec_patterns[lang(c.path)]
-	regex.match(p, c.text)
-	not definition(c.text)
+	l := lang(c.path)
+	not l in string_patterns
+	code := lib.code_of(c)
+	some p in exec_patterns[l]
+	regex.match(p, code)
+	not definition(code)
 }
+
+exec_call(c) if {
+	l := lang(c.path)
+	l in string_patterns
+	some p in exec_patterns[l]
+	regex.match(p, c.text)
+	lib.contains_any(lib.code_of(c), call_marks)
+}
+
+call_marks := lib.marks({".exec(", "ProcessBuilder(", "exec.Command"})
 
 # Rust: Command::new("sh") with "-c" on the same line or in the builder calls that follow.
 exec_call(c) if {
@@ -147,7 +169,8 @@ rust_dash_c(c) if {
 violation contains {"rule": "R08", "path": c.path, "line": c.line, "message": msg} if {
 	some c in input.candidates.R08
 	in_scope(c)
+	not lib.is_prose(c)
+	not c.test
 	exec_call(c)
-	not lib.is_comment(c.text)
 	msg := sprintf("Shell command or dynamic code execution: `%s`.", [lib.snippet(c.text)])
 }

@@ -219,11 +219,54 @@ comment_start(t) if strings.any_prefix_match(t, comment_openers)
 
 comment_start(t) if t == "*"
 
+# --- syntactic context ----------------------------------------------------------------------
+#
+# Added lines and candidates carry `kind` (code, comment, doc_comment, string, docstring) and
+# `test` (inside a test block of a source file); candidates also carry `code` (the line without
+# comments, string contents removed) and `strings` (the string contents). Lines of inputs built
+# before these fields existed fall back to the textual tests.
+
+prose_kinds := {"comment", "doc_comment", "docstring"}
+
+# A comment, a doc or block comment, or a docstring: text for people, not code.
+is_prose(c) if c.kind in prose_kinds
+
+is_prose(c) if is_comment(c.text)
+
+# Test code: a test file, or a test block inside a source file.
+is_test_code(c) if c.test
+
+is_test_code(c) if is_test(c.path)
+
+# The line's code without comments and string contents (the text itself when unknown).
+code_of(c) := object.get(c, "code", c.text)
+
+# The line without its comments: its code, then the contents of its strings, each in double
+# quotes.
+uncommented(c) := concat(" ", array.concat([code_of(c)], [q | some s in object.get(c, "strings", []); q := concat("", ["\"", s, "\""])]))
+
+# True when `fragment` lies inside one of the line's string literals.
+inside_string(c, fragment) if {
+	some s in object.get(c, "strings", [])
+	contains(s, fragment)
+}
+
 # The added line `n` of file `path`, if it was added.
 added_text(path, n) := text if {
 	some f in input.files
 	f.path == path
 	some l in f.added
+	l.number == n
+	text := l.text
+}
+
+# The text of line `n` of file `path` as the diff shows it: an added or a context line.
+shown_text(path, n) := text if {
+	text := added_text(path, n)
+} else := text if {
+	some f in input.files
+	f.path == path
+	some l in object.get(f, "context", [])
 	l.number == n
 	text := l.text
 }

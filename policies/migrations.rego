@@ -40,6 +40,9 @@ section_header := concat("|", [
 	`^[ \t]*(async[ \t]+)?def[ \t]+(upgrade|downgrade|up|down|change|forwards|backwards|self\.up|self\.down)\b`,
 	`^[ \t]*(public[ \t]+)?(async[ \t]+)?function[ \t]+(up|down)\b`,
 	`^[ \t]*(exports\.|module\.exports\.)?(up|down)[ \t]*[:=]`,
+	# ES modules and TypeScript (Knex, Kysely): `export async function down(`,
+	# `export const down = async (knex) =>`
+	`^[ \t]*export[ \t]+((async[ \t]+)?function[ \t]*\*?[ \t]*|(const|let|var)[ \t]+)(up|down)\b`,
 	`^[ \t]*(public[ \t]+)?(async[ \t]+)?(up|down)[ \t]*\(`,
 	`^[ \t]*(public|protected)[ \t]+override[ \t]+void[ \t]+(Up|Down)[ \t]*\(`,
 	`^[ \t]*--[ \t]*(\+migrate|\+goose|migrate:)[ \t]*(up|down|Up|Down)\b`,
@@ -105,8 +108,8 @@ violation contains {"rule": "R06", "path": c.path, "line": c.line, "message": ms
 	is_migration(c.path)
 	not is_rollback(c.path)
 	not lib.is_test(c.path)
+	not lib.is_prose(c)
 	m := finding(c)
-	not lib.is_comment(c.text)
 	not in_down_section(c.path, c.line)
 	msg := sprintf("Destructive migration statement `%s`: it deletes data that cannot be restored by rolling back.", [lib.snippet(m)])
 }

@@ -148,14 +148,16 @@ kept_on_purpose(c) if {
 	regex.match(`(print_r|var_export)\(.*,[ \t]*true[ \t]*\)`, c.text)
 }
 
+# In the line's code: a message that names `console.log(` is not a call.
 debug_statement(c) if {
-	lib.contains_any(c.text, debug_marks[lang(c.path)])
-	not lib.contains_any(c.text, not_debug_marks)
+	code := lib.code_of(c)
+	lib.contains_any(code, debug_marks[lang(c.path)])
+	not lib.contains_any(code, not_debug_marks)
 }
 
 debug_statement(c) if {
 	lang(c.path)
-	trim_space(c.text) in debug_lines
+	trim_space(lib.code_of(c)) in debug_lines
 }
 
 # Methods that merely end like a debugging call.
@@ -163,10 +165,11 @@ not_debug_marks := lib.marks({"_breakpoint()", ".breakpoint()", "->var_dump("})
 
 violation contains {"rule": "R17", "path": c.path, "line": c.line, "message": msg} if {
 	some c in input.candidates.R17
+	not lib.is_prose(c)
+	not c.test
 	debug_statement(c)
 	in_scope(c.path)
 	not lib.is_script(c.path)
-	not lib.is_comment(c.text)
 	not prints_on_purpose(c.path)
 	not kept_on_purpose(c)
 	msg := sprintf("Debug statement left in: `%s`.", [lib.snippet(c.text)])

@@ -40,6 +40,12 @@ provider_kind(t) := "A Google API key" if startswith(t, "AIza")
 # Documentation placeholders such as AWS's AKIAIOSFODNN7EXAMPLE or Slack's XXXX-filled URLs.
 placeholder_token(t) if regex.match(`(?i)example|x{4}|\*{4}|0{8}|dummy|fake|sample|placeholder|redacted`, t)
 
+# Tokens that providers print in their own documentation (GitHub's counterpart of
+# AKIAIOSFODNN7EXAMPLE): published, never valid.
+documented_tokens := {"gho_16C7e42F292c6912E7710c838347Ae178B4a", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"}
+
+placeholder_token(t) if t in documented_tokens
+
 # `password = "…"`, `"api_key": "…"`, `const API_TOKEN: &str = "…"`, `secret => '…'`.
 credential_key := `(password|passwd|passphrase|pwd|secret|api[_-]?key|access[_-]?key|private[_-]?key|(access|auth|api|refresh|bearer|client)[_-]?token)`
 
@@ -60,7 +66,8 @@ descriptive_key(key) if regex.match(`(?i)(name|names|ref|path|file|dir|id|ids|ar
 placeholder_value(v) if regex.match(`(?i)changeme|change_me|change-me|xxx|example|dummy|test|sample|placeholder|your|redacted|fake|todo|replace|insert|foobar|default|demo|local|dev|\*\*\*|\.\.\.`, v)
 
 placeholder_value(v) if {
-	some prefix in {"$", "{", "<", "%", "#{", "ENC(", "/", "./", "~/", "("}
+	# `-`: a command-line flag (`"--password"`, `--private-key=$2`), not a value
+	some prefix in {"$", "{", "<", "%", "#{", "ENC(", "/", "./", "~/", "(", "-"}
 	startswith(v, prefix)
 }
 
@@ -90,12 +97,40 @@ assignment_marks := lib.marks({"= \"", "=\"", "= '", "='", ": \"", ":\"", ": '",
 quoted_credential(c) if {
 	strings.replace_n(assignment_marks, c.text) != c.text
 	not generic_exempt(c.path)
+	not lib.is_prose(c)
+	not c.test
 	some m in regex.find_n(quoted_assignment, c.text, 1)
 	key := regex.replace(m, `(?i)^[^a-z0-9_.-]*([a-z0-9_.-]+).*$`, "$1")
 	value := regex.replace(m, `^.*["']([^"' \t]{8,})["']$`, "$1")
 	not descriptive_key(key)
 	not placeholder_value(value)
 	not env_lookup(c.text)
+	not match_arm(c, m)
+}
+
+# `Plugin::Native => "mysql_native_password"`: a Rust match arm (or an enum case mapped to its
+# name elsewhere) picks a value, it assigns none.
+match_arm(c, m) if {
+	contains(m, "=>")
+	endswith(c.path, ".rs")
+}
+
+match_arm(_, m) if regex.match(`::[A-Za-z0-9_]+[ \t]*=>`, m)
+
+# `os.getenv("LLM_API_KEY", "sk-…")`, `ENV.fetch("API_TOKEN", "…")`: a literal fallback is a
+# committed credential even though the line reads the environment.
+env_fallback := concat("", [
+	`(?i)(getenv|environ\.get|env\.get|ENV\.fetch|env::var_or|getenv_or)\([ \t]*["'][A-Za-z0-9_]*`,
+	credential_key, `[A-Za-z0-9_]*["'][ \t]*,[ \t]*["']([^"' \t]{8,})["']`,
+])
+
+fallback_credential(c) if {
+	not generic_exempt(c.path)
+	not lib.is_prose(c)
+	not c.test
+	some m in regex.find_n(env_fallback, c.text, 1)
+	value := regex.replace(m, `^.*,[ \t]*["']([^"' \t]{8,})["']$`, "$1")
+	not placeholder_value(value)
 }
 
 bare_credential(c) if {
@@ -117,13 +152,22 @@ secret_message(c) := msg if {
 	msg := sprintf("%s is committed in this line. Revoke it now, then remove it.", [provider_kind(tokens[0])])
 } else := "A credential is assigned a literal value in this line." if {
 	quoted_credential(c)
+} else := "A credential is given a literal default value in this line." if {
+	fallback_credential(c)
 }
 
 # Most candidates are ordinary lines that merely mention a password or a token: one builtin
 # call (provider prefixes and assignment shapes at once) rejects them before anything else runs.
-r01_gate := object.union(provider_marks, assignment_marks)
+r01_gate := object.union_n([provider_marks, assignment_marks, fallback_marks])
 
-config_paths := {f.path | some f in input.files; lib.is_config(f.path)}
+fallback_marks := lib.marks({", \"", ",\"", ", '", ",'"})
+
+# Files where `KEY=value` without quotes is an assignment: configuration and shell scripts.
+config_paths := {f.path | some f in input.files; bare_assignment_file(f.path)}
+
+bare_assignment_file(path) if lib.is_config(path)
+
+bare_assignment_file(path) if strings.any_suffix_match(lower(path), {".sh", ".bash", ".zsh", ".env"})
 
 violation contains {"rule": "R01", "path": c.path, "line": c.line, "message": msg} if {
 	some c in input.candidates.R01
@@ -131,10 +175,11 @@ violation contains {"rule": "R01", "path": c.path, "line": c.line, "message": ms
 	msg := secret_message(c)
 }
 
-# `KEY=value` without quotes, in configuration files.
+# `KEY=value` without quotes, in configuration files and shell scripts.
 violation contains {"rule": "R01", "path": c.path, "line": c.line, "message": msg} if {
 	some c in input.candidates.R01
 	config_paths[c.path]
+	not lib.is_prose(c)
 	not contains(c.text, "(")
 	strings.replace_n(r01_gate, c.text) == c.text
 	bare_credential(c)
@@ -146,10 +191,16 @@ violation contains {"rule": "R01", "path": c.path, "line": c.line, "message": ms
 private_key_header := `-----BEGIN ((RSA|EC|DSA|OPENSSH|PGP|ENCRYPTED|SSH2 ENCRYPTED) )?PRIVATE KEY( BLOCK)?-----`
 
 # Base64 key data after the header on the same line (a string with `\n` escapes).
-inline_body := `PRIVATE KEY( BLOCK)?-----(\\r)?(\\n|[ \t])+["'+ \t]*[A-Za-z0-9+/]{40,}`
+# Encrypted PEM keys put `Proc-Type:` and `DEK-Info:` headers and a blank line before the data.
+inline_body := concat("", [
+	`PRIVATE KEY( BLOCK)?-----(\\r)?(\\n|[ \t])+`,
+	`(Proc-Type:[^\\]*(\\r)?\\n[ \t]*DEK-Info:[^\\]*(\\r)?\\n((\\r)?\\n)?)?`,
+	`["'+ \t]*[A-Za-z0-9+/]{40,}`,
+])
 
-# A line of base64 key data, possibly inside a string literal.
-body_line := "^[ \\t\"'`+|>-]*[A-Za-z0-9+/]{40,}={0,2}"
+# A line of base64 key data, possibly inside a string literal or behind a comment prefix
+# (`/// MIIE…` in a doc example, `# MIIE…`).
+body_line := "^[ \\t\"'`+|>*#;!/-]*[A-Za-z0-9+/]{40,}={0,2}"
 
 # The header alone (in docs, or in code that detects keys) is not key material: a key's body
 # must follow on the same line or within the next added lines.

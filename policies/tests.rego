@@ -85,11 +85,29 @@ skip_gates := {l: lib.marks(literals) | some l, literals in {
 	"php": {"markTest"},
 }}
 
-# Imperative skips guarded by a condition (`if testing.Short() { t.Skip() }`, `if not HAS_GPU:`)
-# are routine environment checks, not disabled tests.
-conditional(c) if regex.match(`^[ \t]*(\}[ \t]*)?(if|elif|else|unless)\b|\bif\b.*\bSkip`, c.text)
+# Imperative skips guarded by a condition (`if testing.Short() { t.Skip() }`, `if not HAS_GPU:`,
+# `case "android":` under `switch runtime.GOOS`, `except ImportError:`) are routine environment
+# checks, not disabled tests.
+conditional(c) if regex.match(`^[ \t]*(\}[ \t]*)?(if|elif|else|unless)\b|\bif\b.*\bSkip|\bunless\b`, c.text)
 
-conditional(c) if regex.match(`^[ \t]*(\}[ \t]*)?(if|elif|else|unless)\b`, lib.added_text(c.path, c.line - 1))
+# The block the skip sits in opens with a guard: the nearest line above (added or shown as
+# context, up to five lines up, comments and blank lines skipped) that is indented less.
+conditional(c) if {
+	indent := indentation(c.text)
+	opener := [t |
+		some n in numbers.range(c.line - 1, max([c.line - 5, 1]))
+		t := lib.shown_text(c.path, n)
+		trim_space(t) != ""
+		not lib.is_comment(t)
+		indentation(t) < indent
+	]
+	count(opener) > 0
+	regex.match(guard, opener[0])
+}
+
+guard := `^[ \t]*(\}[ \t]*)?(if|elif|else|unless|case|default|when|except|catch|rescue|switch|select)\b|\}[ \t]*(else|catch)\b`
+
+indentation(text) := count(text) - count(trim_left(text, " \t"))
 
 imperative(c) if regex.match(`\b[tb]\.Skip|pytest\.skip\(|skipTest\(|markTest`, c.text)
 
@@ -102,9 +120,9 @@ skips(c) if {
 
 violation contains {"rule": "R14", "path": c.path, "line": c.line, "message": msg} if {
 	some c in input.candidates.R14
+	not lib.is_prose(c)
 	skips(c)
 	not lib.is_doc(c.path)
-	not lib.is_comment(c.text)
 	not guarded(c)
 	msg := sprintf("Test disabled, skipped or focused: `%s`.", [lib.snippet(c.text)])
 }

@@ -170,7 +170,7 @@ impl Application {
                 // Merges with the run already waiting, so replicas share one schedule.
                 jobs::schedule_redelivery(&pool, Duration::ZERO).await?;
             }
-            let queue = JobQueue::new(pool.clone(), worker_id, options.job_lease);
+            let queue = JobQueue::connect(pool.clone(), worker_id, options.job_lease).await?;
             // Digests are email only; without email the installation config is not read.
             if settings.email.is_some() {
                 tasks.spawn(jobs::digests::run_scheduler(

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use tollgate::config::{RepoConfig, RepoConfigFile};
-use tollgate::diff::{Diff, FileChange, FileStatus, Line};
+use tollgate::diff::{Diff, FileChange, FileStatus, HunkStart, Line};
 use tollgate::domain::{Tier, Violation};
 use tollgate::policy::{ChangeContext, PolicyEngine, PolicyPack};
 
@@ -74,6 +74,10 @@ trait Edit {
     fn adding(self, first: u32, text: &str) -> Self;
     fn removing(self, first: u32, text: &str) -> Self;
     fn without_final_newline(self) -> Self;
+    /// Unchanged lines shown around the change, from line `first` on.
+    fn showing(self, first: u32, text: &str) -> Self;
+    /// A hunk starting at `line` under git's section line `section` (`@@ … @@ mod tests {`).
+    fn hunk(self, line: u32, section: &str) -> Self;
 }
 
 impl Edit for FileChange {
@@ -93,6 +97,19 @@ impl Edit for FileChange {
 
     fn without_final_newline(mut self) -> Self {
         self.new_missing_final_newline = true;
+        self
+    }
+
+    fn showing(mut self, first: u32, text: &str) -> Self {
+        self.context.extend(lines(first, text));
+        self
+    }
+
+    fn hunk(mut self, line: u32, section: &str) -> Self {
+        self.hunks.push(HunkStart {
+            line,
+            section: section.to_owned(),
+        });
         self
     }
 }
@@ -1853,6 +1870,269 @@ fn r25_final_newline() {
     check(r25());
 }
 
+// --- precision: syntactic context --------------------------------------------------------------
+
+/// One case per class of false finding (and of miss) seen on third-party code: comments,
+/// docstrings and strings read as code, test blocks inside source files, and rule-specific
+/// shapes. Realistic code, written for these tests.
+fn precision_cases() -> Vec<Case> {
+    let doc_token = token(&["gho_", "16C7e42F292c6912E7710c838347Ae178B4a"]);
+    vec![
+        // R01
+        silent(
+            "R01",
+            "a literal password inside a Rust doc example",
+            vec![added(
+                "src/pool.rs",
+                "/// Opens a pool.\n///\n/// ```no_run\n/// let opts = PoolOptions { user: \"app\", password: \"tr0ub4dor&3horse\" };\n/// ```\npub fn open(opts: PoolOptions) -> Pool { Pool::new(opts) }",
+            )],
+        ),
+        silent(
+            "R01",
+            "an API key in a Python docstring example, in a hunk inside the docstring",
+            vec![
+                modified("client/api.py", 41, "        >>> c = Client(api_key=\"q8Zr2LmW0pXvTt\")")
+                    .showing(40, "        Example:")
+                    .showing(42, "        \"\"\"\n        self._key = api_key"),
+            ],
+        ),
+        silent(
+            "R01",
+            "a match arm mapping an auth mechanism to its wire name",
+            vec![modified(
+                "src/auth/scram.rs",
+                88,
+                "            Mechanism::ScramSha256Password => \"scram_sha_256_password\",",
+            )],
+        ),
+        silent(
+            "R01",
+            "command-line flags named after passwords and keys",
+            vec![
+                modified("tools/backup.py", 12, "FLAGS = {\"passphrase\": \"--passphrase-file\"}"),
+                modified("deploy/sign.sh", 30, "SIGNING_KEY_OPT=\"--signing-key=$1\"\nPRIVATE_KEY=\"--key-file=${KEY_PATH}\""),
+            ],
+        ),
+        silent(
+            "R01",
+            "GitHub's documentation token, and a password in a Rust test module",
+            vec![
+                added("src/oauth.ts", &format!("// As in GitHub's docs:\nexport const SAMPLE = \"{doc_token}\";")),
+                modified("src/config.rs", 300, "    #[test]\n    fn parses_password() {\n        let password = \"s3cr3t-pa55\";\n    }")
+                    .hunk(299, "mod tests {")
+                    .showing(299, ""),
+            ],
+        ),
+        flags(
+            "R01",
+            "an unquoted token exported by a shell script, and a literal getenv fallback",
+            vec![
+                added("ci/publish.sh", "#!/bin/sh\nexport SENTRY_AUTH_TOKEN=sntrys9f8e7d6c5b4a39f8e7d6\nsentry-cli releases new \"$VERSION\""),
+                modified("app/llm.py", 9, "client = OpenAI(api_key=os.getenv(\"OPENAI_API_KEY\", \"sk-proj-4fJx9LqPzR2mT8vW\"))"),
+            ],
+            vec![at("ci/publish.sh", 2), at("app/llm.py", 9)],
+        ),
+        // R02
+        flags(
+            "R02",
+            "a key in a doc example, its body behind `///`",
+            vec![added(
+                "src/tls.rs",
+                &format!("/// ```\n/// let pem = \"\\\n/// -----BEGIN RSA PRIVATE KEY-----\n/// {RSA_BODY}\n/// {RSA_BODY}\n/// -----END RSA PRIVATE KEY-----\";\n/// ```\npub fn load() {{}}"),
+            )],
+            vec![at("src/tls.rs", 3)],
+        ),
+        flags(
+            "R02",
+            "an encrypted PEM key with Proc-Type and DEK-Info headers inline",
+            vec![modified(
+                "internal/certs/fixture.go",
+                14,
+                &format!("const legacyKey = \"-----BEGIN RSA PRIVATE KEY-----\\nProc-Type: 4,ENCRYPTED\\nDEK-Info: DES-EDE3-CBC,8E1F2F07D6E8A4C2\\n\\n{RSA_BODY}\\n-----END RSA PRIVATE KEY-----\""),
+            )],
+            vec![at("internal/certs/fixture.go", 14)],
+        ),
+        // R05
+        silent(
+            "R05",
+            "a shell usage text and the case label that parses the flag",
+            vec![added(
+                "install.sh",
+                "usage() {\n  echo \"  --no-check-certificate  do not verify the server (unsafe)\"\n}\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    -k|--no-check-certificate) INSECURE=1 ;;\n  esac\n  shift\ndone\ncat <<EOF\nPass --no-check-certificate to skip checks.\nEOF",
+            )],
+        ),
+        silent(
+            "R05",
+            "plain HTTP chosen by an attribute, not verification disabled",
+            vec![modified("lib/smtp_client.py", 22, "        self.ssl = False  # STARTTLS is negotiated later")],
+        ),
+        flags(
+            "R05",
+            "Guzzle's verify option and aiohttp's ssl=False",
+            vec![
+                modified("src/Http/ApiClient.php", 31, "        $this->client = new Client(['base_uri' => $url, 'verify' => false]);"),
+                modified("app/fetch.py", 18, "    async with session.get(url, ssl=False) as resp:"),
+            ],
+            vec![at("src/Http/ApiClient.php", 31), at("app/fetch.py", 18)],
+        ),
+        // R06
+        silent(
+            "R06",
+            "a TypeScript Knex migration whose down function drops the table it creates",
+            vec![added(
+                "db/migrations/20240611_create_orders.ts",
+                "import type { Knex } from \"knex\";\n\nexport async function up(knex: Knex): Promise<void> {\n  await knex.schema.createTable(\"orders\", (t) => {\n    t.increments(\"id\");\n  });\n}\n\nexport async function down(knex: Knex): Promise<void> {\n  await knex.schema.dropTable(\"orders\");\n}",
+            )],
+        ),
+        silent(
+            "R06",
+            "an ES-module migration with `export const down = async`",
+            vec![added(
+                "migrations/0007_invoices.mjs",
+                "export const up = async (knex) => {\n  await knex.schema.createTable('invoices', (t) => t.increments());\n};\n\nexport const down = async (knex) => {\n  await knex.schema.dropTableIfExists('invoices');\n};",
+            )],
+        ),
+        flags(
+            "R06",
+            "an ES-module migration dropping a table in its up function",
+            vec![added(
+                "migrations/0008_cleanup.mjs",
+                "export async function up(knex) {\n  await knex.schema.dropTable('legacy_sessions');\n}\n\nexport async function down() {}",
+            )],
+            vec![at("migrations/0008_cleanup.mjs", 2)],
+        ),
+        // R08
+        silent(
+            "R08",
+            "a rule message naming eval() and a class method called exec",
+            vec![added(
+                "lib/rules/no-dynamic-code.js",
+                "module.exports = {\n  meta: { messages: { unexpected: \"Unexpected use of eval() or new Function(): it runs arbitrary code\" } },\n};\nclass Pipeline {\n  exec(stage, options) {\n    return stage.run(options);\n  }\n  async exec2() {}\n}",
+            )],
+        ),
+        silent(
+            "R08",
+            "a Ruby SSH channel exec and an eval inside =begin docs",
+            vec![added(
+                "lib/deploy/remote.rb",
+                "=begin\nExample:\n  eval(File.read(path))\n=end\ndef uptime(session)\n  session.exec(\"uptime\")\nend",
+            )],
+        ),
+        flags(
+            "R08",
+            "eval of user input after a comment that mentions it",
+            vec![modified("src/calc.py", 4, "# evaluate the expression\nresult = eval(expr)  # trusted? no")],
+            vec![at("src/calc.py", 5)],
+        ),
+        // R12
+        flags(
+            "R12",
+            "dependencies as TOML table headers, as published crates list them",
+            vec![added(
+                "crates/widget/Cargo.toml",
+                "[package]\nname = \"widget\"\nversion = \"0.3.1\"\n\n[dependencies.openssl-sys]\nversion = \"0.9\"\n\n[dev-dependencies.tempfile]\nversion = \"3\"\n\n[target.'cfg(unix)'.dependencies.nix]\nversion = \"0.29\"",
+            )],
+            vec![at("crates/widget/Cargo.toml", 5), at("crates/widget/Cargo.toml", 8), at("crates/widget/Cargo.toml", 11)],
+        ),
+        silent(
+            "R12",
+            "a table-header dependency whose version changes",
+            vec![modified("Cargo.toml", 20, "[dependencies.serde]\nversion = \"1.0.210\"")
+                .removing(20, "[dependencies.serde]\nversion = \"1.0.190\"")],
+        ),
+        // R14
+        silent(
+            "R14",
+            "a skip under a `case` of a switch on the platform",
+            vec![added(
+                "fs/link_test.go",
+                "func TestSymlink(t *testing.T) {\n\tswitch runtime.GOOS {\n\tcase \"plan9\", \"js\":\n\t\tt.Skipf(\"no symlinks on %s\", runtime.GOOS)\n\t}\n}",
+            )],
+        ),
+        silent(
+            "R14",
+            "a skip in `except ImportError:`, and a guard two lines up with a comment between",
+            vec![
+                added("tests/test_lzma.py", "try:\n    import lzma\nexcept ImportError:\n    pytest.skip(\"lzma not built\", allow_module_level=True)"),
+                added("store/docker_test.go", "func TestDocker(t *testing.T) {\n\tif os.Getenv(\"DOCKER_HOST\") == \"\" {\n\t\t// Needs a real daemon.\n\t\tt.Skip(\"no docker\")\n\t}\n}"),
+            ],
+        ),
+        silent(
+            "R14",
+            "a skip whose guard is an unchanged line shown as context",
+            vec![modified("tests/test_paths.py", 31, "        pytest.skip(\"posix paths only\")")
+                .showing(30, "    if sys.platform == \"win32\":")],
+        ),
+        // R17
+        silent(
+            "R17",
+            "fmt.Println in a Go package doc comment, dbg! in a Rust test module",
+            vec![
+                added("internal/render/doc.go", "/*\nPackage render draws tables.\n\n\tfmt.Println(render.Table(rows))\n*/\npackage render"),
+                added("src/parse.rs", "pub fn parse() {}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn it_parses() {\n        dbg!(super::parse());\n    }\n}"),
+            ],
+        ),
+        flags(
+            "R17",
+            "dbg! in production code next to a test module",
+            vec![added("src/eval.rs", "pub fn eval() {\n    dbg!(1);\n}\n\n#[cfg(test)]\nmod tests {\n    fn t() { dbg!(2); }\n}")],
+            vec![at("src/eval.rs", 2)],
+        ),
+        // R21
+        silent(
+            "R21",
+            "object identifiers, an RFC anchor and a section number in a comment",
+            vec![
+                added("src/crypto/oids.ts", "export const OID_X25519 = '1.3.101.110';\nswitch (oid) {\n  case '2.5.4.3': return 'CN';\n}"),
+                modified("src/http/status.rs", 10, "// https://www.rfc-editor.org/rfc/rfc9110#section-15.5.1.4\nlet limit = parse(buf)?; // RFC 8446 4.2.11.3"),
+            ],
+        ),
+        silent(
+            "R21",
+            "an address in a docstring example and in a Rust test module",
+            vec![
+                added("net/lease.py", "def renew(lease):\n    \"\"\"Renew a lease.\n\n    >>> renew(Lease(router='172.16.8.1'))\n    \"\"\"\n    return lease.renew()"),
+                added("src/peer.rs", "pub struct Peer;\n#[cfg(test)]\nmod tests {\n    const ADDR: &str = \"10.44.0.7:9000\";\n}"),
+            ],
+        ),
+        flags(
+            "R21",
+            "an address in a string after a comment on the line",
+            vec![modified("src/db.ts", 3, "const DB_HOST = \"10.12.0.5\"; // primary")],
+            vec![at("src/db.ts", 3)],
+        ),
+        // R22
+        silent(
+            "R22",
+            "names that mention MD5 or SHA-1 but hash nothing",
+            vec![
+                modified("src/users/repo.ts", 50, "const projection = { passwordMd5: 0, tokenSha1: 0 };"),
+                modified("src/proto/auth.rs", 12, "    HashedMd5Password(Vec<u8>),\n    const AUTH_SHA1_PASSWORD: &str = \"authSha1PasswordRequest\";"),
+                added("completions/tool.bash", "COMPREPLY=( $(compgen -W \"md5 sha1 sha256 --password-file\" -- \"$cur\") )"),
+            ],
+        ),
+        silent(
+            "R22",
+            "SHA-1 in a Rust test module",
+            vec![added("src/token.rs", "pub fn issue() {}\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn legacy() { let token = sha1(b\"t\"); }\n}")],
+        ),
+        flags(
+            "R22",
+            "MD5 over a password and SHA-1 over a token",
+            vec![
+                modified("app/auth.py", 20, "    hashed = hashlib.md5(password.encode()).hexdigest()"),
+                modified("src/session.ts", 8, "const digest = crypto.createHash('sha1').update(token).digest('hex');"),
+            ],
+            vec![at("app/auth.py", 20), at("src/session.ts", 8)],
+        ),
+    ]
+}
+
+#[test]
+fn precision_classes() {
+    check(precision_cases());
+}
+
 #[test]
 fn every_rule_has_positive_and_negative_cases_and_fires() {
     let cases = all_cases();
@@ -2167,4 +2447,71 @@ fn a_parsed_diff_yields_exactly_the_expected_violations() {
     .map(|(rule, path, line)| (rule.to_owned(), path.map(str::to_owned), line))
     .collect();
     assert_eq!(found, expected);
+}
+
+// --- precision slice (the CI part of scripts/precision) ------------------------------------------
+
+/// Rules about the pull request as a whole, which a fixture directory added at once trips by
+/// construction.
+const PR_RULES: [&str; 3] = ["R11", "R19", "R20"];
+
+/// Every file below `dir`, as an added file named by its path relative to `dir`.
+fn fixture_files(dir: &std::path::Path) -> Vec<FileChange> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<FileChange>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .expect("fixture directory")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if path.extension().is_none_or(|e| e != "tsv") {
+                let name = path.strip_prefix(root).expect("below root");
+                let text = std::fs::read_to_string(&path).expect("utf-8 fixture");
+                out.push(added(&name.to_string_lossy(), &text));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn line_findings(files: Vec<FileChange>) -> BTreeSet<(String, u32, String)> {
+    evaluate(files, &ChangeContext::default(), &defaults())
+        .into_iter()
+        .filter(|v| !PR_RULES.contains(&v.rule_id.as_str()))
+        .map(|v| {
+            (
+                v.path.unwrap_or_default(),
+                v.line.unwrap_or_default(),
+                v.rule_id.to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn precision_slice_realistic_code_is_clean_and_planted_violations_are_found() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/precision");
+    let slice = line_findings(fixture_files(&root.join("slice")));
+    assert!(slice.is_empty(), "false findings on the slice: {slice:#?}");
+
+    let planted = line_findings(fixture_files(&root.join("planted")));
+    let expected: BTreeSet<(String, u32, String)> =
+        std::fs::read_to_string(root.join("planted/planted.tsv"))
+            .expect("planted.tsv")
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let parts: Vec<&str> = l.split('\t').collect();
+                (
+                    parts[0].to_owned(),
+                    parts[1].parse().expect("line number"),
+                    parts[2].to_owned(),
+                )
+            })
+            .collect();
+    assert_eq!(planted, expected);
 }

@@ -10,10 +10,15 @@ use std::time::Duration;
 use tollgate::jobs::{Enqueued, JobQueue, NewJob, enqueue};
 
 async fn pool() -> PgPool {
+    database().await.0
+}
+
+/// A migrated fresh database: a pool on it and its URL.
+async fn database() -> (PgPool, String) {
     let url = support::test_app::fresh_database().await;
     let pool = tollgate::store::connect(&url).await.unwrap();
     tollgate::store::migrate(&pool).await.unwrap();
-    pool
+    (pool, url)
 }
 
 fn job(key: &str, max_attempts: i32) -> NewJob {
@@ -31,8 +36,10 @@ async fn add(pool: &PgPool, job: &NewJob) -> Enqueued {
     enqueue(&mut conn, job).await.unwrap()
 }
 
-fn queue(pool: &PgPool, worker: &str, lease: Duration) -> JobQueue {
-    JobQueue::new(pool.clone(), worker.to_owned(), lease)
+async fn queue(pool: &PgPool, worker: &str, lease: Duration) -> JobQueue {
+    JobQueue::connect(pool.clone(), worker.to_owned(), lease)
+        .await
+        .unwrap()
 }
 
 async fn states(pool: &PgPool) -> Vec<(String, i32)> {
@@ -55,8 +62,8 @@ async fn pending_jobs_with_one_key_coalesce() {
 async fn jobs_with_one_key_never_run_at_once() {
     let pool = pool().await;
     let (a, b) = (
-        queue(&pool, "a", Duration::from_secs(60)),
-        queue(&pool, "b", Duration::from_secs(60)),
+        queue(&pool, "a", Duration::from_secs(60)).await,
+        queue(&pool, "b", Duration::from_secs(60)).await,
     );
     add(&pool, &job("pr:1", 3)).await;
     let running = a.claim().await.unwrap().expect("a job is ready");
@@ -71,7 +78,7 @@ async fn jobs_with_one_key_never_run_at_once() {
 #[tokio::test]
 async fn a_retry_merges_into_a_newer_pending_job() {
     let pool = pool().await;
-    let q = queue(&pool, "a", Duration::from_secs(60));
+    let q = queue(&pool, "a", Duration::from_secs(60)).await;
     add(&pool, &job("pr:1", 3)).await;
     let first = q.claim().await.unwrap().unwrap();
     add(&pool, &job("pr:1", 3)).await;
@@ -85,7 +92,7 @@ async fn a_retry_merges_into_a_newer_pending_job() {
 #[tokio::test]
 async fn failures_back_off_and_give_up_with_the_reason() {
     let pool = pool().await;
-    let q = queue(&pool, "a", Duration::from_secs(60));
+    let q = queue(&pool, "a", Duration::from_secs(60)).await;
     add(&pool, &job("pr:1", 2)).await;
     let attempt = q.claim().await.unwrap().unwrap();
     q.retry(&attempt, "GitHub 502", Duration::from_secs(3600))
@@ -115,8 +122,8 @@ async fn failures_back_off_and_give_up_with_the_reason() {
 #[tokio::test]
 async fn a_job_whose_worker_stopped_is_taken_over_after_its_lease() {
     let pool = pool().await;
-    let stopped = queue(&pool, "stopped", Duration::from_millis(200));
-    let survivor = queue(&pool, "survivor", Duration::from_secs(60));
+    let stopped = queue(&pool, "stopped", Duration::from_millis(200)).await;
+    let survivor = queue(&pool, "survivor", Duration::from_secs(60)).await;
     add(&pool, &job("pr:1", 3)).await;
     let lost = stopped.claim().await.unwrap().unwrap();
     assert!(
@@ -129,6 +136,49 @@ async fn a_job_whose_worker_stopped_is_taken_over_after_its_lease() {
 }
 
 #[tokio::test]
+async fn a_job_whose_worker_process_died_is_taken_over_long_before_its_lease() {
+    let (pool, url) = database().await;
+    // The dead worker is a process of its own: its own pool, so its own PostgreSQL sessions.
+    let lease = Duration::from_secs(120);
+    let process = tollgate::store::connect(&url).await.unwrap();
+    let dead = JobQueue::connect(process.clone(), "dead".to_owned(), lease)
+        .await
+        .unwrap();
+    let survivor = queue(&pool, "survivor", lease).await;
+    add(&pool, &job("pr:1", 3)).await;
+    let lost = dead.claim().await.unwrap().unwrap();
+    assert!(
+        survivor.claim().await.unwrap().is_none(),
+        "a live worker keeps its job"
+    );
+
+    // `kill -9`: the process's connections close without a word.
+    drop(dead);
+    process.close().await;
+    let taken = wait_for_claim(&survivor).await;
+    assert_eq!((taken.id, taken.attempt), (lost.id, 2));
+    let late = JobQueue::connect(pool.clone(), "late".to_owned(), lease)
+        .await
+        .unwrap();
+    assert!(
+        late.claim().await.unwrap().is_none(),
+        "the job runs once, on the survivor"
+    );
+}
+
+/// Claims until a job comes, for at most a small part of the lease (the job must not wait for
+/// its lease to run out).
+async fn wait_for_claim(worker: &JobQueue) -> tollgate::jobs::ClaimedJob {
+    for _ in 0..200 {
+        if let Some(job) = worker.claim().await.unwrap() {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the job was not taken over before its lease");
+}
+
+#[tokio::test]
 async fn several_workers_split_the_work_without_running_a_job_twice() {
     let pool = pool().await;
     for n in 0..60 {
@@ -136,7 +186,7 @@ async fn several_workers_split_the_work_without_running_a_job_twice() {
     }
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..4 {
-        let q = queue(&pool, &format!("w{w}"), Duration::from_secs(60));
+        let q = queue(&pool, &format!("w{w}"), Duration::from_secs(60)).await;
         workers.spawn(async move {
             let mut ran = Vec::new();
             while let Some(job) = q.claim().await.unwrap() {
@@ -163,7 +213,7 @@ async fn woken(listener: &mut sqlx::postgres::PgListener) -> bool {
 #[tokio::test]
 async fn enqueue_wakes_workers_only_when_a_job_becomes_ready() {
     let pool = pool().await;
-    let worker = queue(&pool, "w", Duration::from_secs(60));
+    let worker = queue(&pool, "w", Duration::from_secs(60)).await;
     let mut listener = worker.listener().await.unwrap();
 
     add(&pool, &job("pr:1", 3)).await;

@@ -1,7 +1,7 @@
 //! Hunks (`@@ -l,s +l,s @@` and the lines under them): the part both diff sources share.
 
 use super::lines::Lines;
-use super::{DiffError, FileChange, Line};
+use super::{DiffError, FileChange, HunkStart, Line};
 
 /// A parse error at a 1-based line; which [`DiffError`] it becomes depends on the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,10 @@ pub(super) fn parse_hunks(lines: &mut Lines<'_>, file: &mut FileChange) -> Resul
     {
         let (old, new) =
             parse_header(line).ok_or_else(|| LineError::new(lines.number(), HEADER_EXPECTED))?;
+        file.hunks.push(HunkStart {
+            line: new.start,
+            section: section_of(line),
+        });
         lines.advance();
         parse_body(lines, file, old, new)?;
     }
@@ -66,6 +70,21 @@ fn parse_header(line: &[u8]) -> Option<(Range, Range)> {
     let rest = rest.strip_prefix(b" +")?;
     let (new, rest) = parse_range(rest)?;
     rest.starts_with(b" @@").then_some((old, new))
+}
+
+/// The text after the header's closing `@@` (git's enclosing-function line), trimmed of the one
+/// space git puts before it.
+fn section_of(line: &[u8]) -> String {
+    let after = line
+        .get(2..)
+        .and_then(|rest| {
+            rest.windows(2)
+                .position(|w| w == b"@@")
+                .map(|i| &rest[i + 2..])
+        })
+        .unwrap_or_default();
+    let after = after.strip_prefix(b" ").unwrap_or(after);
+    String::from_utf8_lossy(after).into_owned()
 }
 
 /// Reads `start[,count]` (the count defaults to 1). Rejects ranges whose line numbers would not
@@ -129,6 +148,7 @@ fn parse_body(
         }
         match marker {
             b' ' if old_left > 0 && new_left > 0 => {
+                file.context.push(line_at(new_number, text));
                 old_number += 1;
                 old_left -= 1;
                 new_number += 1;
@@ -193,6 +213,13 @@ mod tests {
             parse_header(b"@@ -0,0 +1 @@"),
             Some((range(0, 0), range(1, 1)))
         );
+    }
+
+    #[test]
+    fn section_is_the_text_after_the_header() {
+        assert_eq!(section_of(b"@@ -3 +4,0 @@ mod tests {"), "mod tests {");
+        assert_eq!(section_of(b"@@ -3 +4,0 @@"), "");
+        assert_eq!(section_of(b"@@ -3 +4 @@  indented"), " indented");
     }
 
     #[test]

@@ -7,9 +7,11 @@ mod github;
 mod hunk;
 mod lines;
 mod names;
+mod syntax;
 mod unified;
 
 pub use github::{GithubFile, from_github_files};
+pub use syntax::{LineKind, LineSyntax, classify};
 pub use unified::parse_unified;
 
 use serde::Serialize;
@@ -56,6 +58,12 @@ pub struct FileChange {
     pub deletions: u32,
     pub added: Vec<Line>,
     pub removed: Vec<Line>,
+    /// Unchanged lines shown around the changes, numbered in the new file: they let the syntax
+    /// classifier see the comment or test block an added line sits in.
+    pub context: Vec<Line>,
+    /// Where each hunk starts in the new file, with the section text git prints after its header
+    /// (`@@ -10,6 +10,8 @@ mod tests {`): the enclosing function or block, often out of view.
+    pub hunks: Vec<HunkStart>,
     /// The new side ends without a newline (`\ No newline at end of file` after an added or
     /// context line of the last hunk).
     pub new_missing_final_newline: bool,
@@ -76,6 +84,8 @@ impl FileChange {
             deletions: 0,
             added: Vec::new(),
             removed: Vec::new(),
+            context: Vec::new(),
+            hunks: Vec::new(),
             new_missing_final_newline: false,
         }
     }
@@ -87,6 +97,13 @@ impl FileChange {
             .or(self.old_path.as_deref())
             .unwrap_or_default()
     }
+}
+
+/// The first new-side line of a hunk and the section text after its header (empty if none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HunkStart {
+    pub line: u32,
+    pub section: String,
 }
 
 /// A diff that cannot be read, with the 1-based line of the input where reading stopped.

@@ -1,4 +1,5 @@
-//! A small PostgreSQL job queue: jobs are claimed with `FOR UPDATE SKIP LOCKED` under a lease,
+//! A small PostgreSQL job queue: jobs are claimed with `FOR UPDATE SKIP LOCKED` by a worker
+//! process whose PostgreSQL session is alive (see [`JobQueue::connect`]) and under a lease,
 //! retried with exponential backoff, and coalesced by a dedup key (one pending and one running job
 //! per key). Jobs hold ids and read fresh state when they run, so two jobs with one key do the
 //! same work and merging them loses nothing.
@@ -6,6 +7,7 @@
 use serde_json::Value;
 use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{PgConnection, Row};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The channel `enqueue` notifies so idle workers wake at once instead of polling.
@@ -98,21 +100,51 @@ pub async fn enqueue_delayed(
     Ok(enqueued)
 }
 
+/// The advisory-lock class of worker sessions (the key is the worker's own).
+const WORKER_LOCK_CLASS: i32 = 7011;
+
 /// A worker's handle on the queue.
 #[derive(Clone)]
 pub struct JobQueue {
     pool: PgPool,
     worker_id: String,
+    /// The key of the advisory lock this worker's session holds; jobs it claims carry it.
+    worker_key: i32,
+    /// The connection that holds the lock, kept open (out of the pool) for the worker's life:
+    /// when the process dies, PostgreSQL ends this session and its jobs are free at once.
+    _session: Arc<Mutex<PgConnection>>,
     lease: Duration,
 }
 
 impl JobQueue {
-    pub fn new(pool: PgPool, worker_id: String, lease: Duration) -> Self {
-        Self {
+    /// Opens the worker's session: a connection of its own holding an advisory lock under a
+    /// key no live worker holds. The lease stays as a fallback for a session PostgreSQL has not
+    /// yet noticed is gone (a network partition rather than a dead process).
+    pub async fn connect(
+        pool: PgPool,
+        worker_id: String,
+        lease: Duration,
+    ) -> Result<Self, sqlx::Error> {
+        let mut session = pool.acquire().await?.detach();
+        let worker_key = loop {
+            let [a, b, c, d, ..] = *uuid::Uuid::new_v4().as_bytes();
+            let key = i32::from_le_bytes([a, b, c, d & 0x7f]);
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+                .bind(WORKER_LOCK_CLASS)
+                .bind(key)
+                .fetch_one(&mut session)
+                .await?;
+            if locked {
+                break key;
+            }
+        };
+        Ok(Self {
             pool,
             worker_id,
+            worker_key,
+            _session: Arc::new(Mutex::new(session)),
             lease,
-        }
+        })
     }
 
     pub fn lease(&self) -> Duration {
@@ -126,13 +158,13 @@ impl JobQueue {
         Ok(listener)
     }
 
-    /// Claims the next ready job, first returning jobs whose worker stopped (lease expired) to
-    /// the queue.
+    /// Claims the next ready job, first returning jobs whose worker stopped (session gone or
+    /// lease expired) to the queue.
     pub async fn claim(&self) -> Result<Option<ClaimedJob>, sqlx::Error> {
         self.recover_expired().await?;
         let claimed = sqlx::query(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
-                    locked_until = now() + make_interval(secs => $2)
+                    locked_until = now() + make_interval(secs => $2), worker_key = $3
              WHERE id = (
                  SELECT j.id FROM jobs j
                  WHERE j.state = 'pending' AND j.run_at <= now()
@@ -145,6 +177,7 @@ impl JobQueue {
         )
         .bind(&self.worker_id)
         .bind(self.lease.as_secs_f64())
+        .bind(self.worker_key)
         .fetch_optional(&self.pool)
         .await;
         let row = match claimed {
@@ -178,13 +211,16 @@ impl JobQueue {
         Ok(())
     }
 
+    /// Records a finished attempt. An attempt that was taken over meanwhile (its worker's
+    /// session was lost) records nothing: the row belongs to the attempt running now.
     pub async fn complete(&self, job: &ClaimedJob) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE jobs SET state = 'done', finished_at = now(), locked_by = NULL,
-                    locked_until = NULL
-             WHERE id = $1",
+                    locked_until = NULL, worker_key = NULL
+             WHERE id = $1 AND state = 'running' AND attempts = $2",
         )
         .bind(job.id)
+        .bind(job.attempt)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -194,11 +230,12 @@ impl JobQueue {
     pub async fn fail(&self, job: &ClaimedJob, error: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE jobs SET state = 'failed', last_error = $2, finished_at = now(),
-                    locked_by = NULL, locked_until = NULL
-             WHERE id = $1",
+                    locked_by = NULL, locked_until = NULL, worker_key = NULL
+             WHERE id = $1 AND state = 'running' AND attempts = $3",
         )
         .bind(job.id)
         .bind(error)
+        .bind(job.attempt)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -227,19 +264,21 @@ impl JobQueue {
                                                    AND p.state = 'pending')
                                     THEN now() END,
                  run_at = now() + make_interval(secs => $3),
-                 last_error = $2, locked_by = NULL, locked_until = NULL
-             WHERE id = $1",
+                 last_error = $2, locked_by = NULL, locked_until = NULL, worker_key = NULL
+             WHERE id = $1 AND state = 'running' AND attempts = $4",
         )
         .bind(job.id)
         .bind(error)
         .bind(delay.as_secs_f64())
+        .bind(job.attempt)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Jobs whose lease ran out belonged to a worker that stopped mid-job: run them again (or
-    /// merge them into a pending job with the same key).
+    /// Jobs whose worker session is gone, or whose lease ran out, belonged to a worker that
+    /// stopped mid-job: run them again (or merge them into a pending job with the same key).
+    /// `pg_locks` shows every session's advisory locks to every role.
     async fn recover_expired(&self) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE jobs SET
@@ -249,12 +288,19 @@ impl JobQueue {
                                   WHERE p.dedup_key = jobs.dedup_key AND p.state = 'pending')
                          THEN 'done'
                      ELSE 'pending' END,
-                 last_error = 'the worker stopped before finishing (lease expired)',
-                 run_at = now(), locked_by = NULL, locked_until = NULL
-             WHERE id IN (SELECT id FROM jobs
-                          WHERE state = 'running' AND locked_until < now()
+                 last_error = 'the worker stopped before finishing',
+                 run_at = now(), locked_by = NULL, locked_until = NULL, worker_key = NULL
+             WHERE id IN (SELECT j.id FROM jobs j
+                          WHERE j.state = 'running'
+                            AND (j.locked_until < now()
+                                 OR (j.worker_key IS NOT NULL AND NOT EXISTS (
+                                     SELECT 1 FROM pg_locks l
+                                     WHERE l.locktype = 'advisory' AND l.granted
+                                       AND l.classid = $1::int4::oid AND l.objsubid = 2
+                                       AND l.objid = j.worker_key::oid)))
                           FOR UPDATE SKIP LOCKED)",
         )
+        .bind(WORKER_LOCK_CLASS)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -1,6 +1,6 @@
 //! The regorus wrapper: compile a pack once, evaluate it many times on cheap clones.
 
-use super::input::{ChangeContext, PolicyInput};
+use super::input::{ChangeContext, PolicyInput, classify_files};
 use super::prefilter::Prefilter;
 use super::{Catalog, PolicyError, PolicyPack};
 use crate::config::RepoConfig;
@@ -164,7 +164,8 @@ impl PolicyEngine {
         context: &ChangeContext,
         config: &RepoConfig,
     ) -> Result<(regorus::Engine, Vec<(String, ReportedViolation)>), PolicyError> {
-        let input = PolicyInput::build(diff, context, config, &self.prefilter);
+        let syntax = classify_files(diff, config);
+        let input = PolicyInput::build(diff, &syntax, context, config, &self.prefilter);
         let input = serde_json::to_value(&input).map_err(|e| PolicyError::Input {
             message: e.to_string(),
         })?;
@@ -347,6 +348,8 @@ violation contains {"rule": "T2", "path": c.path, "line": c.line, "message": "ma
                 })
                 .collect(),
             removed: vec![],
+            context: vec![],
+            hunks: vec![],
             new_missing_final_newline: false,
         }
     }

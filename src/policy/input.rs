@@ -2,7 +2,7 @@
 
 use super::prefilter::Prefilter;
 use crate::config::{EffectiveRule, RepoConfig};
-use crate::diff::{Diff, FileChange, FileStatus, Line};
+use crate::diff::{Diff, FileChange, FileStatus, Line, LineKind, LineSyntax, classify};
 use crate::domain::RuleId;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -74,8 +74,19 @@ struct FileInput<'a> {
     /// Bytes of added text: an estimate of the size a new file adds.
     added_bytes: usize,
     missing_final_newline: bool,
-    added: &'a [Line],
+    added: Vec<AddedLine<'a>>,
     removed: &'a [Line],
+    /// Unchanged lines the diff shows around the changes.
+    context: &'a [Line],
+}
+
+/// An added line with its syntactic context (`policies/README.md`, "Syntactic context").
+#[derive(Serialize)]
+struct AddedLine<'a> {
+    number: u32,
+    text: &'a str,
+    kind: LineKind,
+    test: bool,
 }
 
 #[derive(Serialize)]
@@ -90,30 +101,36 @@ struct CandidateLine<'a> {
     path: &'a str,
     line: u32,
     text: &'a str,
+    kind: LineKind,
+    code: &'a str,
+    strings: &'a [String],
+    test: bool,
 }
 
 impl<'a> PolicyInput<'a> {
     /// Files matched by the config's `ignore_paths` are left out entirely.
+    /// `syntax` holds the context of each evaluated file's added lines (from [`classify_files`]).
     pub(crate) fn build(
         diff: &'a Diff,
+        syntax: &'a [Vec<LineSyntax>],
         context: &'a ChangeContext,
         config: &'a RepoConfig,
         prefilter: &'a Prefilter,
     ) -> Self {
-        let evaluated: Vec<&FileChange> = diff
-            .files
-            .iter()
-            .filter(|f| !config.is_ignored(f.path()))
-            .collect();
+        let evaluated = evaluated_files(diff, config);
         let mut per_rule: Vec<Vec<CandidateLine>> = vec![Vec::new(); prefilter.rules().len()];
         let mut seen = Vec::new();
-        for file in &evaluated {
-            for line in &file.added {
+        for (file, syntax) in evaluated.iter().zip(syntax) {
+            for (line, syntax) in file.added.iter().zip(syntax) {
                 prefilter.matching_rules(&line.text, &mut seen, |rule| {
                     per_rule[rule].push(CandidateLine {
                         path: file.path(),
                         line: line.number,
                         text: &line.text,
+                        kind: syntax.kind,
+                        code: &syntax.code,
+                        strings: &syntax.strings,
+                        test: syntax.test,
                     });
                 });
             }
@@ -125,7 +142,11 @@ impl<'a> PolicyInput<'a> {
             deletions: evaluated.iter().map(|f| u64::from(f.deletions)).sum(),
             changed_files: evaluated.len(),
         };
-        let files = evaluated.iter().map(|f| FileInput::of(f)).collect();
+        let files = evaluated
+            .iter()
+            .zip(syntax)
+            .map(|(f, syntax)| FileInput::of(f, syntax))
+            .collect();
         let config = ConfigInput {
             threshold: config.threshold.value(),
             ignore_paths: &config.ignore_paths,
@@ -141,8 +162,25 @@ impl<'a> PolicyInput<'a> {
     }
 }
 
+/// The files a config evaluates (those not matched by `ignore_paths`), in diff order.
+fn evaluated_files<'a>(diff: &'a Diff, config: &RepoConfig) -> Vec<&'a FileChange> {
+    diff.files
+        .iter()
+        .filter(|f| !config.is_ignored(f.path()))
+        .collect()
+}
+
+/// The syntactic context of the added lines of every file the config evaluates, in the order
+/// [`PolicyInput::build`] expects.
+pub(crate) fn classify_files(diff: &Diff, config: &RepoConfig) -> Vec<Vec<LineSyntax>> {
+    evaluated_files(diff, config)
+        .into_iter()
+        .map(classify)
+        .collect()
+}
+
 impl<'a> FileInput<'a> {
-    fn of(file: &'a FileChange) -> Self {
+    fn of(file: &'a FileChange, syntax: &'a [LineSyntax]) -> Self {
         Self {
             path: file.path(),
             old_path: file.old_path.as_deref(),
@@ -153,8 +191,19 @@ impl<'a> FileInput<'a> {
             deletions: file.deletions,
             added_bytes: file.added.iter().map(|l| l.text.len() + 1).sum(),
             missing_final_newline: file.new_missing_final_newline,
-            added: &file.added,
+            added: file
+                .added
+                .iter()
+                .zip(syntax)
+                .map(|(line, syntax)| AddedLine {
+                    number: line.number,
+                    text: &line.text,
+                    kind: syntax.kind,
+                    test: syntax.test,
+                })
+                .collect(),
             removed: &file.removed,
+            context: &file.context,
         }
     }
 }
