@@ -171,15 +171,15 @@ impl Application {
                 jobs::schedule_redelivery(&pool, Duration::ZERO).await?;
             }
             let queue = JobQueue::connect(pool.clone(), worker_id, options.job_lease).await?;
-            // Digests are email only; without email the installation config is not read.
-            if settings.email.is_some() {
-                tasks.spawn(jobs::digests::run_scheduler(
-                    pool.clone(),
-                    options.clock.clone(),
-                    options.digest_interval,
-                    shutdown_rx.clone(),
-                ));
-            }
+            // The installation config is read whatever channels are on (it names the dashboard's
+            // admins too); digests are email only.
+            tasks.spawn(jobs::digests::run_scheduler(
+                pool.clone(),
+                options.clock.clone(),
+                options.digest_interval,
+                settings.email.is_some(),
+                shutdown_rx.clone(),
+            ));
             tasks.spawn(jobs::run_workers(
                 queue,
                 handlers,

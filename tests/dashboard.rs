@@ -1177,6 +1177,25 @@ async fn rollups_are_idempotent_and_two_replicas_roll_each_day_up_once() {
     assert_eq!(counts[&tollgate::store::RetentionCategory::ScoreTrends], 0);
 }
 
+/// Sends `path` with the cookie until the rate limit refuses it: how many passed, and the
+/// refusal's `Retry-After` and body.
+async fn exhaust_rate_limit(dash: &Dashboard, path: &str, cookie: &str) -> (u32, u64, String) {
+    for passed in 0..300 {
+        let response = dash.get(path, Some(cookie)).await;
+        if response.status() == 429 {
+            let retry_after: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&retry_after));
+            return (passed, retry_after, response.text().await.unwrap());
+        }
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    panic!("{path}: the limit was never reached");
+}
+
 #[tokio::test]
 async fn more_than_a_hundred_requests_a_minute_are_refused_with_retry_after() {
     let dash = dashboard().await;
@@ -1184,25 +1203,8 @@ async fn more_than_a_hundred_requests_a_minute_are_refused_with_retry_after() {
     let alice = dash.log_in("alice").await;
     // The login itself read /api/v1/me once. The bucket refills a request every 0.6 s, so a
     // slow machine may get a few more through before the refusal.
-    let mut passed = 1;
-    let mut refused = None;
-    for _ in 0..300 {
-        let response = dash.get("/api/v1/me", Some(&bob.cookie)).await;
-        if response.status() == 429 {
-            refused = Some(response);
-            break;
-        }
-        assert_eq!(response.status(), 200);
-        passed += 1;
-    }
-    assert!(passed >= 100, "only {passed} requests passed");
-    let refused = refused.expect("the limit was reached");
-    let retry_after: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry_after));
+    let (passed, _, _) = exhaust_rate_limit(&dash, "/api/v1/me", &bob.cookie).await;
+    assert!(passed + 1 >= 100, "only {passed} requests passed");
     let (status, _) = dash.get_json("/api/v1/me", &alice).await;
     assert_eq!(status, 200, "another user is not limited");
 }
@@ -1253,12 +1255,19 @@ async fn every_endpoint_answers_as_the_openapi_description_says() {
             .replace("{rule}", "R01")
             .replace("{override}", &override_id.to_string());
         for (method, operation) in operations.as_object().unwrap() {
-            let query = if path.contains("/exports/") {
-                "?from=2000-01-01&to=2100-01-01"
-            } else {
-                ""
-            };
-            let url = dash.app.url(&format!("{path}{query}"));
+            // Only the parameters the description requires: every other one must be optional.
+            let query: Vec<String> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query" && p["required"] == true)
+                .map(|p| match p["name"].as_str() {
+                    Some("from") => "from=2000-01-01".to_owned(),
+                    Some("to") => "to=2100-01-01".to_owned(),
+                    other => panic!("{method} {path}: no test value for {other:?}"),
+                })
+                .collect();
+            let url = dash.app.url(&format!("{path}?{}", query.join("&")));
             let request = match method.as_str() {
                 "get" => dash.http.get(url),
                 "post" => dash.http.post(url).json(&json!({ "name": "openapi" })),
@@ -1272,6 +1281,9 @@ async fn every_endpoint_answers_as_the_openapi_description_says() {
                 .await
                 .unwrap();
             let status = response.status().as_u16().to_string();
+            if method == "get" {
+                assert_eq!(status, "200", "{method} {path}?{}", query.join("&"));
+            }
             let answer = &operation["responses"][&status];
             assert!(
                 answer.is_object(),
@@ -1763,4 +1775,287 @@ async fn rule_trend_and_pull_request_list_pages_draw_from_the_rollups() {
     let (_, passing) = dash.page(&format!("{base}/pulls?verdict=pass"), &bob).await;
     assert!(passing.contains("No pull request matches."));
     pool.close().await;
+}
+
+/// Rows of every kind a page can show, beside the seeded ones: an audit entry of every action
+/// (with states before and after), alerts in every state, override requests in every state with
+/// approvals from every channel, evaluations in every status and jobs in every state.
+async fn seed_every_kind_of_row(db: &mut PgConnection) {
+    let actions = [
+        "override.requested",
+        "override.approval_added",
+        "override.approved",
+        "override.rejected",
+        "override.cancelled",
+        "override.expired",
+        "override.denied",
+        "override.decision_submitted",
+        "override.decision_refused",
+        "alert.raised",
+        "alert.acknowledged",
+        "alert.resolved",
+        "alert.escalated",
+        "digest.acknowledged",
+        "digest.escalated",
+        "api_token.created",
+        "api_token.revoked",
+        "pull_request.reevaluation_requested",
+    ];
+    for action in actions {
+        sqlx::query(
+            "INSERT INTO audit_log (installation_id, actor, action, target, before_state, after_state)
+             VALUES ($1, 'alice', $2, 'thing:1', $3, $4), ($1, 'tollgate', $2, 'thing:2', NULL, $4),
+                    ($1, 'slack:U1', $2, 'thing:3', $3, NULL)",
+        )
+        .bind(A)
+        .bind(action)
+        .bind(json!({ "status": "open", "note": "<b>\"quoted\"</b>" }))
+        .bind(json!({ "status": "acknowledged", "by": ["alice"], "count": 2, "ok": true }))
+        .execute(&mut *db)
+        .await
+        .unwrap();
+    }
+    for statement in [
+        "INSERT INTO alerts (installation_id, repository_id, pr_number, rule_id, head_sha,
+             fingerprints, violations, escalate_at, escalated_at, status, acknowledged_by,
+             acknowledged_at, resolved_at)
+         VALUES ($1, $2, 7, 'R05', 'head2', '{fp-a}', '[]', now(), now(), 'open', NULL, NULL, NULL),
+                ($1, $2, 7, 'R02', 'head2', '{fp-b}', '[]', now(), NULL, 'acknowledged', 'alice', now(), NULL),
+                ($1, $2, 7, 'R03', 'head2', '{fp-c}', '[]', now(), now(), 'acknowledged', 'email:x', now(), NULL),
+                ($1, $2, 7, 'R04', 'head2', '{fp-d}', '[]', now(), NULL, 'resolved', NULL, NULL, now())",
+        "INSERT INTO override_requests (installation_id, repository_id, pr_number, head_sha, status,
+             requested_by, reason, scope_rules, fingerprints, violations, needs_approval, settings,
+             decided_by, decision_note, decided_at)
+         VALUES ($1, $2, 7, 'head2', 'pending', 'bob', 'pending one', '{}', '{fp-a}', '[]', true, '{}', NULL, NULL, NULL),
+                ($1, $2, 7, 'head2', 'rejected', 'bob', 'rejected one', '{R01}', '{fp-b}', '[]', true, '{}', 'carol', 'no <way>', now()),
+                ($1, $2, 7, 'head2', 'cancelled', 'bob', 'cancelled one', '{}', '{fp-c}', '[]', false, '{}', 'bob', NULL, now()),
+                ($1, $2, 7, 'head1', 'expired', 'bob', 'expired one', '{}', '{fp-d}', '[]', true, '{}', NULL, NULL, now())",
+        "INSERT INTO override_approvals (request_id, installation_id, approver, via, note)
+         SELECT id, $1, v.approver, v.via, v.note FROM override_requests,
+                (VALUES ('dave', 'slack', 'fine'), ('erin', 'dashboard', NULL)) AS v (approver, via, note)
+         WHERE installation_id = $1 AND status = 'pending'",
+        "INSERT INTO evaluations (installation_id, repository_id, pr_number, head_sha, status,
+             threshold, policy_digest, created_at)
+         VALUES ($1, $2, 7, 'head3', 'superseded', 70, 'pd1', now() - interval '3 hours'),
+                ($1, $2, 7, 'head4', 'error', 70, 'pd1', now() - interval '2 hours'),
+                ($1, $2, 7, 'head5', 'in_progress', 70, 'pd1', now() - interval '1 hour')",
+        "INSERT INTO jobs (kind, payload, installation_id, dedup_key, state)
+         VALUES ('evaluate_pr', '{}', $1, 'every-kind-1', 'pending'),
+                ('evaluate_pr', '{}', $1, 'every-kind-2', 'running'),
+                ('evaluate_pr', '{}', $1, 'every-kind-3', 'failed')",
+    ] {
+        sqlx::query(statement)
+            .bind(A)
+            .bind(A_REPO.0)
+            .execute(&mut *db)
+            .await
+            .unwrap_or_else(|e| panic!("seed failed: {e}\n{statement}"));
+    }
+}
+
+/// Every page, unfiltered, for a viewer and an admin, with rows of every kind: a page that
+/// cannot render one kind of row fails here (filtered views hide such rows).
+#[tokio::test]
+async fn every_page_renders_every_kind_of_row_unfiltered() {
+    let dash = dashboard().await;
+    let mut db = dash.app.db().await;
+    seed_every_kind_of_row(&mut db).await;
+    seed_more_violations(&dash.app, 5).await;
+    let base = format!("/dashboard/installations/{A}");
+    let mut paths = vec![
+        "/dashboard/".to_owned(),
+        format!("{base}/"),
+        format!("{base}/violations"),
+        format!("{base}/pulls"),
+        format!("{base}/repos/{}/pulls/7", A_REPO.1),
+        format!("{base}/repos/acme/gadgets/pulls/101"),
+        format!("{base}/alerts"),
+        format!("{base}/audit"),
+        format!("{base}/trends"),
+    ];
+    paths.extend([7, 30, 90, 365].map(|days| format!("{base}/trends?days={days}")));
+    paths.extend((1..=25).map(|n| format!("{base}/rules/R{n:02}")));
+    for login in ["bob", "alice"] {
+        let session = dash.log_in(login).await;
+        for path in &paths {
+            let (status, page) = dash.page(path, &session).await;
+            assert_eq!(status, 200, "{login} {path}: {page}");
+            assert!(!page.contains("could not render"), "{login} {path}");
+        }
+        let (_, audit) = dash.page(&format!("{base}/audit"), &session).await;
+        assert!(audit.contains("alert.raised"), "{audit}");
+        assert!(audit.contains(r#""status": "acknowledged""#), "{audit}");
+        assert!(!audit.contains("<b>"), "states are escaped: {audit}");
+        let (_, alerts) = dash.page(&format!("{base}/alerts"), &session).await;
+        for status in ["open", "escalated", "acknowledged", "resolved"] {
+            assert!(
+                alerts.contains(&format!("<td>{status}</td>")),
+                "{status}: {alerts}"
+            );
+        }
+        let (_, pr) = dash
+            .page(&format!("{base}/repos/{}/pulls/7", A_REPO.1), &session)
+            .await;
+        for status in ["pending", "approved", "rejected", "cancelled", "expired"] {
+            assert!(pr.contains(&format!("<td>{status}</td>")), "{status}: {pr}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn pages_share_the_users_rate_limit_with_the_api() {
+    let dash = dashboard().await;
+    let bob = dash.log_in("bob").await;
+    let alice = dash.log_in("alice").await;
+    let (passed, _, page) = exhaust_rate_limit(&dash, "/dashboard/", &bob.cookie).await;
+    assert!(passed >= 90, "only {passed} pages passed");
+    assert!(page.contains("too many requests"), "{page}");
+    let (status, _) = dash.get_json("/api/v1/me", &bob).await;
+    assert_eq!(status, 429, "the API shares the page's bucket");
+    let (status, _) = dash
+        .page(&format!("/dashboard/installations/{A}/"), &alice)
+        .await;
+    assert_eq!(status, 200, "another user is not limited");
+}
+
+/// The dashboard acknowledges through the path the Slack button and the email link take: an
+/// escalated alert's PagerDuty incident is acknowledged too, with the same dedup key.
+#[tokio::test]
+async fn a_dashboard_acknowledge_acknowledges_the_pagerduty_incident_too() {
+    let dash = dashboard().await;
+    let alice = dash.log_in("alice").await;
+    let mut db = dash.app.db().await;
+    let alert_id: i64 = sqlx::query_scalar(
+        "INSERT INTO pagerduty_events (installation_id, alert_id, action, dedup_key, status)
+         SELECT installation_id, id, 'trigger', 'tollgate-alert-' || id, 'sent' FROM alerts
+         WHERE installation_id = $1 RETURNING alert_id",
+    )
+    .bind(A)
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    let (status, body) = dash
+        .post_json(
+            &format!("/api/v1/installations/{A}/alerts/{alert_id}/acknowledge"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "acknowledged");
+    let events: Vec<(String, String)> = sqlx::query_as(
+        "SELECT action, dedup_key FROM pagerduty_events WHERE alert_id = $1 ORDER BY id",
+    )
+    .bind(alert_id)
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    let key = format!("tollgate-alert-{alert_id}");
+    assert_eq!(
+        events,
+        [
+            ("trigger".to_owned(), key.clone()),
+            ("acknowledge".to_owned(), key)
+        ]
+    );
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'send_pagerduty'")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(queued, 1, "the acknowledge is sent by the PagerDuty job");
+}
+
+/// Serves installation A's config from acme/.github, as GitHub would.
+fn serve_installation_config(dash: &Dashboard, content: &str) {
+    dash.github.add_installation(A as u64);
+    dash.github.add_repo(A as u64, A_ACCOUNT, ".github");
+    dash.github
+        .set_file(A_ACCOUNT, ".github", "main", "tollgate.yml", content);
+}
+
+/// Waits until the cached installation config of A satisfies `condition` (content, error).
+async fn wait_for_cached_config(
+    dash: &Dashboard,
+    condition: impl Fn(Option<&str>, Option<&str>) -> bool,
+) {
+    let mut db = dash.app.db().await;
+    for _ in 0..1500 {
+        let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT content, error FROM installation_configs WHERE installation_id = $1",
+        )
+        .bind(A)
+        .fetch_optional(&mut db)
+        .await
+        .unwrap();
+        if let Some((content, error)) = &row
+            && condition(content.as_deref(), error.as_deref())
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the installation config was not read as expected");
+}
+
+/// Marks A's cached config as stale, so the scheduler reads it again.
+async fn expire_cached_config(dash: &Dashboard) {
+    let mut db = dash.app.db().await;
+    sqlx::query(
+        "UPDATE installation_configs SET fetched_at = now() - interval '1 day'
+         WHERE installation_id = $1",
+    )
+    .bind(A)
+    .execute(&mut db)
+    .await
+    .unwrap();
+}
+
+/// With no Slack, email nor PagerDuty, the installation config is still read, so the admins it
+/// lists administer.
+#[tokio::test]
+async fn dashboard_admins_apply_with_no_optional_channel() {
+    let dash = dashboard().await;
+    dash.github.add_user("dave", 4);
+    dash.github
+        .give_installation_access("dave", A as u64, A_ACCOUNT, "Organization");
+    dash.github.set_org_role(A_ACCOUNT, "dave", "member");
+    serve_installation_config(&dash, "dashboard:\n  admins: [dave]\n");
+    wait_for_cached_config(&dash, |content, _| {
+        content.is_some_and(|c| c.contains("dave"))
+    })
+    .await;
+    let dave = dash.log_in("dave").await;
+    let (_, me) = dash.get_json("/api/v1/me", &dave).await;
+    assert_eq!(me["installations"][0]["role"], "admin");
+}
+
+/// One bad value does not throw the config away: the last valid one stays in force, and the
+/// error shows on every page of the installation (the health strip).
+#[tokio::test]
+async fn an_invalid_installation_config_keeps_the_last_valid_one_and_says_why() {
+    let dash = dashboard().await;
+    dash.github.add_user("dave", 4);
+    dash.github
+        .give_installation_access("dave", A as u64, A_ACCOUNT, "Organization");
+    dash.github.set_org_role(A_ACCOUNT, "dave", "member");
+    serve_installation_config(&dash, "dashboard:\n  admins: [dave]\n");
+    wait_for_cached_config(&dash, |content, _| content.is_some()).await;
+
+    serve_installation_config(
+        &dash,
+        "alerts:\n  tier2: { send_at: 9am }\ndashboard:\n  admins: [dave]\n",
+    );
+    expire_cached_config(&dash).await;
+    wait_for_cached_config(&dash, |_, error| error.is_some()).await;
+    let dave = dash.log_in("dave").await;
+    let (_, me) = dash.get_json("/api/v1/me", &dave).await;
+    assert_eq!(me["installations"][0]["role"], "admin", "still in force");
+    let (status, page) = dash
+        .page(&format!("/dashboard/installations/{A}/"), &dave)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("alerts.tier2.send_at") && page.contains("last valid"),
+        "{page}"
+    );
 }

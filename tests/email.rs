@@ -245,7 +245,8 @@ async fn a_block_violation_emails_tier1_with_a_working_single_use_ack_link() {
     assert_eq!(mail.to, [ONCALL]);
     assert_eq!(mail.content_type, "multipart/alternative");
     assert!(
-        mail.subject.contains("Tier 1 BLOCK R01") && mail.subject.contains("acme/widgets#1"),
+        mail.subject.contains("Tier 1: 1 BLOCK violation of R01")
+            && mail.subject.contains("acme/widgets#1"),
         "{}",
         mail.subject
     );
@@ -346,7 +347,7 @@ async fn an_unacknowledged_alert_escalates_by_email_and_pagerduty_then_resolves_
     assert!(
         escalation
             .subject
-            .starts_with("[Tollgate] ESCALATED: Tier 1 BLOCK R01")
+            .starts_with("[Tollgate] ESCALATED: Tier 1: 1 BLOCK violation of R01")
     );
     assert!(
         escalation

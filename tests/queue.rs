@@ -236,3 +236,75 @@ async fn enqueue_wakes_workers_only_when_a_job_becomes_ready() {
         "a job pulled forward wakes them"
     );
 }
+
+#[tokio::test]
+async fn alerts_come_first_then_the_installation_with_the_fewest_jobs_running() {
+    let pool = pool().await;
+    let worker = queue(&pool, "w", Duration::from_secs(60)).await;
+    // A burst on installation 1, two of its jobs already running.
+    for n in 0..5 {
+        add(&pool, &job(&format!("a:{n}"), 3)).await;
+    }
+    worker.claim().await.unwrap().unwrap();
+    worker.claim().await.unwrap().unwrap();
+    // Then a job of installation 2 and an email, queued after the whole burst.
+    add(
+        &pool,
+        &NewJob {
+            installation_id: Some(2),
+            ..job("b:0", 3)
+        },
+    )
+    .await;
+    add(
+        &pool,
+        &NewJob {
+            kind: "send_email",
+            ..job("email:0", 3)
+        },
+    )
+    .await;
+
+    let order: Vec<String> = {
+        let mut order = Vec::new();
+        while let Some(next) = worker.claim().await.unwrap() {
+            order.push(next.dedup_key);
+        }
+        order
+    };
+    assert_eq!(order, ["email:0", "b:0", "a:2", "a:3", "a:4"]);
+}
+
+#[tokio::test]
+async fn a_job_waiting_for_the_write_budget_gives_its_slot_back_without_spending_an_attempt() {
+    let pool = pool().await;
+    let pacing = tollgate::github::Pacing {
+        per_minute: 1,
+        per_hour: 10,
+    };
+    let budget = tollgate::github::WriteBudget::new(pool.clone(), pacing).unwrap();
+    budget.acquire(1).await.unwrap();
+    // The next write of installation 1 frees up in a minute: the writer is told so at once
+    // instead of holding its worker slot for the minute (the guard only stops a hang).
+    let spent = tokio::time::timeout(Duration::from_secs(30), budget.acquire(1))
+        .await
+        .expect("the writer does not wait in place");
+    let Err(tollgate::github::GithubError::BudgetSpent { wait }) = spent else {
+        panic!("budget reported spent, got {spent:?}");
+    };
+    assert!(wait > Duration::from_secs(1), "{wait:?}");
+    budget
+        .acquire(2)
+        .await
+        .expect("other installations write on");
+
+    let worker = queue(&pool, "w", Duration::from_secs(60)).await;
+    add(&pool, &job("pr:1", 1)).await;
+    let waiting = worker.claim().await.unwrap().unwrap();
+    worker.defer(&waiting, wait).await.unwrap();
+    assert_eq!(states(&pool).await, [("pending".to_owned(), 0)]);
+    assert!(
+        worker.claim().await.unwrap().is_none(),
+        "it comes back when the budget frees up"
+    );
+}

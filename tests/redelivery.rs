@@ -83,6 +83,23 @@ async fn a_failed_delivery_tollgate_never_stored_is_redelivered_once() {
             .unwrap();
     assert_eq!(outcome.as_deref(), Some("requested"));
 
+    // Calls made as the app count in the metrics like an installation's.
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for endpoint in ["/app/hook/deliveries", "/app/hook/deliveries/{id}/attempts"] {
+        assert!(
+            metrics.contains(&format!("endpoint=\"{endpoint}\"")),
+            "{endpoint}: {metrics}"
+        );
+    }
+
     // The redelivery failed too (Tollgate still down): it is not asked for a second time.
     github.add_hook_delivery("guid-lost", 503, 1);
     let again = redeliver_failed(&pool, &client, &policy(10)).await.unwrap();

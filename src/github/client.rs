@@ -161,7 +161,7 @@ impl GithubApp {
     /// Sends one request as the app (its JWT), not as an installation.
     async fn send_as_app(&self, method: Method, route: &str) -> Result<Answer, GithubError> {
         let path = self.inner.base.route(route);
-        let answer = exchange::<()>(&self.inner.crab, &method, &path, None).await?;
+        let answer = observed_exchange::<()>(&self.inner.crab, &method, &path, None, None).await?;
         tracing::debug!(%method, route, status = answer.status.as_u16(), "GitHub request as the app");
         Ok(answer)
     }
@@ -353,16 +353,8 @@ impl InstallationClient {
             budget.acquire(self.inner.id).await?;
         }
         let path = self.inner.base.route(route);
-        let started = std::time::Instant::now();
-        let answer = exchange(&self.inner.crab, &method, &path, body).await;
-        crate::operations::observe_github_call(
-            method.as_str(),
-            &path,
-            self.inner.id,
-            answer.as_ref().ok().map(|a| (a.status, &a.headers)),
-            started.elapsed(),
-        );
-        let answer = answer?;
+        let answer =
+            observed_exchange(&self.inner.crab, &method, &path, body, Some(self.inner.id)).await?;
         tracing::debug!(
             installation = self.inner.id,
             %method,
@@ -665,6 +657,27 @@ impl InstallationClient {
         self.send(Method::POST, &route, Some(&body)).await?.ok()?;
         Ok(())
     }
+}
+
+/// [`exchange`], counted in the metrics and the health check's GitHub status: every call, made as
+/// the app (`installation` `None`) or as an installation, goes through here.
+async fn observed_exchange<B: Serialize + ?Sized>(
+    crab: &Octocrab,
+    method: &Method,
+    path: &str,
+    body: Option<&B>,
+    installation: Option<u64>,
+) -> Result<Answer, GithubError> {
+    let started = std::time::Instant::now();
+    let answer = exchange(crab, method, path, body).await;
+    crate::operations::observe_github_call(
+        method.as_str(),
+        path,
+        installation,
+        answer.as_ref().ok().map(|a| (a.status, &a.headers)),
+        started.elapsed(),
+    );
+    answer
 }
 
 /// Sends one request through `crab` (as the app or as an installation, whichever `crab` is) and

@@ -32,6 +32,10 @@ pub enum GithubError {
     Invalid { status: u16, message: String },
     #[error("GitHub: cannot read the answer: {message}")]
     Decode { message: String },
+    /// The installation's write budget is spent for `wait` more: the job gives its worker slot
+    /// back and comes again then, rather than holding the slot while it waits.
+    #[error("GitHub write budget spent, a write frees up in {} ms", .wait.as_millis())]
+    BudgetSpent { wait: Duration },
     /// The shared write budget could not be read (the database is unreachable).
     #[error("GitHub write budget: {message}")]
     WriteBudget { message: String },
@@ -58,6 +62,7 @@ impl GithubError {
                 | Self::Timeout
                 | Self::Transport { .. }
                 | Self::WriteBudget { .. }
+                | Self::BudgetSpent { .. }
         )
     }
 
@@ -65,6 +70,7 @@ impl GithubError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after } => *retry_after,
+            Self::BudgetSpent { wait } => Some(*wait),
             _ => None,
         }
     }

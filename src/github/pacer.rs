@@ -5,8 +5,11 @@
 //! Each installation has one row listing when its writes of the last hour were sent. Taking a
 //! slot is one statement that appends the current time only while both the minute and the hour
 //! window have room; concurrent writers of any process serialize on that row. A writer refused a
-//! slot learns from the same answer how long until one frees up, sleeps without holding a
-//! transaction or connection, and asks again. Within a process, writers of one installation queue
+//! slot learns from the same answer how long until one frees up: a wait shorter than
+//! [`MAX_WAIT_IN_PLACE`] is slept without holding a transaction or connection; a longer one is
+//! returned as [`GithubError::BudgetSpent`], so the job gives its worker slot back and is
+//! scheduled again for when the budget frees up (jobs of other installations, and emails, never
+//! wait behind it). Within a process, writers of one installation queue
 //! in arrival order, so only the head of the queue asks the database.
 
 use super::GithubError;
@@ -57,6 +60,9 @@ pub struct WriteBudget {
 /// Never poll the database faster than this while waiting (a window computed to free up "now"
 /// must not turn into a busy loop).
 const MIN_WAIT: Duration = Duration::from_millis(20);
+/// A wait up to this long is slept where the writer stands; a longer one gives the job's worker
+/// slot back.
+pub const MAX_WAIT_IN_PLACE: Duration = Duration::from_millis(500);
 
 impl WriteBudget {
     pub fn new(pool: PgPool, pacing: Pacing) -> Result<Self, GithubError> {
@@ -66,7 +72,8 @@ impl WriteBudget {
         })
     }
 
-    /// Waits until `installation` may send one more write, and takes that slot.
+    /// Takes a slot for one more write of `installation`, waiting only briefly: a budget spent
+    /// for longer is [`GithubError::BudgetSpent`] with the wait.
     pub async fn acquire(&self, installation: u64) -> Result<(), GithubError> {
         let installation = i64::try_from(installation).map_err(|_| GithubError::Config {
             message: format!("installation id {installation} out of range"),
@@ -86,6 +93,9 @@ impl WriteBudget {
                 return Ok(());
             }
             let wait = wait_for_slot(&slot.sent_at, slot.now, self.pacing).max(MIN_WAIT);
+            if wait > MAX_WAIT_IN_PLACE {
+                return Err(GithubError::BudgetSpent { wait });
+            }
             tracing::debug!(
                 installation,
                 wait_ms = wait.as_millis() as u64,

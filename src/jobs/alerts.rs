@@ -162,8 +162,9 @@ async fn resolve(
     Ok(())
 }
 
-/// Acknowledges an open alert for `actor` (shown as `shown_as` on the alert), from Slack or an
-/// email link: records it, edits the Slack message and acknowledges the PagerDuty incident.
+/// Acknowledges an open alert for `actor` (shown as `shown_as` on the alert), from Slack, an
+/// email link or the dashboard: records it, edits the Slack message and acknowledges the
+/// PagerDuty incident. The one acknowledge path: every channel must call it.
 /// `None` when the alert does not exist or was not open.
 pub async fn acknowledge_alert(
     tx: &mut PgConnection,

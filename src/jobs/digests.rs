@@ -7,11 +7,11 @@
 //! replica, and every later tick, finds the row and does nothing. A period below its threshold
 //! is claimed too (as `below_threshold`), so it is decided once.
 
-use super::installation_config::{CONFIG_MAX_AGE, cached_config, enqueue_refresh};
+use super::installation_config::{CONFIG_MAX_AGE, cached_config, enqueue_refresh, in_force};
 use super::notify::{EmailLinks, queue_email};
 use super::{ESCALATE_DIGEST, JobError};
 use crate::clock::Clock;
-use crate::config::{AlertSettings, InstallationConfig};
+use crate::config::AlertSettings;
 use crate::notify::digest::{DigestTier, Period, due_period, local_day_start};
 use crate::notify::email::{
     DailyDigestEmail, OverrideLine, PrLink, RenderedEmail, RepositoryCount, RepositoryRules,
@@ -29,15 +29,20 @@ use tokio::sync::watch;
 /// The most rules and repositories a weekly digest lists.
 const TOP: usize = 5;
 
-/// Runs [`tick`] every `interval` until `shutdown` turns true.
+/// Every `interval` until `shutdown` turns true: queues refreshes of stale installation configs
+/// and, when `digests` (email is on), runs [`tick`].
 pub async fn run_scheduler(
     pool: PgPool,
     clock: Clock,
     interval: Duration,
+    digests: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
     while !*shutdown.borrow() {
-        if let Err(error) = tick(&pool, clock.now()).await {
+        if let Err(error) = refresh_stale_configs(&pool).await {
+            tracing::error!(%error, "installation config refresh failed");
+        }
+        if digests && let Err(error) = tick(&pool, clock.now()).await {
             tracing::error!(%error, "digest scheduler tick failed");
         }
         tokio::select! {
@@ -47,8 +52,8 @@ pub async fn run_scheduler(
     }
 }
 
-/// Claims and queues every digest due at `now`, and queues refreshes of stale configs.
-pub async fn tick(pool: &PgPool, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+/// Queues a refresh of every installation config never read or read too long ago.
+async fn refresh_stale_configs(pool: &PgPool) -> Result<(), sqlx::Error> {
     let stale = store::installations_needing_config(pool, CONFIG_MAX_AGE).await?;
     if !stale.is_empty() {
         let mut conn = pool.acquire().await?;
@@ -56,16 +61,17 @@ pub async fn tick(pool: &PgPool, now: DateTime<Utc>) -> Result<(), sqlx::Error> 
             enqueue_refresh(&mut conn, installation_id).await?;
         }
     }
+    Ok(())
+}
+
+/// Claims and queues every digest due at `now`, by the config in force (the last valid one).
+pub async fn tick(pool: &PgPool, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     for cached in store::cached_installation_configs(pool).await? {
-        if let Some(error) = &cached.error {
-            tracing::debug!(installation = cached.installation_id, %error, "no digests: config invalid");
-            continue;
-        }
-        let config = match cached.content.as_deref().map(InstallationConfig::from_yaml) {
-            None => InstallationConfig::default(),
-            Some(Ok(config)) => config,
-            Some(Err(_)) => continue,
-        };
+        let config = in_force(
+            cached.installation_id,
+            cached.content.as_deref(),
+            cached.error.as_deref(),
+        );
         for tier in [DigestTier::Daily, DigestTier::Weekly] {
             if let Some(period) = due_period(&config.alerts, tier, now) {
                 decide(

@@ -62,7 +62,9 @@ pub struct Evaluator {
 
 impl From<GithubError> for JobError {
     fn from(error: GithubError) -> Self {
-        if error.is_retryable() {
+        if let GithubError::BudgetSpent { wait } = error {
+            JobError::Deferred { wait }
+        } else if error.is_retryable() {
             JobError::Retry {
                 message: error.to_string(),
                 after: error.retry_after(),

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 pub const CONFIG_MAX_AGE: Duration = Duration::from_secs(10 * 60);
 
-/// The cached config, or the defaults when there is none or it is invalid (said in the logs).
+/// The cached config in force: the last valid file (an invalid one is said in the logs), or the
+/// defaults when there is none.
 pub async fn cached_config(
     pool: &PgPool,
     installation_id: i64,
@@ -21,7 +22,7 @@ pub async fn cached_config(
     let mut conn = pool.acquire().await?;
     let cached = store::cached_installation_config(&mut conn, installation_id).await?;
     Ok(cached
-        .map(|c| usable(installation_id, c.content.as_deref(), c.error.as_deref()))
+        .map(|c| in_force(c.installation_id, c.content.as_deref(), c.error.as_deref()))
         .unwrap_or_default())
 }
 
@@ -45,14 +46,15 @@ pub async fn current_config(
         Some(cached) => (cached.content, cached.error),
         None => refresh(pool, github, installation_id).await?,
     };
-    Ok(usable(
+    Ok(in_force(
         installation_id,
         content.as_deref(),
         error.as_deref(),
     ))
 }
 
-/// Reads the file from GitHub and caches it with its error, if any.
+/// Reads the file from GitHub and caches it with its error, if any; the text in force and
+/// the error.
 pub async fn refresh(
     pool: &PgPool,
     github: &GithubApp,
@@ -71,19 +73,35 @@ pub async fn refresh(
             format!("{account}/{INSTALLATION_CONFIG_REPO}:{INSTALLATION_CONFIG_PATH}: {e}")
         })
     });
-    store::save_installation_config(pool, installation_id, content.as_deref(), error.as_deref())
-        .await?;
-    Ok((content, error))
+    let in_force = store::save_installation_config(
+        pool,
+        installation_id,
+        content.as_deref(),
+        error.as_deref(),
+    )
+    .await?;
+    Ok((in_force, error))
 }
 
-fn usable(installation_id: i64, content: Option<&str>, error: Option<&str>) -> InstallationConfig {
+/// The config in force: `content` is the last valid file (only valid files are kept), so one bad
+/// value in an edit never switches an installation's alerts off; the error is logged.
+pub fn in_force(
+    installation_id: i64,
+    content: Option<&str>,
+    error: Option<&str>,
+) -> InstallationConfig {
     if let Some(error) = error {
-        tracing::warn!(installation = installation_id, %error, "installation config invalid: defaults apply");
-        return InstallationConfig::default();
+        tracing::warn!(installation = installation_id, %error, "installation config invalid: the last valid one stays in force");
     }
-    content
-        .and_then(|text| InstallationConfig::from_yaml(text).ok())
-        .unwrap_or_default()
+    match content.map(InstallationConfig::from_yaml) {
+        None => InstallationConfig::default(),
+        Some(Ok(config)) => config,
+        // Valid when stored, refused by this version: say so rather than drop it silently.
+        Some(Err(error)) => {
+            tracing::error!(installation = installation_id, %error, "stored installation config no longer valid: defaults apply");
+            InstallationConfig::default()
+        }
+    }
 }
 
 /// Queues a refresh; refreshes of one installation coalesce while one waits.

@@ -173,6 +173,10 @@ pub enum JobError {
         message: String,
         after: Option<Duration>,
     },
+    /// The installation's GitHub write budget is spent for `wait`: the job gives its worker slot
+    /// back and runs again then, without spending an attempt.
+    #[error("GitHub write budget spent for {} ms", .wait.as_millis())]
+    Deferred { wait: Duration },
     /// Retrying cannot help (bad payload, permission denied, pull request gone).
     #[error("{0}")]
     Permanent(String),
@@ -400,6 +404,7 @@ async fn run_one_in_span(queue: &JobQueue, handlers: &Handlers, job: ClaimedJob)
     let label = match &outcome {
         Ok(()) => "completed",
         Err(JobError::Retry { .. }) if job.attempt < job.max_attempts => "retried",
+        Err(JobError::Deferred { .. }) => "deferred",
         Err(_) => "failed",
     };
     crate::telemetry::metrics::record_job(&job.kind, label, started.elapsed());
@@ -409,6 +414,13 @@ async fn run_one_in_span(queue: &JobQueue, handlers: &Handlers, job: ClaimedJob)
             let delay = backoff(job.attempt, *after);
             tracing::warn!(error = %message, delay_ms = delay.as_millis() as u64, "job failed, will retry");
             queue.retry(&job, message, delay).await
+        }
+        Err(JobError::Deferred { wait }) => {
+            tracing::info!(
+                delay_ms = wait.as_millis() as u64,
+                "GitHub write budget spent: job deferred"
+            );
+            queue.defer(&job, *wait).await
         }
         Err(JobError::Permanent(message)) => {
             tracing::error!(error = %message, "job failed for good");

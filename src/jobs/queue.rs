@@ -100,6 +100,16 @@ pub async fn enqueue_delayed(
     Ok(enqueued)
 }
 
+/// Jobs that tell people something (email, Slack, PagerDuty, escalations): claimed before any
+/// other ready job, so they never queue behind jobs that write to GitHub.
+const URGENT_KINDS: &[&str] = &[
+    super::SEND_EMAIL,
+    super::SEND_SLACK,
+    super::SEND_PAGERDUTY,
+    super::ESCALATE_ALERT,
+    super::ESCALATE_DIGEST,
+];
+
 /// The advisory-lock class of worker sessions (the key is the worker's own).
 const WORKER_LOCK_CLASS: i32 = 7011;
 
@@ -162,22 +172,29 @@ impl JobQueue {
     /// lease expired) to the queue.
     pub async fn claim(&self) -> Result<Option<ClaimedJob>, sqlx::Error> {
         self.recover_expired().await?;
+        // Fair share: jobs that alert people go first, then the jobs of the installations with
+        // the fewest jobs running, so a burst on one installation cannot hold every slot.
         let claimed = sqlx::query(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
+            "WITH busy AS (
+                 SELECT installation_id, count(*) AS running FROM jobs
+                 WHERE state = 'running' GROUP BY installation_id
+             )
+             UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
                     locked_until = now() + make_interval(secs => $2), worker_key = $3
              WHERE id = (
-                 SELECT j.id FROM jobs j
+                 SELECT j.id FROM jobs j LEFT JOIN busy b ON b.installation_id = j.installation_id
                  WHERE j.state = 'pending' AND j.run_at <= now()
                    AND NOT EXISTS (SELECT 1 FROM jobs r
                                    WHERE r.dedup_key = j.dedup_key AND r.state = 'running')
-                 ORDER BY j.run_at, j.id
-                 FOR UPDATE SKIP LOCKED
+                 ORDER BY j.kind = ANY($4) DESC, coalesce(b.running, 0), j.run_at, j.id
+                 FOR UPDATE OF j SKIP LOCKED
                  LIMIT 1)
              RETURNING id, kind, payload, installation_id, dedup_key, attempts, max_attempts",
         )
         .bind(&self.worker_id)
         .bind(self.lease.as_secs_f64())
         .bind(self.worker_key)
+        .bind(URGENT_KINDS)
         .fetch_optional(&self.pool)
         .await;
         let row = match claimed {
@@ -253,6 +270,24 @@ impl JobQueue {
             let reason = format!("gave up after {} attempts: {error}", job.attempt);
             return self.fail(job, &reason).await;
         }
+        self.reschedule(job, error, delay, 0).await
+    }
+
+    /// Puts a job that waits for GitHub's write budget back in the queue for when the budget
+    /// frees up, giving its worker slot to other jobs. The attempt is refunded: waiting for the
+    /// budget is not a failure.
+    pub async fn defer(&self, job: &ClaimedJob, delay: Duration) -> Result<(), sqlx::Error> {
+        self.reschedule(job, "waiting for the GitHub write budget", delay, 1)
+            .await
+    }
+
+    async fn reschedule(
+        &self,
+        job: &ClaimedJob,
+        error: &str,
+        delay: Duration,
+        refund: i32,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE jobs SET
                  state = CASE WHEN EXISTS (SELECT 1 FROM jobs p
@@ -264,6 +299,7 @@ impl JobQueue {
                                                    AND p.state = 'pending')
                                     THEN now() END,
                  run_at = now() + make_interval(secs => $3),
+                 attempts = attempts - $5,
                  last_error = $2, locked_by = NULL, locked_until = NULL, worker_key = NULL
              WHERE id = $1 AND state = 'running' AND attempts = $4",
         )
@@ -271,6 +307,7 @@ impl JobQueue {
         .bind(error)
         .bind(delay.as_secs_f64())
         .bind(job.attempt)
+        .bind(refund)
         .execute(&self.pool)
         .await?;
         Ok(())

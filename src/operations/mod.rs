@@ -25,11 +25,12 @@ static LAST_GITHUB_FAILURE: AtomicI64 = AtomicI64::new(0);
 
 /// Counts one GitHub request in the metrics and remembers whether GitHub worked. A call counts as
 /// working when GitHub answered with anything but a server error, a bad-credentials 401 or a rate
-/// limit: a 404 or 422 is GitHub working.
+/// limit: a 404 or 422 is GitHub working. `installation` is `None` for calls made as the app
+/// (webhook deliveries, redeliveries), whose rate limit is the app's own.
 pub fn observe_github_call(
     method: &str,
     route: &str,
-    installation: u64,
+    installation: Option<u64>,
     answer: Option<(http::StatusCode, &http::HeaderMap)>,
     elapsed: Duration,
 ) {
@@ -37,20 +38,19 @@ pub fn observe_github_call(
     let remaining = answer
         .and_then(|(_, headers)| headers.get("x-ratelimit-remaining"))
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .map(|remaining| (installation, remaining));
+        .and_then(|value| value.trim().parse::<u64>().ok());
     crate::telemetry::metrics::record_github_call(
         method,
         route,
         status.map(|s| s.as_u16()),
-        remaining,
+        installation.zip(remaining),
         elapsed,
     );
     let working = status.is_some_and(|s| {
         !(s.is_server_error()
             || s == http::StatusCode::UNAUTHORIZED
             || s == http::StatusCode::TOO_MANY_REQUESTS
-            || (s == http::StatusCode::FORBIDDEN && remaining.is_some_and(|(_, left)| left == 0)))
+            || (s == http::StatusCode::FORBIDDEN && remaining == Some(0)))
     });
     let mark = if working {
         &LAST_GITHUB_SUCCESS

@@ -558,6 +558,8 @@ pub struct HealthStripRow {
     pub last_delivery_at: Option<DateTime<Utc>>,
     /// The last evaluation completed for the installation.
     pub last_evaluation_at: Option<DateTime<Utc>>,
+    /// Why the installation config as last read is invalid (the last valid one is in force).
+    pub config_error: Option<String>,
 }
 
 pub async fn health_strip(tx: &mut PgConnection) -> Result<HealthStripRow, sqlx::Error> {
@@ -567,7 +569,8 @@ pub async fn health_strip(tx: &mut PgConnection) -> Result<HealthStripRow, sqlx:
                     AS oldest_ready_at,
                 (SELECT max(received_at) FROM webhook_deliveries) AS last_delivery_at,
                 (SELECT max(completed_at) FROM evaluations WHERE status = 'completed')
-                    AS last_evaluation_at",
+                    AS last_evaluation_at,
+                (SELECT error FROM installation_configs LIMIT 1) AS config_error",
     )
     .fetch_one(tx)
     .await

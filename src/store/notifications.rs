@@ -6,13 +6,14 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use std::time::Duration;
 
-/// The installation config as last read from GitHub.
+/// The installation config in force, and what was wrong with the file when it was last read.
 #[derive(Debug, Clone)]
 pub struct CachedInstallationConfig {
     pub installation_id: i64,
     pub account_login: String,
-    /// `None`: no file.
+    /// The last valid file; `None`: no file, or none valid yet (defaults).
     pub content: Option<String>,
+    /// Why the file as last read cannot be used; `content` stays in force meanwhile.
     pub error: Option<String>,
     pub fetched_at: DateTime<Utc>,
 }
@@ -82,24 +83,28 @@ pub async fn installation_account(
         .await
 }
 
+/// Records the file as read: its text when it is valid (`error` `None`), else only its error,
+/// so the last valid text stays in force. Returns the text in force.
 pub async fn save_installation_config(
     pool: &PgPool,
     installation_id: i64,
     content: Option<&str>,
     error: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
         "INSERT INTO installation_configs (installation_id, content, error, fetched_at)
-         VALUES ($1, $2, $3, now())
+         VALUES ($1, CASE WHEN $3::text IS NULL THEN $2 END, $3, now())
          ON CONFLICT (installation_id) DO UPDATE
-             SET content = EXCLUDED.content, error = EXCLUDED.error, fetched_at = now()",
+             SET content = CASE WHEN EXCLUDED.error IS NULL THEN EXCLUDED.content
+                                ELSE installation_configs.content END,
+                 error = EXCLUDED.error, fetched_at = now()
+         RETURNING content",
     )
     .bind(installation_id)
     .bind(content)
     .bind(error)
-    .execute(pool)
+    .fetch_one(pool)
     .await
-    .map(|_| ())
 }
 
 /// What an email is about.

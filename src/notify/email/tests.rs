@@ -173,3 +173,27 @@ fn the_acknowledge_page_escapes_what_it_shows() {
     .render();
     assert!(html.contains("&lt;b&gt;bad&lt;&#x2f;b&gt;"), "{html}");
 }
+
+#[test]
+fn tier1_subjects_give_the_count_of_violations() {
+    for escalated in [false, true] {
+        let mut email = alert(escalated, true);
+        assert!(
+            email
+                .render()
+                .subject
+                .contains(" 2 BLOCK violations of R01 "),
+            "{}",
+            email.render().subject
+        );
+        email.violations.truncate(1);
+        assert!(
+            email
+                .render()
+                .subject
+                .contains(" 1 BLOCK violation of R01 "),
+            "{}",
+            email.render().subject
+        );
+    }
+}

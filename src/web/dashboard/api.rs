@@ -11,16 +11,14 @@ use super::filters::{
 };
 use super::{ApiError, ApiUser, Credential, DashboardState};
 use crate::github::events::{PrTarget, RepoRef};
-use crate::jobs::{
-    DashboardDecision, enqueue_dashboard_decision, enqueue_evaluation, enqueue_slack_send,
-};
+use crate::jobs::{self, DashboardDecision, enqueue_dashboard_decision, enqueue_evaluation};
 use crate::store::dashboard::{
     self as db, AuditFilter, AuditRow, DashboardTx, EvaluationFilter, EvaluationListRow,
     EvaluationRow, EvaluationViolationRow, NamedCount, NewApiToken, OverrideRow, PullRequestRow,
     RuleOverviewRow, RuleTopBy, ViolationFilter, ViolationRow, begin_tenant,
 };
 use crate::store::trends;
-use crate::store::{self, AuditEntry, SlackSubject, audit as write_audit};
+use crate::store::{self, AuditEntry, audit as write_audit};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -544,8 +542,8 @@ pub async fn reevaluate(
     Ok((StatusCode::ACCEPTED, Json(json!({ "queued": true }))).into_response())
 }
 
-/// Admin action: acknowledge an open alert, which stops its escalation (as the Slack button
-/// does); its Slack message is edited to say so.
+/// Admin action: acknowledge an open alert, by the path the Slack button and the email link
+/// take: escalation stops, the Slack message is edited and a PagerDuty incident acknowledged.
 pub async fn acknowledge_alert(
     State(state): State<Arc<DashboardState>>,
     ApiUser(user): ApiUser,
@@ -556,28 +554,12 @@ pub async fn acknowledge_alert(
     let before = store::alert(&mut tx, alert_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let Some(after) =
-        store::close_alert(&mut tx, alert_id, "acknowledged", Some(&user.login)).await?
-    else {
-        return Ok(Json(json!({ "id": alert_id, "status": before.status })));
+    let status = match jobs::acknowledge_alert(&mut tx, alert_id, &user.login, &user.login).await? {
+        Some(after) => after.status,
+        None => before.status,
     };
-    write_audit(
-        &mut tx,
-        &AuditEntry {
-            installation_id: installation,
-            actor: &user.login,
-            action: "alert.acknowledged",
-            target: &after.audit_target(),
-            before: Some(before.audit_state()),
-            after: Some(after.audit_state()),
-        },
-    )
-    .await?;
-    if let Some(message) = store::slack_message_of(&mut tx, SlackSubject::Alert, alert_id).await? {
-        enqueue_slack_send(&mut tx, installation, message.id).await?;
-    }
     tx.commit().await?;
-    Ok(Json(json!({ "id": alert_id, "status": after.status })))
+    Ok(Json(json!({ "id": alert_id, "status": status })))
 }
 
 #[derive(Deserialize, Default)]

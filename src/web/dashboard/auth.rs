@@ -6,8 +6,9 @@ use super::access::{InstallationAccess, Standing, role_of};
 use super::cookies::{self, SESSION_COOKIE, STATE_COOKIE};
 use super::templates::{self, LoginProblem};
 use super::{ApiError, DashboardState, PageUser};
-use crate::config::{Approver, InstallationConfig};
+use crate::config::Approver;
 use crate::github::oauth::{OAuthError, UserInstallation, UserToken};
+use crate::jobs::installation_config::in_force;
 use crate::store;
 use axum::Form;
 use axum::extract::{Query, State};
@@ -174,8 +175,8 @@ fn github_problem(error: OAuthError) -> LoginProblem {
 }
 
 /// Whether `login` is listed under `dashboard.admins` of the installation config (the cached
-/// `tollgate.yml` of the account's `.github` repository), by name or through a team. A config
-/// that is missing or invalid lists no one: the org owners remain admins.
+/// `tollgate.yml` of the account's `.github` repository) in force, by name or through a team.
+/// Without a valid config no one is listed: the org owners remain admins.
 async fn listed_admin(
     state: &DashboardState,
     token: &UserToken,
@@ -194,8 +195,7 @@ async fn listed_admin(
         .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
     let admins = cached
-        .and_then(|c| c.content)
-        .and_then(|text| InstallationConfig::from_yaml(&text).ok())
+        .map(|c| in_force(installation_id, c.content.as_deref(), c.error.as_deref()))
         .map(|config| config.dashboard.admins)
         .unwrap_or_default();
     for admin in admins {

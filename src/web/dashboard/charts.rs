@@ -99,24 +99,31 @@ pub fn line_chart(title: &str, days: &[String], series: &[Series], y_max: Option
     open(&mut out, title, days, y_max);
     for s in series {
         let mut path = String::new();
-        let mut pen_down = false;
-        for (i, value) in s.values.iter().enumerate() {
-            if !value.is_finite() {
-                pen_down = false;
-                continue;
+        let mut dots = String::new();
+        let point = |i: usize| {
+            let value = s.values[i];
+            value
+                .is_finite()
+                .then(|| (x_of(i, days.len()), y_of(value, y_max)))
+        };
+        for i in 0..s.values.len() {
+            let Some((x, y)) = point(i) else { continue };
+            let joined_before = i > 0 && point(i - 1).is_some();
+            let joined_after = i + 1 < s.values.len() && point(i + 1).is_some();
+            let command = if joined_before { 'L' } else { 'M' };
+            let _ = write!(path, "{command}{x:.1} {y:.1} ");
+            // A day with no neighbour is a path of one move, which draws nothing: mark it.
+            if !joined_before && !joined_after {
+                let _ = write!(
+                    dots,
+                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{}"/>"#,
+                    s.colour
+                );
             }
-            let command = if pen_down { 'L' } else { 'M' };
-            let _ = write!(
-                path,
-                "{command}{:.1} {:.1} ",
-                x_of(i, days.len()),
-                y_of(*value, y_max)
-            );
-            pen_down = true;
         }
         let _ = write!(
             out,
-            r#"<path d="{}" fill="none" stroke="{}" stroke-width="2"/>"#,
+            r#"<path d="{}" fill="none" stroke="{}" stroke-width="2"/>{dots}"#,
             path.trim_end(),
             s.colour
         );
@@ -212,5 +219,19 @@ mod tests {
         let svg = stacked_bars("Violations", &days(3), &series);
         assert!(svg.contains("&lt;WARNING&gt;") && !svg.contains("<WARNING>"));
         insta::assert_snapshot!(svg);
+    }
+
+    /// A new installation has one day of data: a path of a single move draws nothing, so the
+    /// day must still show as a mark.
+    #[test]
+    fn one_day_of_data_is_drawn() {
+        let series = [Series {
+            name: "average score".into(),
+            colour: "#0969da",
+            values: vec![f64::NAN, f64::NAN, 85.0],
+        }];
+        let svg = line_chart("Score", &days(3), &series, Some(100.0));
+        assert_eq!(svg.matches("<circle").count(), 1, "{svg}");
+        assert!(svg.contains(r#"cx="606.7""#), "{svg}");
     }
 }

@@ -338,9 +338,15 @@ impl FromRequestParts<Arc<DashboardState>> for PageUser {
         state: &Arc<DashboardState>,
     ) -> Result<Self, Self::Rejection> {
         match session_principal(state, parts).await {
-            Ok(Some(principal)) => Ok(Self(principal)),
+            // Pages and the API draw on the same bucket: a page costs what an API call does.
+            Ok(Some(principal)) => match state.limiter.check(principal.user_id) {
+                Ok(()) => Ok(Self(principal)),
+                Err(seconds) => {
+                    Err(PageError::from(ApiError::RateLimited(seconds)).into_response())
+                }
+            },
             Ok(None) => Err(Redirect::to("/dashboard/login").into_response()),
-            Err(error) => Err(error.into_response()),
+            Err(error) => Err(PageError::from(error).into_response()),
         }
     }
 }

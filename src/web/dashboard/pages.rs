@@ -14,7 +14,7 @@ use super::{Credential, DashboardState, PageUser, Principal, templates};
 use crate::store::dashboard::{self as db, DashboardTx, HealthStripRow, begin_tenant};
 use crate::store::trends::{RULE_HISTORY_DAYS, TrendDay};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::Utc;
 use serde::Serialize;
@@ -73,7 +73,13 @@ impl IntoResponse for PageError {
             "error",
             json!({ "status": status.as_u16(), "message": message }),
         );
-        (status, page).into_response()
+        let mut response = (status, page).into_response();
+        if let ApiError::RateLimited(seconds) = self.0 {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
