@@ -1109,3 +1109,80 @@ mod openapi_validator {
         }
     }
 }
+
+#[tokio::test]
+async fn a_check_run_is_found_on_its_head_by_name_and_external_id() {
+    let (fake, client) = setup().await;
+    let head = "a".repeat(40);
+    let mut ids = Vec::new();
+    for (name, external_id) in [
+        ("Tollgate", "tollgate-evaluation-1"),
+        ("Tollgate", "tollgate-evaluation-2"),
+        ("Other", "tollgate-evaluation-3"),
+    ] {
+        let create = CheckRunCreate {
+            external_id: Some(external_id.into()),
+            ..CheckRunCreate::new(name, head.clone())
+        };
+        ids.push(client.create_check_run(OWNER, REPO, &create).await.unwrap());
+    }
+    let find = |name: &'static str, external_id: &'static str| {
+        let (client, head) = (client.clone(), head.clone());
+        async move {
+            client
+                .find_check_run(OWNER, REPO, &head, name, external_id)
+                .await
+                .unwrap()
+        }
+    };
+    // The older run of the name too: the lookup asks for every run, not the latest.
+    assert_eq!(
+        find("Tollgate", "tollgate-evaluation-1").await,
+        Some(ids[0])
+    );
+    assert_eq!(
+        find("Tollgate", "tollgate-evaluation-2").await,
+        Some(ids[1])
+    );
+    assert_eq!(find("Tollgate", "tollgate-evaluation-3").await, None);
+    assert_eq!(find("Tollgate", "tollgate-evaluation-9").await, None);
+    let other_head = client
+        .find_check_run(
+            OWNER,
+            REPO,
+            &"b".repeat(40),
+            "Tollgate",
+            "tollgate-evaluation-1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(other_head, None);
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn a_held_write_is_applied_at_once_and_answered_when_released() {
+    let (fake, client) = setup().await;
+    fake.set_pull_request(OWNER, REPO, PrSpec::default());
+    let hold = fake.hold(
+        "POST",
+        &format!("/repos/{OWNER}/{REPO}/issues/1/comments"),
+        2,
+    );
+    let first = client.create_issue_comment(OWNER, REPO, 1, "one").await;
+    assert!(first.is_ok() && !hold.reached());
+    let second = tokio::spawn({
+        let client = client.clone();
+        async move { client.create_issue_comment(OWNER, REPO, 1, "two").await }
+    });
+    assert!(wait_until(Duration::from_secs(10), || hold.reached()).await);
+    assert_eq!(
+        fake.bot_comments(OWNER, REPO, 1).len(),
+        2,
+        "applied before the answer"
+    );
+    assert!(!second.is_finished());
+    hold.release();
+    assert!(second.await.unwrap().is_ok());
+    fake.assert_clean();
+}

@@ -1039,6 +1039,63 @@ async fn the_requester_cancels_an_override() {
     );
 }
 
+/// Issue 15.5k: nothing on GitHub is ahead of the store. The check run is created (and shown
+/// failing) while its job is held before it could record anything more; a `/override` typed
+/// right then finds the violations it shows.
+#[tokio::test]
+async fn an_override_typed_as_soon_as_the_check_run_fails_finds_its_violations() {
+    let world = World::start(CONFIG).await;
+    let head = sha(1);
+    world.github.set_pull_request(
+        OWNER,
+        REPO,
+        PrSpec {
+            number: 1,
+            author: AUTHOR.into(),
+            head_sha: head.clone(),
+            base_sha: base_sha(),
+            files: secret_files(SECRET_PATCH),
+            ..PrSpec::default()
+        },
+    );
+    let hold = world
+        .github
+        .hold("POST", &format!("/repos/{OWNER}/{REPO}/check-runs"), 1);
+    world
+        .app
+        .send_webhook(
+            "pull_request",
+            &pull_request_event("opened", OWNER, REPO, 1, &head),
+        )
+        .await;
+    assert!(wait_until(WAIT, || hold.reached()).await, "no check run");
+    assert_eq!(world.conclusion(&head).as_deref(), Some("failure"));
+
+    let body = "/override R01 this key is a documented test fixture";
+    let id = world.github.add_comment(OWNER, REPO, 1, DEVELOPER, body);
+    world
+        .app
+        .send_webhook(
+            "issue_comment",
+            &issue_comment_event(OWNER, REPO, 1, id, DEVELOPER, body),
+        )
+        .await;
+    assert!(wait_until(WAIT, || !world.replies().is_empty()).await);
+    hold.release();
+    world.app.settle().await;
+
+    let replies = world.replies();
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    assert!(
+        !replies[0].contains("nothing to override"),
+        "the command did not see the evaluation GitHub showed: {}",
+        replies[0]
+    );
+    assert_eq!(world.requests_in("pending").await, 1);
+    assert!(world.reactions(id).contains(&"+1".to_owned()));
+    world.github.assert_clean();
+}
+
 #[tokio::test]
 async fn a_request_whose_stored_settings_do_not_parse_fails_the_job_instead_of_using_defaults() {
     let world = World::start(CONFIG).await;

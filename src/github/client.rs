@@ -29,6 +29,9 @@ const MAX_FILE_PAGES: u32 = 30;
 const COMMENTS_PER_PAGE: usize = 100;
 /// 10,000 comments on one pull request means something is wrong; stop paging there.
 const MAX_COMMENT_PAGES: u32 = 100;
+const CHECK_RUNS_PER_PAGE: usize = 100;
+/// One commit with over 1,000 check runs of one name: stop looking there.
+const MAX_CHECK_RUN_PAGES: u32 = 10;
 /// GitHub accepts at most this many annotations in one check-run request; send more through
 /// further updates, which append.
 pub const MAX_ANNOTATIONS_PER_REQUEST: usize = 50;
@@ -481,6 +484,50 @@ impl InstallationClient {
         let route = format!("{}/check-runs/{id}", repo_route(owner, repo));
         self.send(Method::PATCH, &route, Some(update)).await?.ok()?;
         Ok(())
+    }
+
+    /// The check run named `name` on commit `head_sha` that carries `external_id`, if any:
+    /// how a retry finds the check run an earlier attempt created but could not record.
+    /// `GET /repos/{owner}/{repo}/commits/{ref}/check-runs`, every run (`filter=all`) of that
+    /// name, 100 a page.
+    pub async fn find_check_run(
+        &self,
+        owner: &str,
+        repo: &str,
+        head_sha: &str,
+        name: &str,
+        external_id: &str,
+    ) -> Result<Option<u64>, GithubError> {
+        #[derive(Deserialize)]
+        struct Page {
+            check_runs: Vec<ListedCheckRun>,
+        }
+        #[derive(Deserialize)]
+        struct ListedCheckRun {
+            id: u64,
+            #[serde(default)]
+            external_id: Option<String>,
+        }
+        for page in 1..=MAX_CHECK_RUN_PAGES {
+            let route = format!(
+                "{}/commits/{}/check-runs?check_name={}&filter=all&per_page={CHECK_RUNS_PER_PAGE}&page={page}",
+                repo_route(owner, repo),
+                encode(head_sha),
+                encode(name),
+            );
+            let batch: Page = self.get(&route).await?.json()?;
+            if let Some(run) = batch
+                .check_runs
+                .iter()
+                .find(|run| run.external_id.as_deref() == Some(external_id))
+            {
+                return Ok(Some(run.id));
+            }
+            if batch.check_runs.len() < CHECK_RUNS_PER_PAGE {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     /// Every comment on an issue or pull request, oldest first.

@@ -22,7 +22,7 @@ use crate::overrides::{
     overridable_rules, select_scope,
 };
 use crate::policy::PolicyEngine;
-use crate::report::{CommandKind, Reply, render_reply};
+use crate::report::{CommandKind, Reply, keyed_reply, render_reply, reply_key};
 use crate::store::{
     self, AuditEntry, CommandComment, CommandResult, NewOverrideRequest, NewSlackMessage,
     OverrideRequestRow, SlackSubject,
@@ -159,6 +159,7 @@ impl CommandHandler {
                     reaction: Reaction::MinusOne.as_str().to_owned(),
                     reply: Some(render_reply(&reply, self.engine.catalog())),
                     reply_comment_id: None,
+                    reply_requested: false,
                 };
                 let mut tx = self.pool.begin().await?;
                 record_result(&mut tx, command, comment_id, &result).await?;
@@ -216,6 +217,7 @@ impl CommandHandler {
             .to_owned(),
             reply: (!replies.is_empty()).then(|| replies.join("\n\n")),
             reply_comment_id: None,
+            reply_requested: false,
         };
         record_result(&mut tx, command, context.comment_id, &result).await?;
         if changed {
@@ -599,12 +601,36 @@ impl CommandHandler {
             .add_reaction(owner, repo, command.comment_id, reaction)
             .await?;
         if let (Some(reply), None) = (&result.reply, result.reply_comment_id) {
-            let id = client
-                .create_issue_comment(owner, repo, target.number, reply)
-                .await?;
+            let comment_id = i64::try_from(command.comment_id)
+                .map_err(|_| JobError::Permanent("comment id out of range".into()))?;
+            let earlier = if result.reply_requested {
+                let key = reply_key(command.comment_id);
+                client
+                    .list_issue_comments(owner, repo, target.number)
+                    .await?
+                    .into_iter()
+                    .find(|c| c.body.as_deref().is_some_and(|b| b.contains(&key)))
+                    .map(|c| c.id)
+            } else {
+                None
+            };
+            let id = match earlier {
+                Some(id) => {
+                    tracing::info!(reply = id, "found the reply an earlier attempt posted");
+                    id
+                }
+                None => {
+                    // Marked before it is sent: a process killed before recording the answer
+                    // leaves a retry that looks for the reply's key first.
+                    store::mark_reply_requested(&self.pool, target.repo.id, comment_id).await?;
+                    let body = keyed_reply(reply, command.comment_id);
+                    client
+                        .create_issue_comment(owner, repo, target.number, &body)
+                        .await?
+                }
+            };
             let id = i64::try_from(id)
                 .map_err(|_| JobError::Permanent("comment id out of range".into()))?;
-            let comment_id = i64::try_from(command.comment_id).unwrap_or_default();
             store::set_reply_comment_id(&self.pool, target.repo.id, comment_id, id).await?;
         }
         Ok(())

@@ -6,6 +6,11 @@
 //! annotations) and the comment edit. The base branch's config is read once per base commit and
 //! kept in the database.
 //!
+//! The job is three steps: `fetch` reads GitHub and the database and runs the pack, `assess`
+//! decides the report, verdict and check-run content without any I/O, and `publish` stores the
+//! result before showing it on GitHub (check run, then sticky comment), so nothing visible on
+//! GitHub is ahead of the store.
+//!
 //! Every effect is recorded under a key before the next one (the check run id on the evaluation
 //! row, the comment id on the pull request row, the comment itself by its hidden marker), so a
 //! retried job edits what an earlier attempt created instead of posting again.
@@ -19,7 +24,7 @@ use super::requests::{
 use crate::config::AlertSettings;
 use crate::config::{AppSettings, RepoConfig, RepoConfigFile};
 use crate::diff::from_github_files;
-use crate::domain::Violation;
+use crate::domain::{Overrides, Threshold, Verdict, Violation};
 use crate::github::events::PrTarget;
 use crate::github::{
     Annotation, AnnotationLevel, CheckOutput, CheckRunCreate, CheckRunUpdate, CheckStatus,
@@ -28,7 +33,10 @@ use crate::github::{
 use crate::policy::{
     Catalog, ChangeContext, Findings, GitRef, PolicyEngine, PullRequestInfo, RepositoryInfo,
 };
-use crate::report::{self, Evaluation, HistoryEntry, ReportInput, STICKY_COMMENT_MARKER, Surface};
+use crate::report::{
+    self, Evaluation, HistoryEntry, PendingOverride, RejectedOverride, ReportInput,
+    STICKY_COMMENT_MARKER, Surface,
+};
 use crate::store;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -82,13 +90,23 @@ impl From<sqlx::Error> for JobError {
     }
 }
 
-/// What the pack concluded, before publishing.
-enum Outcome {
-    Evaluated {
-        findings: Findings,
-        config: RepoConfig,
-        config_digest: String,
-    },
+/// What the job read from GitHub and the database: the pull request's evaluation row, whether
+/// its head is still current, and what the pack found.
+struct Fetched {
+    evaluation_id: i64,
+    /// Set once an earlier attempt recorded the check run.
+    check_run_id: Option<i64>,
+    /// An earlier attempt sent the check run's creation (it may exist unrecorded).
+    check_run_requested: bool,
+    head_sha: String,
+    /// False when a newer push arrived during the evaluation: its own job publishes the comment.
+    still_head: bool,
+    observed: Observed,
+}
+
+/// What the pack concluded, with the stored state the report compares it with.
+enum Observed {
+    Evaluated(Box<Observation>),
     /// No verdict: the config or the pack failed (`neutral`), or the change cannot be seen
     /// whole (`failure`: fail closed). The check run and comment show the error.
     Failed {
@@ -96,6 +114,94 @@ enum Outcome {
         config_digest: Option<String>,
         conclusion: Conclusion,
     },
+}
+
+struct Observation {
+    findings: Findings,
+    threshold: Threshold,
+    config_digest: String,
+    overrides: Overrides,
+    pending: Vec<PendingOverride>,
+    rejected: Vec<RejectedOverride>,
+    /// The violations of the last completed evaluation of another head.
+    previous: Option<Vec<Violation>>,
+    /// Recent scores with their head SHAs, oldest first (this head's own may be among them).
+    history: Vec<(String, u8)>,
+}
+
+/// What to publish, decided from [`Observed`] without any I/O.
+struct Assessment {
+    verdict: Option<Verdict>,
+    conclusion: Conclusion,
+    check_run_title: String,
+    check_run_summary: String,
+    comment: String,
+    annotations: Vec<Annotation>,
+}
+
+/// The report, verdict, check-run content and comment for what the job observed (pure).
+fn assess(
+    catalog: &Catalog,
+    policy_digest: &str,
+    head_sha: &str,
+    observed: &Observed,
+) -> Assessment {
+    let (report, verdict, conclusion, annotations) = match observed {
+        Observed::Failed {
+            error, conclusion, ..
+        } => (
+            ReportInput::Failed {
+                error: error.clone(),
+            },
+            None,
+            *conclusion,
+            Vec::new(),
+        ),
+        Observed::Evaluated(observation) => {
+            let mut evaluation = Evaluation::new(
+                catalog,
+                &observation.findings,
+                &observation.overrides,
+                observation.threshold,
+                policy_digest,
+            );
+            evaluation.pending_overrides = observation.pending.clone();
+            evaluation.rejected_overrides = observation.rejected.clone();
+            if let Some(previous) = &observation.previous {
+                evaluation.fixed = fixed_since(previous, &observation.findings.violations);
+            }
+            evaluation.history = observation
+                .history
+                .iter()
+                .filter(|(sha, _)| sha != head_sha)
+                .map(|(sha, score)| HistoryEntry {
+                    score: *score,
+                    sha: sha.clone(),
+                })
+                .collect();
+            let verdict = evaluation.verdict();
+            let conclusion = if verdict.passed() {
+                Conclusion::Success
+            } else {
+                Conclusion::Failure
+            };
+            let annotations = annotations(&observation.findings.violations, catalog);
+            (
+                ReportInput::Evaluated(evaluation),
+                Some(verdict),
+                conclusion,
+                annotations,
+            )
+        }
+    };
+    Assessment {
+        check_run_title: report::check_run_title(&report),
+        check_run_summary: report::render_markdown(&report, Surface::CheckRun),
+        comment: report::render_markdown(&report, Surface::Comment),
+        verdict,
+        conclusion,
+        annotations,
+    }
 }
 
 impl Evaluator {
@@ -115,18 +221,39 @@ impl Evaluator {
         }
     }
 
+    /// Fetch, assess, publish.
     pub async fn run(&self, target: &PrTarget) -> Result<(), JobError> {
         let started = Instant::now();
         let client = super::installation_client(&self.github, target.installation_id)?;
+        let Some(fetched) = self.fetch(&client, target).await? else {
+            return Ok(());
+        };
+        let assessment = assess(
+            self.engine.catalog(),
+            self.engine.digest(),
+            &fetched.head_sha,
+            &fetched.observed,
+        );
+        self.publish(&client, target, &fetched, &assessment, started)
+            .await
+    }
+
+    /// Reads the pull request, starts its evaluation row, runs the pack and reads the stored
+    /// state the report compares with. `None` when the pull request is not evaluated.
+    async fn fetch(
+        &self,
+        client: &InstallationClient,
+        target: &PrTarget,
+    ) -> Result<Option<Fetched>, JobError> {
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
         let pr = client.pull_request(owner, repo, target.number).await?;
         if pr.state == PullRequestState::Closed {
             tracing::info!("pull request is closed: not evaluated");
-            return Ok(());
+            return Ok(None);
         }
         if pr.draft && !self.evaluate_drafts {
             tracing::info!("draft pull request: not evaluated");
-            return Ok(());
+            return Ok(None);
         }
         let head_sha = pr.head.sha.clone();
         store::ensure_repository(&self.pool, target.installation_id, &target.repo).await?;
@@ -139,187 +266,190 @@ impl Evaluator {
             self.engine.digest(),
         )
         .await?;
-        let published = PublishedCheckRun {
-            evaluation_id: start.id,
-            check_run_id: start.check_run_id,
-            head_sha: &head_sha,
+        let observed = match self.evaluate(client, target, &pr).await? {
+            Ok((findings, config, config_digest)) => {
+                let requests =
+                    expire_stale_requests(&self.pool, target, &findings.violations).await?;
+                let previous = store::previous_evaluation(&self.pool, target, &head_sha).await?;
+                let history = store::recent_scores(&self.pool, target, HISTORY_LENGTH).await?;
+                Observed::Evaluated(Box::new(Observation {
+                    threshold: config.threshold,
+                    config_digest,
+                    overrides: approved_overrides(&requests),
+                    pending: pending_overrides(&requests),
+                    rejected: rejected_overrides(&requests),
+                    previous: previous.map(|p| p.violations),
+                    history,
+                    findings,
+                }))
+            }
+            Err(failed) => failed,
         };
-
-        let outcome = self.evaluate(&client, target, &pr).await?;
         let still_head = client
             .pull_request(owner, repo, target.number)
             .await?
             .head
             .sha
             == head_sha;
-        match outcome {
-            Outcome::Failed {
+        Ok(Some(Fetched {
+            evaluation_id: start.id,
+            check_run_id: start.check_run_id,
+            check_run_requested: start.check_run_requested,
+            head_sha,
+            still_head,
+            observed,
+        }))
+    }
+
+    /// Stores the result, then shows it on GitHub: what people see there is never ahead of
+    /// what the store knows (a command typed as soon as the check run fails finds its
+    /// violations). Then the Tier 1 alerts.
+    async fn publish(
+        &self,
+        client: &InstallationClient,
+        target: &PrTarget,
+        fetched: &Fetched,
+        assessment: &Assessment,
+        started: Instant,
+    ) -> Result<(), JobError> {
+        let observation = match &fetched.observed {
+            Observed::Failed {
                 error,
                 config_digest,
-                conclusion,
+                ..
             } => {
-                let input = ReportInput::Failed {
-                    error: error.clone(),
-                };
-                self.complete_check_run(&client, target, &published, &input, conclusion, &[])
-                    .await?;
-                if still_head {
-                    self.upsert_comment(
-                        &client,
-                        target,
-                        &report::render_markdown(&input, Surface::Comment),
-                    )
-                    .await?;
-                }
-                store::fail_evaluation(&self.pool, start.id, &error, config_digest.as_deref())
-                    .await?;
-                crate::telemetry::metrics::record_evaluation("error", started.elapsed());
-            }
-            Outcome::Evaluated {
-                findings,
-                config,
-                config_digest,
-            } => {
-                let requests =
-                    expire_stale_requests(&self.pool, target, &findings.violations).await?;
-                let overrides = approved_overrides(&requests);
-                let mut evaluation = Evaluation::new(
-                    self.engine.catalog(),
-                    &findings,
-                    &overrides,
-                    config.threshold,
-                    self.engine.digest(),
-                );
-                evaluation.pending_overrides = pending_overrides(&requests);
-                evaluation.rejected_overrides = rejected_overrides(&requests);
-                let previous = store::previous_evaluation(&self.pool, target, &head_sha).await?;
-                if let Some(previous) = &previous {
-                    evaluation.fixed = fixed_since(&previous.violations, &findings.violations);
-                }
-                evaluation.history = store::recent_scores(&self.pool, target, HISTORY_LENGTH)
-                    .await?
-                    .into_iter()
-                    .filter(|(sha, _)| *sha != head_sha)
-                    .map(|(sha, score)| HistoryEntry { score, sha })
-                    .collect();
-                let verdict = evaluation.verdict();
-                let conclusion = if verdict.passed() {
-                    Conclusion::Success
-                } else {
-                    Conclusion::Failure
-                };
-                let input = ReportInput::Evaluated(evaluation);
-                let annotations = annotations(&findings.violations, self.engine.catalog());
-                self.complete_check_run(
-                    &client,
-                    target,
-                    &published,
-                    &input,
-                    conclusion,
-                    &annotations,
+                store::fail_evaluation(
+                    &self.pool,
+                    fetched.evaluation_id,
+                    error,
+                    config_digest.as_deref(),
                 )
                 .await?;
-                if !still_head {
-                    // A newer push arrived: its own job will update the comment.
-                    tracing::info!(
-                        "head moved during evaluation: result kept on its check run only"
-                    );
-                    store::supersede_evaluation(&self.pool, start.id).await?;
-                    return Ok(());
-                }
-                let body = report::render_markdown(&input, Surface::Comment);
-                let comment_id = self.upsert_comment(&client, target, &body).await?;
+                None
+            }
+            Observed::Evaluated(observation) => Some(observation),
+        };
+        if let (Some(observation), Some(verdict)) = (observation, &assessment.verdict) {
+            if fetched.still_head {
                 let done = store::CompletedEvaluation {
-                    evaluation_id: start.id,
+                    evaluation_id: fetched.evaluation_id,
                     installation_id: target.installation_id,
                     score: verdict.score().value(),
                     verdict: verdict.as_str(),
                     threshold: verdict.threshold().value(),
                     counts: verdict.counts(),
-                    config_digest: &config_digest,
-                    not_evaluated: &findings.not_evaluated,
+                    config_digest: &observation.config_digest,
+                    not_evaluated: &observation.findings.not_evaluated,
                     duration_ms: i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX),
-                    comment_id: Some(comment_id),
-                    violations: &findings.violations,
+                    violations: &observation.findings.violations,
                 };
                 store::complete_evaluation(&self.pool, &done).await?;
-                crate::telemetry::metrics::record_evaluation(verdict.as_str(), started.elapsed());
-                if let Some(policy) = &self.alerts {
-                    // Alerts are a side effect: a failure here must not fail the evaluation.
-                    // Email needs the installation's recipients, so then the config is read
-                    // from GitHub when its cache is stale; otherwise the cache is enough.
-                    let config = if policy.email {
-                        current_config(&self.pool, &self.github, target.installation_id).await
-                    } else {
-                        cached_config(&self.pool, target.installation_id)
-                            .await
-                            .map_err(JobError::from)
-                    };
-                    let alerts = config.map(|c| c.alerts).unwrap_or_else(|error| {
-                        tracing::warn!(%error, "installation config unavailable: defaults apply");
-                        AlertSettings::default()
-                    });
-                    if let Err(error) = reconcile_alerts(
-                        &self.pool,
-                        policy,
-                        &alerts,
-                        target,
-                        &head_sha,
-                        &findings.violations,
-                        &overrides,
-                    )
-                    .await
-                    {
-                        tracing::error!(%error, "cannot record Tier 1 alerts");
-                    }
-                }
-                tracing::info!(
-                    score = verdict.score().value(),
-                    verdict = verdict.as_str(),
-                    "evaluation completed"
-                );
+            } else {
+                // A newer push arrived: its own job will update the comment.
+                tracing::info!("head moved during evaluation: result kept on its check run only");
+                store::supersede_evaluation(&self.pool, fetched.evaluation_id).await?;
             }
         }
+        self.complete_check_run(client, target, fetched, assessment)
+            .await?;
+        if fetched.still_head {
+            self.upsert_comment(client, target, fetched.evaluation_id, &assessment.comment)
+                .await?;
+        }
+        let outcome = assessment.verdict.as_ref().map_or("error", Verdict::as_str);
+        crate::telemetry::metrics::record_evaluation(outcome, started.elapsed());
+        let (Some(observation), Some(verdict), true) =
+            (observation, &assessment.verdict, fetched.still_head)
+        else {
+            return Ok(());
+        };
+        if let Some(policy) = &self.alerts {
+            self.raise_alerts(policy, target, &fetched.head_sha, observation)
+                .await;
+        }
+        tracing::info!(
+            score = verdict.score().value(),
+            verdict = verdict.as_str(),
+            "evaluation completed"
+        );
         Ok(())
     }
 
-    /// Reads the config from the base branch, fetches the files and runs the pack.
+    /// Records the Tier 1 alerts of a completed evaluation. Alerts are a side effect: a failure
+    /// here must not fail the evaluation.
+    async fn raise_alerts(
+        &self,
+        policy: &AlertPolicy,
+        target: &PrTarget,
+        head_sha: &str,
+        observation: &Observation,
+    ) {
+        // Email needs the installation's recipients, so then the config is read from GitHub
+        // when its cache is stale; otherwise the cache is enough.
+        let config = if policy.email {
+            current_config(&self.pool, &self.github, target.installation_id).await
+        } else {
+            cached_config(&self.pool, target.installation_id)
+                .await
+                .map_err(JobError::from)
+        };
+        let alerts = config.map(|c| c.alerts).unwrap_or_else(|error| {
+            tracing::warn!(%error, "installation config unavailable: defaults apply");
+            AlertSettings::default()
+        });
+        if let Err(error) = reconcile_alerts(
+            &self.pool,
+            policy,
+            &alerts,
+            target,
+            head_sha,
+            &observation.findings.violations,
+            &observation.overrides,
+        )
+        .await
+        {
+            tracing::error!(%error, "cannot record Tier 1 alerts");
+        }
+    }
+
+    /// Reads the config from the base branch, fetches the files and runs the pack: the
+    /// findings, the config and its digest, or the failure to show.
     async fn evaluate(
         &self,
         client: &InstallationClient,
         target: &PrTarget,
         pr: &PullRequest,
-    ) -> Result<Outcome, JobError> {
+    ) -> Result<Result<(Findings, RepoConfig, String), Observed>, JobError> {
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
         let (config, config_digest) =
             match read_repo_config(&self.pool, client, target, pr, self.engine.catalog()).await? {
                 (Ok(config), digest) => (config, digest),
                 (Err(error), digest) => {
-                    return Ok(Outcome::Failed {
+                    return Ok(Err(Observed::Failed {
                         error,
                         config_digest: Some(digest),
                         conclusion: Conclusion::Neutral,
-                    });
+                    }));
                 }
             };
         let files = client
             .pull_request_files(owner, repo, target.number)
             .await?;
         if !files.complete {
-            return Ok(Outcome::Failed {
+            return Ok(Err(Observed::Failed {
                 error: "This pull request changes more files than GitHub lists (3,000): it cannot be evaluated completely. Split it into smaller pull requests.".to_owned(),
                 config_digest: Some(config_digest),
                 conclusion: Conclusion::Failure,
-            });
+            }));
         }
         let diff = match from_github_files(&files.files) {
             Ok(diff) => diff,
             Err(error) => {
-                return Ok(Outcome::Failed {
+                return Ok(Err(Observed::Failed {
                     error: error.to_string(),
                     config_digest: Some(config_digest),
                     conclusion: Conclusion::Failure,
-                });
+                }));
             }
         };
         let context = change_context(target, pr);
@@ -333,16 +463,12 @@ impl Evaluator {
                     after: None,
                 })?;
         Ok(match result {
-            Ok(findings) => Outcome::Evaluated {
-                findings,
-                config,
-                config_digest,
-            },
-            Err(error) => Outcome::Failed {
+            Ok(findings) => Ok((findings, config, config_digest)),
+            Err(error) => Err(Observed::Failed {
                 error: error.to_string(),
                 config_digest: Some(config_digest),
                 conclusion: Conclusion::Neutral,
-            },
+            }),
         })
     }
 
@@ -353,27 +479,23 @@ impl Evaluator {
         &self,
         client: &InstallationClient,
         target: &PrTarget,
-        published: &PublishedCheckRun<'_>,
-        input: &ReportInput<'_>,
-        conclusion: Conclusion,
-        annotations: &[Annotation],
+        fetched: &Fetched,
+        assessment: &Assessment,
     ) -> Result<(), JobError> {
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
         let output = |batch: &[Annotation]| CheckOutput {
-            title: report::check_run_title(input),
-            summary: report::render_markdown(input, Surface::CheckRun),
+            title: assessment.check_run_title.clone(),
+            summary: assessment.check_run_summary.clone(),
             text: None,
             annotations: batch.to_vec(),
         };
-        let mut batches = annotations.chunks(ANNOTATIONS_PER_REQUEST);
+        let mut batches = assessment.annotations.chunks(ANNOTATIONS_PER_REQUEST);
         let first = output(batches.next().unwrap_or_default());
-        let id = match published.check_run_id {
+        let id = match self.existing_check_run(client, target, fetched).await? {
             Some(id) => {
-                let id = u64::try_from(id)
-                    .map_err(|_| JobError::Permanent("negative check run id".into()))?;
                 let update = CheckRunUpdate {
                     status: Some(CheckStatus::Completed),
-                    conclusion: Some(conclusion),
+                    conclusion: Some(assessment.conclusion),
                     output: Some(first),
                     ..CheckRunUpdate::default()
                 };
@@ -383,15 +505,16 @@ impl Evaluator {
             None => {
                 let create = CheckRunCreate {
                     status: Some(CheckStatus::Completed),
-                    conclusion: Some(conclusion),
+                    conclusion: Some(assessment.conclusion),
                     output: Some(first),
-                    ..CheckRunCreate::new(CHECK_RUN_NAME, published.head_sha)
+                    external_id: Some(check_run_external_id(fetched.evaluation_id)),
+                    ..CheckRunCreate::new(CHECK_RUN_NAME, &fetched.head_sha)
                 };
+                // Marked before it is sent: a process killed before recording the answer
+                // leaves a retry that looks for it first.
+                store::mark_check_run_requested(&self.pool, fetched.evaluation_id).await?;
                 let id = client.create_check_run(owner, repo, &create).await?;
-                let stored = i64::try_from(id)
-                    .map_err(|_| JobError::Permanent("check run id out of range".into()))?;
-                // Recorded at once, so a retry after a later failure edits this check run.
-                store::set_check_run_id(&self.pool, published.evaluation_id, stored).await?;
+                self.record_check_run(fetched.evaluation_id, id).await?;
                 id
             }
         };
@@ -405,14 +528,58 @@ impl Evaluator {
         Ok(())
     }
 
+    /// The evaluation's check run if it exists: recorded, or created by an earlier attempt that
+    /// died before recording it (found on the head by its external id, then recorded).
+    async fn existing_check_run(
+        &self,
+        client: &InstallationClient,
+        target: &PrTarget,
+        fetched: &Fetched,
+    ) -> Result<Option<u64>, JobError> {
+        if let Some(id) = fetched.check_run_id {
+            return u64::try_from(id)
+                .map(Some)
+                .map_err(|_| JobError::Permanent("negative check run id".into()));
+        }
+        if !fetched.check_run_requested {
+            return Ok(None);
+        }
+        let found = client
+            .find_check_run(
+                &target.repo.owner,
+                &target.repo.name,
+                &fetched.head_sha,
+                CHECK_RUN_NAME,
+                &check_run_external_id(fetched.evaluation_id),
+            )
+            .await?;
+        if let Some(id) = found {
+            tracing::info!(
+                check_run = id,
+                "found the check run an earlier attempt created"
+            );
+            self.record_check_run(fetched.evaluation_id, id).await?;
+        }
+        Ok(found)
+    }
+
+    async fn record_check_run(&self, evaluation_id: i64, id: u64) -> Result<(), JobError> {
+        let stored = i64::try_from(id)
+            .map_err(|_| JobError::Permanent("check run id out of range".into()))?;
+        // Recorded at once, so a retry after a later failure edits this check run.
+        store::set_check_run_id(&self.pool, evaluation_id, stored).await?;
+        Ok(())
+    }
+
     /// Edits the pull request's one Tollgate comment, creating it the first time. Jobs for one
     /// pull request never run at once (the queue's dedup key), so there is no race here.
     async fn upsert_comment(
         &self,
         client: &InstallationClient,
         target: &PrTarget,
+        evaluation_id: i64,
         body: &str,
-    ) -> Result<i64, JobError> {
+    ) -> Result<(), JobError> {
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
         let known = match store::comment_id(&self.pool, target).await? {
             Some(id) => Some(id),
@@ -439,8 +606,8 @@ impl Evaluator {
             },
             None => self.create_comment(client, target, body).await?,
         };
-        store::set_comment_id(&self.pool, target, id).await?;
-        Ok(id)
+        store::set_comment_id(&self.pool, target, Some(evaluation_id), id).await?;
+        Ok(())
     }
 
     async fn create_comment(
@@ -455,7 +622,7 @@ impl Evaluator {
         let id =
             i64::try_from(id).map_err(|_| JobError::Permanent("comment id out of range".into()))?;
         // Recorded at once, so a retry after a later failure edits this comment.
-        store::set_comment_id(&self.pool, target, id).await?;
+        store::set_comment_id(&self.pool, target, None, id).await?;
         Ok(id)
     }
 }
@@ -505,11 +672,9 @@ pub(super) async fn load_repo_config(
     Ok(read_repo_config(pool, client, target, pr, catalog).await?.0)
 }
 
-/// The evaluation's check run: the one an earlier attempt created, or none yet.
-struct PublishedCheckRun<'a> {
-    evaluation_id: i64,
-    check_run_id: Option<i64>,
-    head_sha: &'a str,
+/// The check run's `external_id`: which evaluation it shows, so a retry can find it.
+fn check_run_external_id(evaluation_id: i64) -> String {
+    format!("tollgate-evaluation-{evaluation_id}")
 }
 
 fn change_context(target: &PrTarget, pr: &PullRequest) -> ChangeContext {
@@ -580,4 +745,134 @@ fn digest(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ApprovedOverride, Fingerprint, RuleId, Tier};
+
+    const RULES: &str = r#"
+- id: R01
+  name: Provider secret or token
+  tier: BLOCK
+  category: security
+  description: Added lines contain a credential.
+  remediation: Remove the secret and rotate it.
+  override_when: The value is a documented test fixture.
+- id: R12
+  name: TODO without an issue
+  tier: WARNING
+  category: hygiene
+  description: A TODO comment that does not reference an issue.
+  remediation: Link the TODO to an issue.
+  override_when: Never needed; warnings do not block.
+"#;
+    const HEAD: &str = "1111111111111111111111111111111111111111";
+
+    fn catalog() -> Catalog {
+        let mut catalog = Catalog::default();
+        catalog.add_yaml("rules.yaml", RULES, false).unwrap();
+        catalog
+    }
+
+    fn violation(rule: &str, tier: Tier, path: &str, line: u32, message: &str) -> Violation {
+        let rule_id: RuleId = rule.parse().unwrap();
+        Violation {
+            fingerprint: Fingerprint::of(&rule_id, Some(path), message),
+            rule_id,
+            tier,
+            path: Some(path.to_owned()),
+            line: Some(line),
+            message: message.to_owned(),
+        }
+    }
+
+    fn observed(violations: Vec<Violation>, overrides: Overrides) -> Observed {
+        Observed::Evaluated(Box::new(Observation {
+            findings: Findings {
+                violations,
+                not_evaluated: Vec::new(),
+            },
+            threshold: Threshold::DEFAULT,
+            config_digest: "c0ffee".into(),
+            overrides,
+            pending: Vec::new(),
+            rejected: Vec::new(),
+            previous: None,
+            history: Vec::new(),
+        }))
+    }
+
+    #[test]
+    fn a_failure_shows_its_error_with_its_conclusion_and_no_verdict() {
+        let failed = Observed::Failed {
+            error: "bad config".into(),
+            config_digest: None,
+            conclusion: Conclusion::Neutral,
+        };
+        let assessment = assess(&catalog(), "d1", HEAD, &failed);
+        assert_eq!(assessment.conclusion, Conclusion::Neutral);
+        assert!(assessment.verdict.is_none());
+        assert!(assessment.annotations.is_empty());
+        assert!(assessment.comment.starts_with(STICKY_COMMENT_MARKER));
+        assert!(assessment.comment.contains("bad config"));
+        assert!(assessment.check_run_summary.contains("bad config"));
+    }
+
+    #[test]
+    fn a_block_violation_fails_with_a_failure_annotation_on_its_line() {
+        let leak = violation("R01", Tier::Block, "src/key.rs", 3, "AWS key");
+        let todo = violation("R12", Tier::Warning, "src/lib.rs", 9, "TODO");
+        let assessment = assess(
+            &catalog(),
+            "d1",
+            HEAD,
+            &observed(vec![leak, todo], Overrides::default()),
+        );
+        assert_eq!(assessment.conclusion, Conclusion::Failure);
+        assert!(!assessment.verdict.as_ref().unwrap().passed());
+        let levels: Vec<_> = assessment
+            .annotations
+            .iter()
+            .map(|a| (a.path.as_str(), a.start_line, a.annotation_level))
+            .collect();
+        assert_eq!(
+            levels,
+            [
+                ("src/key.rs", 3, AnnotationLevel::Failure),
+                ("src/lib.rs", 9, AnnotationLevel::Notice)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_approved_override_of_the_block_violation_passes() {
+        let leak = violation("R01", Tier::Block, "src/key.rs", 3, "AWS key");
+        let overrides = Overrides::new(vec![ApprovedOverride {
+            fingerprints: [leak.fingerprint.clone()].into(),
+            requested_by: "alice".into(),
+            approved_by: vec!["bob".into()],
+            reason: "a test fixture that grants nothing".into(),
+        }]);
+        let assessment = assess(&catalog(), "d1", HEAD, &observed(vec![leak], overrides));
+        assert_eq!(assessment.conclusion, Conclusion::Success);
+        assert!(assessment.verdict.unwrap().passed());
+    }
+
+    #[test]
+    fn the_comment_lists_what_was_fixed_and_a_history_without_this_head() {
+        let gone = violation("R12", Tier::Warning, "src/old.rs", 1, "TODO gone");
+        let Observed::Evaluated(mut observation) = observed(Vec::new(), Overrides::default())
+        else {
+            unreachable!()
+        };
+        observation.previous = Some(vec![gone]);
+        observation.history = vec![("a".repeat(40), 40), (HEAD.to_owned(), 100)];
+        let assessment = assess(&catalog(), "d1", HEAD, &Observed::Evaluated(observation));
+        assert_eq!(assessment.conclusion, Conclusion::Success);
+        assert!(assessment.comment.contains("Fixed since the last push"));
+        assert!(assessment.comment.contains("TODO gone"));
+        assert!(assessment.comment.contains("40"));
+    }
 }

@@ -2,7 +2,9 @@
 //!
 //! Messages about an override request or an alert are rendered from the subject's current state
 //! when the job runs, so a burst of changes ends in one edit showing the latest state, and a
-//! retry never posts twice: Slack's `ts` is recorded the moment the post succeeds.
+//! retry edits instead of posting again: Slack's `ts` is recorded the moment the post succeeds.
+//! Only a process killed between Slack's answer and that record posts twice (at least once:
+//! Slack's `chat.postMessage` takes no idempotency key).
 
 use super::{JobError, SEND_SLACK};
 use crate::config::{Approver, SlackSettings};

@@ -23,7 +23,7 @@ use crate::policy::{Catalog, Findings};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
-pub use replies::{CommandKind, REPLY_MARKER, Reply, render_reply};
+pub use replies::{CommandKind, REPLY_MARKER, Reply, keyed_reply, render_reply, reply_key};
 pub use runbooks::{RunbookPage, render_runbooks};
 pub use sarif::{FINGERPRINT_KEY, SarifLog, SarifOptions, render_sarif};
 pub(crate) use templates::{from_json, strict_environment};

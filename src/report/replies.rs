@@ -18,6 +18,17 @@ use std::borrow::Cow;
 /// read as commands) and lets tests find them.
 pub const REPLY_MARKER: &str = "<!-- tollgate:reply -->";
 
+/// The hidden line that ties a reply to the command comment it answers: a retry that may have
+/// posted the reply already finds it by this line instead of posting it again.
+pub fn reply_key(command_comment_id: u64) -> String {
+    format!("<!-- tollgate:reply-to:{command_comment_id} -->")
+}
+
+/// `reply` as posted: with the [`reply_key`] of the command comment at its end.
+pub fn keyed_reply(reply: &str, command_comment_id: u64) -> String {
+    format!("{reply}\n{}", reply_key(command_comment_id))
+}
+
 /// Violations listed in a reply before the rest is counted.
 const VIOLATIONS_SHOWN: usize = 10;
 

@@ -10,6 +10,8 @@ pub struct EvaluationStart {
     pub id: i64,
     /// Set once the check run exists, so a retry edits it instead of creating another.
     pub check_run_id: Option<i64>,
+    /// An earlier attempt sent the check run's creation: it may exist without a recorded id.
+    pub check_run_requested: bool,
 }
 
 /// Records the pull request's current state and starts (or resumes) the evaluation of its head.
@@ -39,9 +41,13 @@ pub async fn start_evaluation(
     let row = sqlx::query(
         "INSERT INTO evaluations (installation_id, repository_id, pr_number, head_sha, policy_digest)
          VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (repository_id, pr_number, head_sha) DO UPDATE SET status = 'in_progress',
+         ON CONFLICT (repository_id, pr_number, head_sha) DO UPDATE SET
+             -- A completed evaluation stays readable (by commands, the dashboard) until its
+             -- new result replaces it.
+             status = CASE evaluations.status WHEN 'completed' THEN 'completed'
+                 ELSE 'in_progress' END,
              policy_digest = EXCLUDED.policy_digest, error = NULL
-         RETURNING id, check_run_id",
+         RETURNING id, check_run_id, check_run_requested_at IS NOT NULL AS requested",
     )
     .bind(target.installation_id)
     .bind(target.repo.id)
@@ -54,7 +60,20 @@ pub async fn start_evaluation(
     Ok(EvaluationStart {
         id: row.get("id"),
         check_run_id: row.get("check_run_id"),
+        check_run_requested: row.get("requested"),
     })
+}
+
+/// Marks the check run's creation as sent, before it is.
+pub async fn mark_check_run_requested(
+    pool: &PgPool,
+    evaluation_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE evaluations SET check_run_requested_at = now() WHERE id = $1")
+        .bind(evaluation_id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 pub async fn set_check_run_id(
@@ -82,17 +101,21 @@ pub async fn comment_id(pool: &PgPool, target: &PrTarget) -> Result<Option<i64>,
     Ok(id.flatten())
 }
 
+/// Records the sticky comment on the pull request and, when given, on the evaluation it shows.
 pub async fn set_comment_id(
     pool: &PgPool,
     target: &PrTarget,
+    evaluation_id: Option<i64>,
     comment_id: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE pull_requests SET comment_id = $3 WHERE repository_id = $1 AND number = $2",
+        "WITH evaluation AS (UPDATE evaluations SET comment_id = $3 WHERE id = $4)
+         UPDATE pull_requests SET comment_id = $3 WHERE repository_id = $1 AND number = $2",
     )
     .bind(target.repo.id)
     .bind(pr_number(target))
     .bind(comment_id)
+    .bind(evaluation_id)
     .execute(pool)
     .await?;
     Ok(())
@@ -173,7 +196,6 @@ pub struct CompletedEvaluation<'a> {
     pub config_digest: &'a str,
     pub not_evaluated: &'a [String],
     pub duration_ms: i32,
-    pub comment_id: Option<i64>,
     pub violations: &'a [Violation],
 }
 
@@ -186,7 +208,7 @@ pub async fn complete_evaluation(
     sqlx::query(
         "UPDATE evaluations SET status = 'completed', score = $2, verdict = $3, threshold = $4,
              block_count = $5, override_count = $6, warning_count = $7, config_digest = $8,
-             not_evaluated = $9, duration_ms = $10, comment_id = $11, completed_at = now(),
+             not_evaluated = $9, duration_ms = $10, completed_at = now(),
              error = NULL
          WHERE id = $1",
     )
@@ -200,7 +222,6 @@ pub async fn complete_evaluation(
     .bind(done.config_digest)
     .bind(serde_json::json!(done.not_evaluated))
     .bind(done.duration_ms)
-    .bind(done.comment_id)
     .execute(&mut *tx)
     .await?;
     sqlx::query("DELETE FROM violations WHERE evaluation_id = $1")

@@ -31,7 +31,8 @@ pub use notifications::{
 pub use overrides::{
     CommandComment, CommandResult, NewOverrideRequest, OverrideRequestRow, add_approval,
     command_result, insert_command_result, insert_override_request, lock_pull_request,
-    override_request, override_requests_of, set_override_status, set_reply_comment_id,
+    mark_reply_requested, override_request, override_requests_of, set_override_status,
+    set_reply_comment_id,
 };
 pub use slack::{
     NewSlackMessage, SlackMessageRow, SlackSubject, assign_thread, fail_slack_message,
@@ -43,9 +44,9 @@ pub use deliveries::{
 };
 pub use evaluations::{
     CompletedEvaluation, EvaluationStart, PreviousEvaluation, PullRequestRecord, comment_id,
-    complete_evaluation, fail_evaluation, latest_violations, previous_evaluation,
-    pull_request_record, recent_scores, set_check_run_id, set_comment_id, start_evaluation,
-    supersede_evaluation,
+    complete_evaluation, fail_evaluation, latest_violations, mark_check_run_requested,
+    previous_evaluation, pull_request_record, recent_scores, set_check_run_id, set_comment_id,
+    start_evaluation, supersede_evaluation,
 };
 pub use github_budget::{WriteSlot, cache_repo_config, cached_repo_config, take_write_slot};
 pub use operations::{

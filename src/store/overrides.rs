@@ -245,6 +245,8 @@ pub struct CommandResult {
     pub reaction: String,
     pub reply: Option<String>,
     pub reply_comment_id: Option<i64>,
+    /// An earlier attempt sent the reply: it may exist without a recorded id.
+    pub reply_requested: bool,
 }
 
 pub async fn command_result(
@@ -253,7 +255,9 @@ pub async fn command_result(
     comment_id: i64,
 ) -> Result<Option<CommandResult>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT outcome, reaction, reply, reply_comment_id FROM command_results
+        "SELECT outcome, reaction, reply, reply_comment_id,
+             reply_requested_at IS NOT NULL AS reply_requested
+         FROM command_results
          WHERE repository_id = $1 AND comment_id = $2",
     )
     .bind(repository_id)
@@ -265,6 +269,7 @@ pub async fn command_result(
         reaction: row.get("reaction"),
         reply: row.get("reply"),
         reply_comment_id: row.get("reply_comment_id"),
+        reply_requested: row.get("reply_requested"),
     }))
 }
 
@@ -295,6 +300,23 @@ pub async fn insert_command_result(
     .bind(&result.reaction)
     .bind(&result.reply)
     .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Marks the reply to a command comment as sent, before it is.
+pub async fn mark_reply_requested(
+    pool: &PgPool,
+    repository_id: i64,
+    comment_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE command_results SET reply_requested_at = now()
+         WHERE repository_id = $1 AND comment_id = $2",
+    )
+    .bind(repository_id)
+    .bind(comment_id)
+    .execute(pool)
     .await?;
     Ok(())
 }

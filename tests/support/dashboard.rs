@@ -175,50 +175,67 @@ pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, S
         })
 }
 
+/// The login through the fake GitHub's OAuth pages, as a browser signed in to GitHub as `login`
+/// would follow it, against the app at `app_url`. `http` must not follow redirects.
+pub async fn log_in_at(
+    http: &reqwest::Client,
+    github: &FakeGithub,
+    app_url: &str,
+    login: &str,
+) -> Session {
+    github.sign_in_browser_as(login);
+    let start = http
+        .get(format!("{app_url}/dashboard/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 303);
+    let authorize = location(&start);
+    assert!(
+        authorize.starts_with(&format!("{}/login/oauth/authorize?", github.url())),
+        "{authorize}"
+    );
+    assert!(authorize.contains(&format!("client_id={CLIENT_ID}")));
+    let (state_cookie, _) = set_cookie(&start, "tollgate_oauth_state").expect("state cookie");
+    let github_answer = http.get(&authorize).send().await.unwrap();
+    assert_eq!(github_answer.status(), 302);
+    let callback = location(&github_answer);
+    let done = http
+        .get(&callback)
+        .header(COOKIE, &state_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        done.status(),
+        303,
+        "{}",
+        done.text().await.unwrap_or_default()
+    );
+    assert_eq!(location(&done), "/dashboard/");
+    let (cookie, attributes) = set_cookie(&done, "tollgate_session").expect("session cookie");
+    assert!(attributes.contains("HttpOnly"), "{attributes}");
+    assert!(attributes.contains("SameSite=Lax"), "{attributes}");
+    assert!(!attributes.contains("Secure"), "plain http: {attributes}");
+    let me: Value = http
+        .get(format!("{app_url}/api/v1/me"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Session {
+        cookie,
+        csrf: me["csrf_token"].as_str().expect("a CSRF token").to_owned(),
+    }
+}
+
 impl Dashboard {
     /// Follows the login as a browser signed in to GitHub as `login` would.
     pub async fn log_in(&self, login: &str) -> Session {
-        self.github.sign_in_browser_as(login);
-        let start = self.get("/dashboard/login", None).await;
-        assert_eq!(start.status(), 303);
-        let authorize = location(&start);
-        assert!(
-            authorize.starts_with(&format!("{}/login/oauth/authorize?", self.github.url())),
-            "{authorize}"
-        );
-        assert!(authorize.contains(&format!("client_id={CLIENT_ID}")));
-        let (state_cookie, _) = set_cookie(&start, "tollgate_oauth_state").expect("state cookie");
-        let github = self.http.get(&authorize).send().await.unwrap();
-        assert_eq!(github.status(), 302);
-        let callback = location(&github);
-        let done = self
-            .http
-            .get(&callback)
-            .header(COOKIE, &state_cookie)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            done.status(),
-            303,
-            "{}",
-            done.text().await.unwrap_or_default()
-        );
-        assert_eq!(location(&done), "/dashboard/");
-        let (cookie, attributes) = set_cookie(&done, "tollgate_session").expect("session cookie");
-        assert!(attributes.contains("HttpOnly"), "{attributes}");
-        assert!(attributes.contains("SameSite=Lax"), "{attributes}");
-        assert!(!attributes.contains("Secure"), "plain http: {attributes}");
-        let me: Value = self
-            .get("/api/v1/me", Some(&cookie))
-            .await
-            .json()
-            .await
-            .unwrap();
-        Session {
-            cookie,
-            csrf: me["csrf_token"].as_str().expect("a CSRF token").to_owned(),
-        }
+        log_in_at(&self.http, &self.github, &self.app.url(""), login).await
     }
 
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {

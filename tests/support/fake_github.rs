@@ -173,6 +173,43 @@ impl Failure {
     }
 }
 
+/// The answer to one chosen request, held back: the fake applies the request (the object
+/// exists), then answers only once the test releases it, so a test can kill the app while its
+/// write is in flight. Made by [`FakeGithub::hold`].
+#[derive(Clone)]
+pub struct Hold {
+    reached: Arc<std::sync::atomic::AtomicBool>,
+    release: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Hold {
+    /// Whether the chosen request arrived (and was applied).
+    pub fn reached(&self) -> bool {
+        self.reached.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Sends the held answer (at once, if the request has not arrived yet).
+    pub fn release(&self) {
+        self.release.send_replace(true);
+    }
+
+    async fn wait(&self) {
+        self.reached
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut released = self.release.subscribe();
+        // An error means the test dropped the hold: answer then.
+        let _ = released.wait_for(|r| *r).await;
+    }
+}
+
+struct HoldRule {
+    method: String,
+    path_prefix: String,
+    /// Matching requests still to pass before the held one.
+    skip: u32,
+    hold: Hold,
+}
+
 /// A check run as the fake holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckRunRecord {
@@ -427,6 +464,23 @@ impl FakeGithub {
         });
     }
 
+    /// Holds the answer to the `nth` (from 1) next request whose method matches and whose path
+    /// starts with `path_prefix`: it is applied, but answered only after [`Hold::release`].
+    pub fn hold(&self, method: &str, path_prefix: &str, nth: u32) -> Hold {
+        assert!(nth >= 1, "nth counts from 1");
+        let hold = Hold {
+            reached: Arc::default(),
+            release: Arc::new(tokio::sync::watch::channel(false).0),
+        };
+        self.state().holds.push(HoldRule {
+            method: method.to_ascii_uppercase(),
+            path_prefix: path_prefix.to_owned(),
+            skip: nth - 1,
+            hold: hold.clone(),
+        });
+        hold
+    }
+
     /// From now on, an installation that sends more than `max_writes` writes within `window` is
     /// answered GitHub's secondary-rate-limit 403 (with `retry-after`).
     pub fn set_secondary_limit(&self, max_writes: u32, window: Duration) {
@@ -591,6 +645,7 @@ struct FakeState {
     tokens: HashMap<String, u64>,
     ids: u64,
     failures: Vec<FailRule>,
+    holds: Vec<HoldRule>,
     secondary_limit: Option<(u32, Duration)>,
     requests: Vec<RecordedRequest>,
     rejections: Vec<Rejection>,
@@ -612,6 +667,7 @@ impl FakeState {
             tokens: HashMap::new(),
             ids: 1000,
             failures: Vec::new(),
+            holds: Vec::new(),
             secondary_limit: None,
             requests: Vec::new(),
             rejections: Vec::new(),
@@ -782,6 +838,21 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let (response, hold) = respond(&state, &method, &uri, &headers, &body);
+    if let Some(hold) = hold {
+        hold.wait().await;
+    }
+    response
+}
+
+/// Answers a request; the hold, if the test chose to hold this answer.
+fn respond(
+    state: &Mutex<FakeState>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> (Response, Option<Hold>) {
     let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
     let raw_path = uri.path();
     let path = match raw_path.strip_prefix(ENTERPRISE_PREFIX) {
@@ -791,27 +862,27 @@ async fn handle(
     .to_owned();
     // github.com's manifest page takes a form, not JSON.
     if let Some((recorded, reply)) =
-        hooks::manifest_page(&mut state, &method, &path, uri.query(), &body)
+        hooks::manifest_page(&mut state, method, &path, uri.query(), body)
     {
         state.requests.push(recorded);
-        return into_response(reply);
+        return (into_response(reply), None);
     }
     let parsed_body: Result<Option<Value>, ()> = if body.is_empty() {
         Ok(None)
     } else {
-        serde_json::from_slice(&body).map(Some).map_err(|_| ())
+        serde_json::from_slice(body).map(Some).map_err(|_| ())
     };
     let body_value = parsed_body.clone().ok().flatten();
-    let web_login = oauth::answer_web_login(&mut state, &method, &path, uri.query(), &body);
+    let web_login = oauth::answer_web_login(&mut state, method, &path, uri.query(), body);
     let (reply, unexpected) = match (web_login, parsed_body) {
         (Some(reply), _) => (reply, false),
         (None, Err(())) => (Reply::message(400, "Problems parsing JSON"), false),
         (None, Ok(body)) => {
             let incoming = Incoming {
-                method: &method,
+                method,
                 path: &path,
                 query: parse_query(uri.query()),
-                headers: &headers,
+                headers,
                 body: body.as_ref(),
             };
             state.answer(&incoming)
@@ -844,8 +915,8 @@ async fn handle(
         });
     }
     state.requests.push(recorded);
-    drop(state);
-    into_response(reply)
+    let hold = state.take_hold(method, &path);
+    (into_response(reply), hold)
 }
 
 fn into_response(reply: Reply) -> Response {
@@ -959,6 +1030,21 @@ impl FakeState {
             Route::ManifestConversion(code) => self.convert_manifest(&code),
         };
         (reply, false)
+    }
+
+    /// The hold this request's answer waits for, if it is the chosen one.
+    fn take_hold(&mut self, method: &Method, path: &str) -> Option<Hold> {
+        let mut chosen = None;
+        for (index, rule) in self.holds.iter_mut().enumerate() {
+            if rule.method != method.as_str() || !path.starts_with(&rule.path_prefix) {
+                continue;
+            }
+            match rule.skip {
+                0 => chosen = chosen.or(Some(index)),
+                _ => rule.skip -= 1,
+            }
+        }
+        chosen.map(|index| self.holds.remove(index).hold)
     }
 
     fn injected_failure(&mut self, req: &Incoming<'_>) -> Option<Reply> {
@@ -1228,16 +1314,28 @@ fn serve_repo(repo: &mut Repo, ids: &mut u64, req: &Incoming<'_>, route: RepoRou
                 .find(|pr| pr.head_ref == git_ref)
                 .map(|pr| pr.head_sha.clone())
                 .unwrap_or(git_ref);
-            let runs: Vec<Value> = repo
+            let name = req.query.get("check_name");
+            let mut runs: Vec<&CheckRunRecord> = repo
                 .check_runs
                 .iter()
-                .filter(|c| c.head_sha == sha)
+                .rev()
+                .filter(|c| c.head_sha == sha && name.is_none_or(|n| *n == c.name))
+                .collect();
+            // GitHub's default filter, `latest`, keeps the newest run of each name.
+            if req.query.get("filter").is_none_or(|f| f == "latest") {
+                let mut seen = std::collections::HashSet::new();
+                runs.retain(|c| seen.insert(c.name.clone()));
+            }
+            let total = runs.len();
+            let per_page = req.query_number("per_page", 30).clamp(1, 100);
+            let page = req.query_number("page", 1).max(1);
+            let listed: Vec<Value> = runs
+                .into_iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
                 .map(|c| check_run_json(repo, c))
                 .collect();
-            Reply::json(
-                200,
-                json!({ "total_count": runs.len(), "check_runs": runs }),
-            )
+            Reply::json(200, json!({ "total_count": total, "check_runs": listed }))
         }
         RepoRoute::IssueComments(number) => {
             if !repo.pulls.contains_key(&number) {

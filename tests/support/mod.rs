@@ -10,6 +10,7 @@ pub mod fake_pagerduty;
 pub mod fake_slack;
 pub mod openapi;
 pub mod patches;
+pub mod release;
 pub mod shared;
 pub mod smtp;
 pub mod test_app;

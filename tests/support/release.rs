@@ -1,0 +1,191 @@
+//! The release binary, run as users run it: its own process, configured by environment
+//! variables, stopped with SIGKILL. `scripts/test` builds it (`cargo build --release --locked`)
+//! and passes its path in `TOLLGATE_BIN`; without it the tests say so and skip, except in CI
+//! (`CI` set), where they fail.
+
+use super::smtp::free_port;
+use serde_json::Value;
+use sqlx::{Connection, PgConnection};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tollgate::intake::sign;
+
+/// The release binary, or `None` (with a message saying why `test` is skipped).
+pub fn release_binary(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("TOLLGATE_BIN") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "TOLLGATE_BIN={} is not a file",
+                path.display()
+            );
+            Some(path)
+        }
+        None if std::env::var_os("CI").is_some() => panic!(
+            "{test}: TOLLGATE_BIN is not set; CI must run the release binary (scripts/test builds it)"
+        ),
+        None => {
+            eprintln!(
+                "SKIPPED {test}: set TOLLGATE_BIN to a release build of tollgate \
+                 (scripts/test builds one: cargo build --release --locked)"
+            );
+            None
+        }
+    }
+}
+
+/// `tollgate serve` running as a child process. Dropping it kills the process.
+pub struct ReleaseApp {
+    child: Child,
+    binary: PathBuf,
+    vars: Vec<(String, String)>,
+    port: u16,
+    log: PathBuf,
+    pub database_url: String,
+    http: reqwest::Client,
+}
+
+impl Drop for ReleaseApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ReleaseApp {
+    /// Starts `binary serve` with exactly `vars` (plus `DATABASE_URL`, `HOST` and `PORT`) as its
+    /// environment, in an empty directory (no `.env`), and waits until it is ready.
+    pub async fn start(binary: &Path, database_url: &str, vars: &[(&str, String)]) -> Self {
+        let port = free_port();
+        let mut all: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        all.extend([
+            ("DATABASE_URL".to_owned(), database_url.to_owned()),
+            ("HOST".to_owned(), "127.0.0.1".to_owned()),
+            ("PORT".to_owned(), port.to_string()),
+        ]);
+        let log =
+            std::env::temp_dir().join(format!("tollgate-release-{}.log", uuid::Uuid::new_v4()));
+        let child = spawn(binary, &all, &log);
+        let app = Self {
+            child,
+            binary: binary.to_owned(),
+            vars: all,
+            port,
+            log,
+            database_url: database_url.to_owned(),
+            http: reqwest::Client::new(),
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    fn ready_url(&self) -> String {
+        self.url("/readyz")
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..1500 {
+            if let Ok(response) = self.http.get(self.ready_url()).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "the release binary did not become ready; its log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// What the process wrote to stdout and stderr.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `kill -9`, then the same binary again on the same database, port and variables. The
+    /// killed process's jobs are handed back to the queue at once (their lease is ended, as
+    /// its running out would).
+    pub async fn crash_and_restart(&mut self) {
+        self.child.kill().expect("SIGKILL the app");
+        self.child.wait().expect("the app exits");
+        let mut db = self.db().await;
+        sqlx::query("UPDATE jobs SET locked_until = now() WHERE state = 'running'")
+            .execute(&mut db)
+            .await
+            .expect("leases end");
+        self.child = spawn(&self.binary, &self.vars, &self.log);
+        self.wait_ready().await;
+    }
+
+    pub async fn db(&self) -> PgConnection {
+        PgConnection::connect(&self.database_url)
+            .await
+            .expect("test database reachable")
+    }
+
+    /// Waits until no job is ready or running.
+    pub async fn settle(&self) {
+        let mut db = self.db().await;
+        for _ in 0..3000 {
+            let busy: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running') AND run_at <= now()",
+            )
+            .fetch_one(&mut db)
+            .await
+            .expect("jobs readable");
+            if busy == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("jobs left unfinished; the app's log:\n{}", self.log_text());
+    }
+
+    /// Sends a delivery signed with `secret`, as GitHub would.
+    pub async fn send_webhook(&self, secret: &str, event: &str, payload: &Value) -> u16 {
+        let body = serde_json::to_vec(payload).expect("payload serializes");
+        self.http
+            .post(self.url("/api/github/webhooks"))
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
+            .header("x-hub-signature-256", sign(secret, &body))
+            .body(body)
+            .send()
+            .await
+            .expect("the app answers")
+            .status()
+            .as_u16()
+    }
+}
+
+fn spawn(binary: &Path, vars: &[(String, String)], log: &Path) -> Child {
+    let dir = log.with_extension("d");
+    std::fs::create_dir_all(&dir).expect("working directory");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let err = out.try_clone().expect("log file");
+    Command::new(binary)
+        .args(["serve", "--workers", "4"])
+        .current_dir(&dir)
+        .env_clear()
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts: {e}", binary.display()))
+}
