@@ -260,7 +260,6 @@ async fn the_release_binary_serves_a_pull_request_from_delivery_to_dashboard() {
     vars.extend([
         ("SMTP_URL", sink.url()),
         ("EMAIL_FROM", "Tollgate <tollgate@acme.test>".to_owned()),
-        ("PUBLIC_URL", "https://tollgate.acme.test".to_owned()),
         ("SESSION_KEY", dashboard::SESSION_KEY.to_owned()),
         ("GITHUB_CLIENT_ID", dashboard::CLIENT_ID.to_owned()),
         ("GITHUB_CLIENT_SECRET", dashboard::CLIENT_SECRET.to_owned()),
@@ -293,7 +292,7 @@ async fn the_release_binary_serves_a_pull_request_from_delivery_to_dashboard() {
     let mail = &sink.messages()[0];
     assert_eq!(mail.to, [ONCALL]);
     assert!(
-        mail.subject.contains("Tier 1 BLOCK R01"),
+        mail.subject.contains("Tier 1: 1 BLOCK violation of R01"),
         "{}",
         mail.subject
     );
@@ -306,9 +305,10 @@ async fn the_release_binary_serves_a_pull_request_from_delivery_to_dashboard() {
     let base = format!("/dashboard/installations/{INSTALLATION_ID}");
     let pages = [
         ("/dashboard/".to_owned(), "acme"),
-        (format!("{base}/"), "acme/widgets"),
+        (format!("{base}/"), "Compliance by rule"),
         (format!("{base}/violations"), "R01"),
-        (format!("{base}/pulls"), "acme/widgets"),
+        // The HTML escaping writes `/` as `&#x2f;`.
+        (format!("{base}/pulls"), "acme&#x2f;widgets#1"),
         (format!("{base}/repos/{OWNER}/{REPO}/pulls/1"), "R01"),
         (format!("{base}/rules/R01"), "R01"),
         (format!("{base}/trends"), "acme"),

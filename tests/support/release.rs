@@ -55,8 +55,8 @@ impl Drop for ReleaseApp {
 }
 
 impl ReleaseApp {
-    /// Starts `binary serve` with exactly `vars` (plus `DATABASE_URL`, `HOST` and `PORT`) as its
-    /// environment, in an empty directory (no `.env`), and waits until it is ready.
+    /// Starts `binary serve` with exactly `vars` (plus `DATABASE_URL`, `HOST`, `PORT` and
+    /// `PUBLIC_URL`) as its environment, in an empty directory (no `.env`), and waits until it is ready.
     pub async fn start(binary: &Path, database_url: &str, vars: &[(&str, String)]) -> Self {
         let port = free_port();
         let mut all: Vec<(String, String)> = vars
@@ -67,6 +67,8 @@ impl ReleaseApp {
             ("DATABASE_URL".to_owned(), database_url.to_owned()),
             ("HOST".to_owned(), "127.0.0.1".to_owned()),
             ("PORT".to_owned(), port.to_string()),
+            // The app's own address, so OAuth callbacks and links lead back to this process.
+            ("PUBLIC_URL".to_owned(), format!("http://127.0.0.1:{port}")),
         ]);
         let log =
             std::env::temp_dir().join(format!("tollgate-release-{}.log", uuid::Uuid::new_v4()));
