@@ -4,12 +4,12 @@
 //! (`CI` set), where they fail.
 
 use super::smtp::free_port;
+use super::test_app::signed_webhook;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tollgate::intake::sign;
 
 /// The release binary, or `None` (with a message saying why `test` is skipped).
 pub fn release_binary(test: &str) -> Option<PathBuf> {
@@ -155,19 +155,18 @@ impl ReleaseApp {
 
     /// Sends a delivery signed with `secret`, as GitHub would.
     pub async fn send_webhook(&self, secret: &str, event: &str, payload: &Value) -> u16 {
-        let body = serde_json::to_vec(payload).expect("payload serializes");
-        self.http
-            .post(self.url("/api/github/webhooks"))
-            .header("content-type", "application/json")
-            .header("x-github-event", event)
-            .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
-            .header("x-hub-signature-256", sign(secret, &body))
-            .body(body)
-            .send()
-            .await
-            .expect("the app answers")
-            .status()
-            .as_u16()
+        signed_webhook(
+            &self.http,
+            self.url("/api/github/webhooks"),
+            secret,
+            event,
+            payload,
+        )
+        .send()
+        .await
+        .expect("the app answers")
+        .status()
+        .as_u16()
     }
 }
 

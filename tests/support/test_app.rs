@@ -155,14 +155,13 @@ impl TestApp {
 
     /// A signed delivery request, ready to send (from any task).
     pub fn signed_request(&self, event: &str, payload: &Value) -> reqwest::RequestBuilder {
-        let body = serde_json::to_vec(payload).expect("payload serializes");
-        self.http
-            .post(self.url("/api/github/webhooks"))
-            .header("content-type", "application/json")
-            .header("x-github-event", event)
-            .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
-            .header("x-hub-signature-256", sign(WEBHOOK_SECRET, &body))
-            .body(body)
+        signed_webhook(
+            &self.http,
+            self.url("/api/github/webhooks"),
+            WEBHOOK_SECRET,
+            event,
+            payload,
+        )
     }
 
     pub async fn send_delivery(
@@ -329,4 +328,21 @@ fn repository(owner: &str, repo: &str) -> Value {
         "owner": { "login": owner, "type": "Organization" },
         "private": true
     })
+}
+
+/// A delivery to `url` signed with `secret`, as GitHub sends it, with a fresh delivery id.
+pub fn signed_webhook(
+    http: &reqwest::Client,
+    url: String,
+    secret: &str,
+    event: &str,
+    payload: &Value,
+) -> reqwest::RequestBuilder {
+    let body = serde_json::to_vec(payload).expect("payload serializes");
+    http.post(url)
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
+        .header("x-hub-signature-256", sign(secret, &body))
+        .body(body)
 }
