@@ -7,7 +7,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use std::collections::HashSet;
 use std::time::Duration;
-use tollgate::jobs::{Enqueued, JobQueue, NewJob, enqueue};
+use tollgate::jobs::{Enqueued, JobQueue, NewJob, enqueue_row};
 
 async fn pool() -> PgPool {
     database().await.0
@@ -33,7 +33,7 @@ fn job(key: &str, max_attempts: i32) -> NewJob {
 
 async fn add(pool: &PgPool, job: &NewJob) -> Enqueued {
     let mut conn = pool.acquire().await.unwrap();
-    enqueue(&mut conn, job).await.unwrap()
+    enqueue_row(&mut conn, job).await.unwrap()
 }
 
 async fn queue(pool: &PgPool, worker: &str, lease: Duration) -> JobQueue {

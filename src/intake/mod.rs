@@ -10,7 +10,7 @@ pub use signature::{SignatureError, sign, verify_signature};
 
 use crate::config::Secret;
 use crate::github::events::{self, Routed, RoutingPolicy};
-use crate::jobs;
+use crate::jobs::{self, ClosePullRequest, EvaluatePullRequest, HandleCommand, NewJob};
 use crate::store::{self, DeliveryRecord, DeliveryStatus};
 use axum::Json;
 use axum::body::Bytes;
@@ -191,12 +191,7 @@ async fn accept(
         | Routed::PullRequestClosed(_)
         | Routed::Ping
         | Routed::Ignored(_) => {
-            let jobs = match &routed {
-                Routed::Evaluate(targets) => targets.iter().map(jobs::evaluation_job).collect(),
-                Routed::Command(command) => vec![jobs::command_job(command)],
-                Routed::PullRequestClosed(target) => vec![jobs::closed_pull_request_job(target)],
-                _ => Vec::new(),
-            };
+            let jobs = jobs_of(&routed)?;
             let delivery = OwnedDelivery {
                 delivery_id: delivery_id.to_owned(),
                 event: event.to_owned(),
@@ -241,6 +236,35 @@ async fn accept(
             "accepted",
         ),
     })
+}
+
+/// The jobs a routed delivery queues.
+fn jobs_of(routed: &Routed) -> Result<Vec<NewJob>, sqlx::Error> {
+    match routed {
+        Routed::Evaluate(targets) => targets
+            .iter()
+            .map(|target| {
+                let job = EvaluatePullRequest {
+                    target: target.clone(),
+                };
+                jobs::new_job(Some(target.installation_id), &job)
+            })
+            .collect(),
+        Routed::Command(command) => {
+            let installation = Some(command.target.installation_id);
+            let job = HandleCommand {
+                command: command.clone(),
+            };
+            Ok(vec![jobs::new_job(installation, &job)?])
+        }
+        Routed::PullRequestClosed(target) => {
+            let job = ClosePullRequest {
+                target: target.clone(),
+            };
+            Ok(vec![jobs::new_job(Some(target.installation_id), &job)?])
+        }
+        Routed::Ping | Routed::Installation(_) | Routed::Ignored(_) => Ok(Vec::new()),
+    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

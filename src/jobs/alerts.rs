@@ -6,19 +6,19 @@
 
 use super::notify::{follow_up_pagerduty, queue_email, queue_pagerduty};
 use super::slack::enqueue_slack_send;
-use super::{ESCALATE_ALERT, JobError};
+use super::{Job, JobContext, JobError};
 use crate::config::{AlertSettings, SlackSettings};
 use crate::domain::{Overrides, Tier, Violation};
 use crate::github::events::PrTarget;
 use crate::github::{GithubApp, PullRequestState};
 use crate::store::{self, AuditEntry, EmailKind, NewAlert, NewSlackMessage, SlackSubject};
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// The same pull request and rule alert at most once in this window.
 pub const ALERT_DEDUP_WINDOW: Duration = Duration::from_secs(60 * 60);
-const ESCALATION_ATTEMPTS: i32 = 8;
 
 /// Where alerts go and when they escalate. Alerts are raised when at least one channel is on.
 #[derive(Debug, Clone)]
@@ -135,14 +135,12 @@ pub async fn reconcile_alerts(
             )
             .await?;
         }
-        let escalation = super::NewJob {
-            kind: ESCALATE_ALERT,
-            payload: serde_json::json!({ "alert_id": alert.id, "target": target }),
-            installation_id: Some(target.installation_id),
-            dedup_key: format!("escalate:{}", alert.id),
-            max_attempts: ESCALATION_ATTEMPTS,
+        let escalation = EscalateAlert {
+            alert_id: alert.id,
+            target: target.clone(),
         };
-        super::enqueue_delayed(&mut tx, &escalation, escalate_after).await?;
+        let installation = Some(target.installation_id);
+        super::enqueue_delayed(&mut tx, installation, &escalation, escalate_after).await?;
         tracing::info!(rule = rule_id, alert = alert.id, "Tier 1 alert raised");
     }
     tx.commit().await
@@ -232,10 +230,46 @@ async fn record_change(
     .await
 }
 
+/// The `escalate_alert` job: escalates a Tier 1 alert still open at the end of its window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EscalateAlert {
+    pub alert_id: i64,
+    pub target: PrTarget,
+}
+
+impl Job for EscalateAlert {
+    const KIND: &'static str = "escalate_alert";
+    const MAX_ATTEMPTS: i32 = super::DEFAULT_MAX_ATTEMPTS;
+    const URGENT: bool = true;
+
+    fn dedup_key(&self) -> String {
+        format!("escalate:{}", self.alert_id)
+    }
+
+    fn pull_request(&self) -> Option<&PrTarget> {
+        Some(&self.target)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        let handlers = ctx.handlers;
+        let Some(policy) = &handlers.alerts else {
+            return Err(JobError::Permanent("no alert channel is configured".into()));
+        };
+        escalate_alert(
+            &handlers.pool,
+            policy,
+            &handlers.github,
+            self.alert_id,
+            &self.target,
+        )
+        .await
+    }
+}
+
 /// Escalates an alert that is still open at the end of its window; an acknowledged or resolved
 /// alert, or one already escalated, needs nothing. An alert of a pull request closed in the
 /// meantime is resolved instead: nobody needs waking for it.
-pub async fn escalate_alert(
+async fn escalate_alert(
     pool: &PgPool,
     policy: &AlertPolicy,
     github: &GithubApp,

@@ -9,7 +9,7 @@
 
 use super::requests::{approved_overrides, audit_request, progress_of, status_of};
 use super::slack::enqueue_slack_send;
-use super::{JobError, enqueue_evaluation};
+use super::{DEFAULT_MAX_ATTEMPTS, Job, JobContext, JobError, enqueue_evaluation};
 use crate::commands::{Command, CommandError, parse_commands};
 use crate::config::TeamRef;
 use crate::config::{OverrideSettings, SlackSettings};
@@ -53,6 +53,67 @@ pub struct DashboardDecision {
     pub login: String,
     /// The approval note or rejection reason they gave.
     pub reason: Option<String>,
+}
+
+/// The `handle_command` job: the commands of one pull-request comment. The key is the comment,
+/// so a redelivered webhook coalesces with its pending job; commands on one pull request are
+/// serialized by the handler, not by the key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HandleCommand {
+    pub command: CommentCommand,
+}
+
+impl Job for HandleCommand {
+    const KIND: &'static str = "handle_command";
+    const MAX_ATTEMPTS: i32 = DEFAULT_MAX_ATTEMPTS;
+
+    fn dedup_key(&self) -> String {
+        let command = &self.command;
+        format!("command:{}:{}", command.target.repo.id, command.comment_id)
+    }
+
+    fn pull_request(&self) -> Option<&PrTarget> {
+        Some(&self.command.target)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        ctx.handlers.commands.run(&self.command).await
+    }
+}
+
+impl Job for SlackDecision {
+    const KIND: &'static str = "slack_decision";
+    const MAX_ATTEMPTS: i32 = DEFAULT_MAX_ATTEMPTS;
+
+    /// Repeated clicks of one person on one button coalesce while the first waits.
+    fn dedup_key(&self) -> String {
+        decision_key::<Self>(self.request_id, &self.slack_user_id, self.approve)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        ctx.handlers.commands.slack_decision(self).await
+    }
+}
+
+impl Job for DashboardDecision {
+    const KIND: &'static str = "dashboard_decision";
+    const MAX_ATTEMPTS: i32 = DEFAULT_MAX_ATTEMPTS;
+
+    /// Coalesced like Slack clicks.
+    fn dedup_key(&self) -> String {
+        decision_key::<Self>(self.request_id, &self.login, self.approve)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        ctx.handlers.commands.dashboard_decision(self).await
+    }
+}
+
+/// The key of one person's decision on one request.
+fn decision_key<J: Job>(request_id: i64, who: &str, approve: bool) -> String {
+    let verb = if approve { "approve" } else { "reject" };
+    format!("{}:{request_id}:{who}:{verb}", J::KIND)
 }
 
 pub struct CommandHandler {

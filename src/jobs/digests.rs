@@ -9,7 +9,7 @@
 
 use super::installation_config::{CONFIG_MAX_AGE, cached_config, enqueue_refresh, in_force};
 use super::notify::{EmailLinks, queue_email};
-use super::{ESCALATE_DIGEST, JobError};
+use super::{Job, JobContext, JobError};
 use crate::clock::Clock;
 use crate::config::AlertSettings;
 use crate::notify::digest::{DigestTier, Period, due_period, local_day_start};
@@ -21,6 +21,7 @@ use crate::notify::links::AckSubject;
 use crate::policy::PolicyEngine;
 use crate::store::{self, EmailKind, NewDigest, ViolationGroup};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -146,14 +147,12 @@ async fn decide(
         )
         .await?;
         if tier == DigestTier::Daily && !alerts.recipients.escalation.is_empty() {
-            let escalation = super::NewJob {
-                kind: ESCALATE_DIGEST,
-                payload: serde_json::json!({ "digest_id": digest.id }),
-                installation_id: Some(installation_id),
-                dedup_key: format!("escalate-digest:{}", digest.id),
-                max_attempts: 8,
+            let escalation = EscalateDigest {
+                digest_id: digest.id,
             };
-            super::enqueue_delayed(&mut tx, &escalation, alerts.tier2_escalation).await?;
+            let installation = Some(installation_id);
+            super::enqueue_delayed(&mut tx, installation, &escalation, alerts.tier2_escalation)
+                .await?;
         }
     }
     tx.commit().await?;
@@ -179,9 +178,29 @@ async fn tier2_cap_reached(
     Ok(sent >= i64::from(alerts.tier2.max_per_day))
 }
 
+/// The `escalate_digest` job: escalates a Tier 2 digest nobody acknowledged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EscalateDigest {
+    pub digest_id: i64,
+}
+
+impl Job for EscalateDigest {
+    const KIND: &'static str = "escalate_digest";
+    const MAX_ATTEMPTS: i32 = super::DEFAULT_MAX_ATTEMPTS;
+    const URGENT: bool = true;
+
+    fn dedup_key(&self) -> String {
+        format!("escalate-digest:{}", self.digest_id)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        escalate_digest(&ctx.handlers.pool, self.digest_id).await
+    }
+}
+
 /// Escalates a Tier 2 digest nobody acknowledged within `tier2_hours`, by email to the
 /// escalation recipients.
-pub async fn escalate_digest(pool: &PgPool, digest_id: i64) -> Result<(), JobError> {
+async fn escalate_digest(pool: &PgPool, digest_id: i64) -> Result<(), JobError> {
     let mut tx = pool.begin().await?;
     let Some(digest) = store::mark_digest_escalated(&mut tx, digest_id).await? else {
         tracing::info!(digest = digest_id, "digest acknowledged: no escalation");

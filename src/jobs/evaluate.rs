@@ -15,12 +15,12 @@
 //! row, the comment id on the pull request row, the comment itself by its hidden marker), so a
 //! retried job edits what an earlier attempt created instead of posting again.
 
-use super::JobError;
 use super::alerts::{AlertPolicy, reconcile_alerts};
 use super::installation_config::{cached_config, current_config};
 use super::requests::{
     approved_overrides, expire_stale_requests, pending_overrides, rejected_overrides,
 };
+use super::{DEFAULT_MAX_ATTEMPTS, Enqueued, Job, JobContext, JobError};
 use crate::config::AlertSettings;
 use crate::config::{AppSettings, RepoConfig, RepoConfigFile};
 use crate::diff::from_github_files;
@@ -38,8 +38,9 @@ use crate::report::{
     STICKY_COMMENT_MARKER, Surface,
 };
 use crate::store;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,34 +61,40 @@ pub struct Evaluator {
     alerts: Option<AlertPolicy>,
 }
 
-impl From<GithubError> for JobError {
-    fn from(error: GithubError) -> Self {
-        if let GithubError::BudgetSpent { wait } = error {
-            JobError::Deferred { wait }
-        } else if error.is_retryable() {
-            JobError::Retry {
-                message: error.to_string(),
-                after: error.retry_after(),
-            }
-        } else {
-            JobError::Permanent(error.to_string())
-        }
+/// The `evaluate_pr` job. The key is the pull request, not the SHA: the job reads the newest
+/// head when it runs, so a burst of pushes coalesces into one pending job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EvaluatePullRequest {
+    pub target: PrTarget,
+}
+
+impl Job for EvaluatePullRequest {
+    const KIND: &'static str = "evaluate_pr";
+    const MAX_ATTEMPTS: i32 = DEFAULT_MAX_ATTEMPTS;
+
+    fn dedup_key(&self) -> String {
+        format!("evaluate:{}:{}", self.target.repo.id, self.target.number)
+    }
+
+    fn pull_request(&self) -> Option<&PrTarget> {
+        Some(&self.target)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        ctx.handlers.evaluator.run(&self.target).await
     }
 }
 
-impl From<sqlx::Error> for JobError {
-    fn from(error: sqlx::Error) -> Self {
-        match error {
-            // A stored row that no longer parses parses no better on the next attempt.
-            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-                JobError::Permanent(format!("database: {error}"))
-            }
-            _ => JobError::Retry {
-                message: format!("database: {error}"),
-                after: None,
-            },
-        }
-    }
+/// Queues an evaluation of a pull request in the caller's transaction.
+pub async fn enqueue_evaluation(
+    conn: &mut PgConnection,
+    target: &PrTarget,
+) -> Result<Enqueued, sqlx::Error> {
+    let job = EvaluatePullRequest {
+        target: target.clone(),
+    };
+    super::enqueue(conn, Some(target.installation_id), &job).await
 }
 
 /// What the job read from GitHub and the database: the pull request's evaluation row, whether

@@ -3,15 +3,39 @@
 //! evaluation that needs it, or by the `refresh_installation_config` job the digest scheduler
 //! queues, so an edit of the file takes effect within that time.
 
-use super::{JobError, REFRESH_INSTALLATION_CONFIG};
+use super::{Job, JobContext, JobError};
 use crate::config::InstallationConfig;
 use crate::config::installation::{INSTALLATION_CONFIG_PATH, INSTALLATION_CONFIG_REPO};
 use crate::github::GithubApp;
 use crate::store;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 
 pub const CONFIG_MAX_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// The `refresh_installation_config` job: reads an installation's `tollgate.yml` from its
+/// `.github` repository again. Refreshes of one installation coalesce while one waits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshInstallationConfig {
+    pub installation_id: i64,
+}
+
+impl Job for RefreshInstallationConfig {
+    const KIND: &'static str = "refresh_installation_config";
+    const MAX_ATTEMPTS: i32 = 5;
+
+    fn dedup_key(&self) -> String {
+        format!("installation-config:{}", self.installation_id)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        let handlers = ctx.handlers;
+        refresh(&handlers.pool, &handlers.github, self.installation_id)
+            .await
+            .map(drop)
+    }
+}
 
 /// The cached config in force: the last valid file (an invalid one is said in the logs), or the
 /// defaults when there is none.
@@ -109,12 +133,8 @@ pub async fn enqueue_refresh(
     conn: &mut PgConnection,
     installation_id: i64,
 ) -> Result<(), sqlx::Error> {
-    let job = super::NewJob {
-        kind: REFRESH_INSTALLATION_CONFIG,
-        payload: serde_json::json!({ "installation_id": installation_id }),
-        installation_id: Some(installation_id),
-        dedup_key: format!("installation-config:{installation_id}"),
-        max_attempts: 5,
-    };
-    super::enqueue(conn, &job).await.map(drop)
+    let job = RefreshInstallationConfig { installation_id };
+    super::enqueue(conn, Some(installation_id), &job)
+        .await
+        .map(drop)
 }

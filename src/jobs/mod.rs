@@ -1,4 +1,9 @@
 //! Background work: the queue, the worker loop, and one module per job kind.
+//!
+//! A job is a serde struct, in the file that runs it, implementing [`Job`]: its kind, dedup key,
+//! attempts and `run`. [`registry`] maps each stored kind back to its decoder and runner, in
+//! one place, and jobs are queued only as those structs, so a payload is written and read
+//! through one type.
 
 mod alerts;
 mod commands;
@@ -8,70 +13,109 @@ pub mod installation_config;
 mod notify;
 mod queue;
 mod redeliver;
+mod registry;
 mod requests;
 mod slack;
 
-pub use alerts::{ALERT_DEDUP_WINDOW, AlertPolicy, acknowledge_alert, reconcile_alerts};
-pub use commands::{CommandHandler, DashboardDecision, SlackDecision};
-pub use evaluate::Evaluator;
-pub use notify::{EmailLinks, EmailSender, PagerDutySender};
+pub use alerts::{
+    ALERT_DEDUP_WINDOW, AlertPolicy, EscalateAlert, acknowledge_alert, reconcile_alerts,
+};
+pub use commands::{CommandHandler, DashboardDecision, HandleCommand, SlackDecision};
+pub use digests::EscalateDigest;
+pub use evaluate::{EvaluatePullRequest, Evaluator, enqueue_evaluation};
+pub use installation_config::RefreshInstallationConfig;
+pub use notify::{EmailLinks, EmailSender, PagerDutySender, SendEmail, SendPagerDuty};
 pub(crate) use queue::CHANNEL as JOBS_CHANNEL;
-pub use queue::{ClaimedJob, Enqueued, JobQueue, NewJob, backoff, enqueue, enqueue_delayed};
+pub use queue::{ClaimedJob, Enqueued, JobQueue, NewJob, backoff, enqueue_row};
 pub use redeliver::{
-    REDELIVER_WEBHOOKS, RedeliveryPolicy, RedeliveryReport, failed_deliveries, redeliver_failed,
+    RedeliverWebhooks, RedeliveryPolicy, RedeliveryReport, failed_deliveries, redeliver_failed,
     schedule_redelivery,
 };
-pub use slack::{SlackSender, enqueue_slack_send};
+pub use requests::ClosePullRequest;
+pub use slack::{SendSlack, SlackSender, enqueue_slack_send};
 
-use crate::github::events::{CommentCommand, PrTarget};
-use crate::github::{GithubApp, InstallationClient};
-use serde::Deserialize;
+use crate::github::events::PrTarget;
+use crate::github::{GithubApp, GithubError, InstallationClient};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sqlx::{PgConnection, PgPool};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-pub const EVALUATE_PR: &str = "evaluate_pr";
-/// Decides the commands of one pull-request comment.
-pub const HANDLE_COMMAND: &str = "handle_command";
-/// Sends (or edits) one recorded Slack message.
-pub const SEND_SLACK: &str = "send_slack";
-/// Escalates a Tier 1 alert still open at the end of its window.
-pub const ESCALATE_ALERT: &str = "escalate_alert";
-/// Applies an Approve or Reject click from Slack.
-pub const SLACK_DECISION: &str = "slack_decision";
-pub const DASHBOARD_DECISION: &str = "dashboard_decision";
-/// Sends one recorded email.
-pub const SEND_EMAIL: &str = "send_email";
-/// Sends one recorded PagerDuty event.
-pub const SEND_PAGERDUTY: &str = "send_pagerduty";
-/// Escalates a Tier 2 digest nobody acknowledged.
-pub const ESCALATE_DIGEST: &str = "escalate_digest";
-/// Expires the pending override requests of a closed pull request.
-pub const CLOSE_PULL_REQUEST: &str = "close_pull_request";
-/// Reads an installation's `tollgate.yml` from its `.github` repository again.
-pub const REFRESH_INSTALLATION_CONFIG: &str = "refresh_installation_config";
+/// One kind of background work. The struct is the job's payload: it holds ids and reads fresh
+/// state when it runs, so two queued jobs with one dedup key do the same work.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stored `kind`: how a queued job finds its code again. Renaming one strands the
+    /// jobs already queued under the old name.
+    const KIND: &'static str;
+    /// Attempts before the job is given up.
+    const MAX_ATTEMPTS: i32;
+    /// Tells people something (email, Slack, PagerDuty, escalations): claimed before any other
+    /// ready job, so it never queues behind jobs that write to GitHub.
+    const URGENT: bool = false;
 
-/// Attempts before a job is given up (about 4 minutes of backoff in all).
-const MAX_ATTEMPTS: i32 = 8;
+    /// Jobs with one key coalesce while one waits, and never run at once.
+    fn dedup_key(&self) -> String;
 
-/// An evaluation of a pull request, ready to queue. The key is the pull request, not the SHA:
-/// the job reads the newest head when it runs, so a burst of pushes coalesces into one pending
-/// job.
-pub fn evaluation_job(target: &PrTarget) -> NewJob {
-    pull_request_job(EVALUATE_PR, "evaluate", target)
+    /// The pull request the job is about, for its log span.
+    fn pull_request(&self) -> Option<&PrTarget> {
+        None
+    }
+
+    fn run(&self, ctx: &JobContext<'_>) -> impl Future<Output = Result<(), JobError>> + Send;
 }
 
-/// A job about one pull request, keyed by `prefix`, repository and number.
-fn pull_request_job(kind: &'static str, prefix: &str, target: &PrTarget) -> NewJob {
-    NewJob {
-        kind,
-        payload: serde_json::to_value(target).unwrap_or_default(),
-        installation_id: Some(target.installation_id),
-        dedup_key: format!("{prefix}:{}:{}", target.repo.id, target.number),
-        max_attempts: MAX_ATTEMPTS,
+/// Attempts before a job is given up (about 4 minutes of backoff in all), unless its kind says
+/// otherwise.
+const DEFAULT_MAX_ATTEMPTS: i32 = 8;
+
+/// What a running job is given: the app's handlers and where it stands in its attempts.
+pub struct JobContext<'a> {
+    pub handlers: &'a Handlers,
+    /// 1 on the first run.
+    pub attempt: i32,
+    pub max_attempts: i32,
+}
+
+impl JobContext<'_> {
+    /// Whether a failure now gives the job up.
+    pub fn last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
     }
+}
+
+/// The queue row of `job`, for `installation_id`'s fair share (`None`: deployment-wide work).
+pub fn new_job<J: Job>(installation_id: Option<i64>, job: &J) -> Result<NewJob, sqlx::Error> {
+    Ok(NewJob {
+        kind: J::KIND,
+        payload: serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+        installation_id,
+        dedup_key: job.dedup_key(),
+        max_attempts: J::MAX_ATTEMPTS,
+    })
+}
+
+/// Queues `job` in the caller's transaction: it becomes visible only if that transaction
+/// commits, and a pending job with the same key takes its payload instead.
+pub async fn enqueue<J: Job>(
+    conn: &mut PgConnection,
+    installation_id: Option<i64>,
+    job: &J,
+) -> Result<Enqueued, sqlx::Error> {
+    queue::enqueue_row(conn, &new_job(installation_id, job)?).await
+}
+
+/// Queues `job` to become ready only after `delay` (a scheduled escalation, say).
+pub async fn enqueue_delayed<J: Job>(
+    conn: &mut PgConnection,
+    installation_id: Option<i64>,
+    job: &J,
+    delay: Duration,
+) -> Result<Enqueued, sqlx::Error> {
+    queue::enqueue_row_delayed(conn, &new_job(installation_id, job)?, delay).await
 }
 
 /// A client acting as the installation a job belongs to.
@@ -82,86 +126,6 @@ fn installation_client(
     let id = u64::try_from(installation_id)
         .map_err(|_| JobError::Permanent("negative installation id".into()))?;
     Ok(github.installation(id)?)
-}
-
-/// The follow-up of a closed pull request, ready to queue.
-pub fn closed_pull_request_job(target: &PrTarget) -> NewJob {
-    pull_request_job(CLOSE_PULL_REQUEST, "close", target)
-}
-
-/// Queues an evaluation of a pull request (see [`evaluation_job`]).
-pub async fn enqueue_evaluation(
-    conn: &mut PgConnection,
-    target: &PrTarget,
-) -> Result<Enqueued, sqlx::Error> {
-    enqueue(conn, &evaluation_job(target)).await
-}
-
-/// The commands of one pull-request comment, ready to queue. The key is the comment, so a
-/// redelivered webhook coalesces with its pending job; commands on one pull request are
-/// serialized by the handler, not by the key.
-pub fn command_job(command: &CommentCommand) -> NewJob {
-    NewJob {
-        kind: HANDLE_COMMAND,
-        payload: serde_json::to_value(command).unwrap_or_default(),
-        installation_id: Some(command.target.installation_id),
-        dedup_key: format!("command:{}:{}", command.target.repo.id, command.comment_id),
-        max_attempts: MAX_ATTEMPTS,
-    }
-}
-
-/// Queues an Approve or Reject click from Slack. Repeated clicks of one person on one button
-/// coalesce while the first waits.
-pub async fn enqueue_slack_decision(
-    conn: &mut PgConnection,
-    installation_id: i64,
-    decision: &SlackDecision,
-) -> Result<Enqueued, sqlx::Error> {
-    let payload = serde_json::to_value(decision).unwrap_or_default();
-    let job = decision_job(
-        SLACK_DECISION,
-        payload,
-        installation_id,
-        (
-            decision.request_id,
-            &decision.slack_user_id,
-            decision.approve,
-        ),
-    );
-    enqueue(conn, &job).await
-}
-
-/// Queues an Approve or Reject from the dashboard, coalesced like Slack clicks.
-pub async fn enqueue_dashboard_decision(
-    conn: &mut PgConnection,
-    installation_id: i64,
-    decision: &DashboardDecision,
-) -> Result<Enqueued, sqlx::Error> {
-    let payload = serde_json::to_value(decision).unwrap_or_default();
-    let job = decision_job(
-        DASHBOARD_DECISION,
-        payload,
-        installation_id,
-        (decision.request_id, &decision.login, decision.approve),
-    );
-    enqueue(conn, &job).await
-}
-
-/// One person's decision on one request: `(request id, who, approve)`.
-fn decision_job(
-    kind: &'static str,
-    payload: serde_json::Value,
-    installation_id: i64,
-    (request_id, who, approve): (i64, &str, bool),
-) -> NewJob {
-    let verb = if approve { "approve" } else { "reject" };
-    NewJob {
-        kind,
-        payload,
-        installation_id: Some(installation_id),
-        dedup_key: format!("{kind}:{request_id}:{who}:{verb}"),
-        max_attempts: MAX_ATTEMPTS,
-    }
 }
 
 /// How a job run ended when it did not succeed.
@@ -182,6 +146,36 @@ pub enum JobError {
     Permanent(String),
 }
 
+impl From<GithubError> for JobError {
+    fn from(error: GithubError) -> Self {
+        if let GithubError::BudgetSpent { wait } = error {
+            JobError::Deferred { wait }
+        } else if error.is_retryable() {
+            JobError::Retry {
+                message: error.to_string(),
+                after: error.retry_after(),
+            }
+        } else {
+            JobError::Permanent(error.to_string())
+        }
+    }
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            // A stored row that no longer parses parses no better on the next attempt.
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                JobError::Permanent(format!("database: {error}"))
+            }
+            _ => JobError::Retry {
+                message: format!("database: {error}"),
+                after: None,
+            },
+        }
+    }
+}
+
 /// Everything the jobs run with.
 pub struct Handlers {
     pub pool: PgPool,
@@ -197,112 +191,6 @@ pub struct Handlers {
     pub alerts: Option<AlertPolicy>,
     /// `None` when automatic redelivery is off.
     pub redelivery: Option<RedeliveryPolicy>,
-}
-
-#[derive(Deserialize)]
-struct EmailPayload {
-    email_id: i64,
-}
-
-#[derive(Deserialize)]
-struct PagerDutyPayload {
-    event_id: i64,
-}
-
-#[derive(Deserialize)]
-struct DigestPayload {
-    digest_id: i64,
-}
-
-#[derive(Deserialize)]
-struct InstallationPayload {
-    installation_id: i64,
-}
-
-#[derive(Deserialize)]
-struct SlackSendPayload {
-    message_id: i64,
-}
-
-#[derive(Deserialize)]
-struct EscalationPayload {
-    alert_id: i64,
-    target: PrTarget,
-}
-
-impl Handlers {
-    async fn run(&self, job: &ClaimedJob) -> Result<(), JobError> {
-        let payload = job.payload.clone();
-        match job.kind.as_str() {
-            EVALUATE_PR => self.evaluator.run(&parse(payload)?).await,
-            HANDLE_COMMAND => self.commands.run(&parse(payload)?).await,
-            SLACK_DECISION => self.commands.slack_decision(&parse(payload)?).await,
-            DASHBOARD_DECISION => self.commands.dashboard_decision(&parse(payload)?).await,
-            CLOSE_PULL_REQUEST => {
-                requests::expire_requests_of_closed(&self.pool, &self.github, &parse(payload)?)
-                    .await
-            }
-            SEND_SLACK => {
-                let SlackSendPayload { message_id } = parse(payload)?;
-                let Some(slack) = &self.slack else {
-                    return Err(JobError::Permanent("Slack is not configured".into()));
-                };
-                let result = slack.run(message_id).await;
-                let last_attempt = job.attempt >= job.max_attempts;
-                // A message given up on is marked so, with the error, for whoever looks.
-                if let Err(error) = &result
-                    && (last_attempt || matches!(error, JobError::Permanent(_)))
-                {
-                    crate::store::fail_slack_message(&self.pool, message_id, &error.to_string())
-                        .await?;
-                }
-                result
-            }
-            ESCALATE_ALERT => {
-                let EscalationPayload { alert_id, target } = parse(payload)?;
-                let Some(policy) = &self.alerts else {
-                    return Err(JobError::Permanent("no alert channel is configured".into()));
-                };
-                alerts::escalate_alert(&self.pool, policy, &self.github, alert_id, &target).await
-            }
-            SEND_EMAIL => {
-                let EmailPayload { email_id } = parse(payload)?;
-                let Some(email) = &self.email else {
-                    return Err(JobError::Permanent("email is not configured".into()));
-                };
-                email.run(email_id, job.attempt >= job.max_attempts).await
-            }
-            SEND_PAGERDUTY => {
-                let PagerDutyPayload { event_id } = parse(payload)?;
-                let Some(pagerduty) = &self.pagerduty else {
-                    return Err(JobError::Permanent("PagerDuty is not configured".into()));
-                };
-                pagerduty
-                    .run(event_id, job.attempt >= job.max_attempts)
-                    .await
-            }
-            ESCALATE_DIGEST => {
-                let DigestPayload { digest_id } = parse(payload)?;
-                digests::escalate_digest(&self.pool, digest_id).await
-            }
-            REFRESH_INSTALLATION_CONFIG => {
-                let InstallationPayload { installation_id } = parse(payload)?;
-                installation_config::refresh(&self.pool, &self.github, installation_id)
-                    .await
-                    .map(drop)
-            }
-            REDELIVER_WEBHOOKS => match &self.redelivery {
-                Some(policy) => redeliver::run_periodic(&self.pool, &self.github, policy).await,
-                // Left over from a deployment that had it on: the chain ends here.
-                None => Ok(()),
-            },
-            other => Err(JobError::Permanent(format!("unknown job kind {other}"))),
-        }
-    }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(payload: serde_json::Value) -> Result<T, JobError> {
-    serde_json::from_value(payload).map_err(|e| JobError::Permanent(format!("bad payload: {e}")))
 }
 
 /// Runs `concurrency` worker loops until `shutdown` turns true.
@@ -366,22 +254,7 @@ async fn run_one(queue: &JobQueue, handlers: &Handlers, job: ClaimedJob) {
         repository = tracing::field::Empty,
         pr = tracing::field::Empty,
     );
-    if let Some((repository, pr)) = pull_request_of(&job.payload) {
-        span.record("repository", repository.as_str());
-        span.record("pr", pr);
-    }
     run_one_in_span(queue, handlers, job).instrument(span).await
-}
-
-/// The pull request a job is about, for its log lines: payloads that are a [`PrTarget`] or hold
-/// one under `target`.
-fn pull_request_of(payload: &serde_json::Value) -> Option<(String, u64)> {
-    let target = payload.get("target").unwrap_or(payload);
-    let repo = target.get("repo")?;
-    let owner = repo.get("owner")?.as_str()?;
-    let name = repo.get("name")?.as_str()?;
-    let number = target.get("number")?.as_u64()?;
-    Some((format!("{owner}/{name}"), number))
 }
 
 async fn run_one_in_span(queue: &JobQueue, handlers: &Handlers, job: ClaimedJob) {
@@ -399,7 +272,12 @@ async fn run_one_in_span(queue: &JobQueue, handlers: &Handlers, job: ClaimedJob)
         })
     };
     let started = std::time::Instant::now();
-    let outcome = handlers.run(&job).await;
+    let ctx = JobContext {
+        handlers,
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+    };
+    let outcome = registry::run(&ctx, &job.kind, job.payload.clone()).await;
     heartbeat.abort();
     let label = match &outcome {
         Ok(()) => "completed",

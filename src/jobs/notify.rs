@@ -7,7 +7,7 @@
 //! Message-ID drop it) and a message recorded as sent is never sent again.
 
 use super::digests::DigestContent;
-use super::{JobError, SEND_EMAIL, SEND_PAGERDUTY};
+use super::{Job, JobContext, JobError};
 use crate::config::AppSettings;
 use crate::domain::Violation;
 use crate::notify::email::{AlertEmail, Mailer, RenderedEmail, SmtpError, ViolationLine};
@@ -17,11 +17,58 @@ use crate::notify::pagerduty::{
 };
 use crate::policy::PolicyEngine;
 use crate::store::{self, EmailKind, EmailMessageRow};
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 
 /// Attempts before an email or PagerDuty event is given up (about 17 minutes of backoff).
-const MAX_ATTEMPTS: i32 = 10;
+const OUTBOX_ATTEMPTS: i32 = 10;
+
+/// The `send_email` job: sends one recorded email.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendEmail {
+    pub email_id: i64,
+}
+
+impl Job for SendEmail {
+    const KIND: &'static str = "send_email";
+    const MAX_ATTEMPTS: i32 = OUTBOX_ATTEMPTS;
+    const URGENT: bool = true;
+
+    fn dedup_key(&self) -> String {
+        format!("email:{}", self.email_id)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        let Some(email) = &ctx.handlers.email else {
+            return Err(JobError::Permanent("email is not configured".into()));
+        };
+        email.run(self.email_id, ctx.last_attempt()).await
+    }
+}
+
+/// The `send_pagerduty` job: sends one recorded PagerDuty event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendPagerDuty {
+    pub event_id: i64,
+}
+
+impl Job for SendPagerDuty {
+    const KIND: &'static str = "send_pagerduty";
+    const MAX_ATTEMPTS: i32 = OUTBOX_ATTEMPTS;
+    const URGENT: bool = true;
+
+    fn dedup_key(&self) -> String {
+        format!("pagerduty:{}", self.event_id)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        let Some(pagerduty) = &ctx.handlers.pagerduty else {
+            return Err(JobError::Permanent("PagerDuty is not configured".into()));
+        };
+        pagerduty.run(self.event_id, ctx.last_attempt()).await
+    }
+}
 
 /// Records an email to `recipients` about a subject and queues its sending, in the caller's
 /// transaction. Nothing happens without recipients, or when this email was already recorded.
@@ -52,14 +99,10 @@ pub async fn queue_email(
     else {
         return Ok(());
     };
-    let job = super::NewJob {
-        kind: SEND_EMAIL,
-        payload: serde_json::json!({ "email_id": id }),
-        installation_id: Some(installation_id),
-        dedup_key: format!("email:{id}"),
-        max_attempts: MAX_ATTEMPTS,
-    };
-    super::enqueue(tx, &job).await.map(drop)
+    let job = SendEmail { email_id: id };
+    super::enqueue(tx, Some(installation_id), &job)
+        .await
+        .map(drop)
 }
 
 /// Records a PagerDuty event for an alert and queues it. The dedup key is the alert's, so all
@@ -76,14 +119,10 @@ pub async fn queue_pagerduty(
     else {
         return Ok(());
     };
-    let job = super::NewJob {
-        kind: SEND_PAGERDUTY,
-        payload: serde_json::json!({ "event_id": id }),
-        installation_id: Some(installation_id),
-        dedup_key: format!("pagerduty:{id}"),
-        max_attempts: MAX_ATTEMPTS,
-    };
-    super::enqueue(tx, &job).await.map(drop)
+    let job = SendPagerDuty { event_id: id };
+    super::enqueue(tx, Some(installation_id), &job)
+        .await
+        .map(drop)
 }
 
 /// Closes the incident of an alert that stopped needing attention, if one was opened.

@@ -48,7 +48,7 @@ pub enum Enqueued {
 /// job merged into a pending job that was already ready needs no wake-up, since the workers
 /// already know of it or are busy and claim again when done. Skipping the notification matters
 /// under load: PostgreSQL serializes the commits of all transactions that notified, server-wide.
-pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Enqueued, sqlx::Error> {
+pub async fn enqueue_row(conn: &mut PgConnection, job: &NewJob) -> Result<Enqueued, sqlx::Error> {
     // One round trip. `previous` reads the pending job as it was before the upsert (all parts of
     // a statement see one snapshot). `woken` is counted so that PostgreSQL evaluates it: a plain
     // `WITH` query nobody reads is skipped.
@@ -83,12 +83,12 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Enqueued, 
 }
 
 /// Adds a job that becomes ready only after `delay` (a scheduled escalation, say).
-pub async fn enqueue_delayed(
+pub async fn enqueue_row_delayed(
     conn: &mut PgConnection,
     job: &NewJob,
     delay: Duration,
 ) -> Result<Enqueued, sqlx::Error> {
-    let enqueued = enqueue(conn, job).await?;
+    let enqueued = enqueue_row(conn, job).await?;
     sqlx::query(
         "UPDATE jobs SET run_at = now() + make_interval(secs => $2)
          WHERE dedup_key = $1 AND state = 'pending'",
@@ -99,16 +99,6 @@ pub async fn enqueue_delayed(
     .await?;
     Ok(enqueued)
 }
-
-/// Jobs that tell people something (email, Slack, PagerDuty, escalations): claimed before any
-/// other ready job, so they never queue behind jobs that write to GitHub.
-const URGENT_KINDS: &[&str] = &[
-    super::SEND_EMAIL,
-    super::SEND_SLACK,
-    super::SEND_PAGERDUTY,
-    super::ESCALATE_ALERT,
-    super::ESCALATE_DIGEST,
-];
 
 /// The advisory-lock class of worker sessions (the key is the worker's own).
 const WORKER_LOCK_CLASS: i32 = 7011;
@@ -194,7 +184,7 @@ impl JobQueue {
         .bind(&self.worker_id)
         .bind(self.lease.as_secs_f64())
         .bind(self.worker_key)
-        .bind(URGENT_KINDS)
+        .bind(super::registry::urgent_kinds())
         .fetch_optional(&self.pool)
         .await;
         let row = match claimed {

@@ -7,16 +7,15 @@
 //! `max_per_run` redeliveries, oldest first. Each request is recorded before it is sent, so a
 //! delivery is asked for at most once, whichever process runs the job.
 
-use super::{JobError, NewJob, enqueue_delayed};
+use super::{Job, JobContext, JobError, enqueue_delayed};
 use crate::github::{GithubApp, HookDelivery};
 use crate::store::{self, RedeliveryClaim};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub const REDELIVER_WEBHOOKS: &str = "redeliver_webhooks";
-const DEDUP_KEY: &str = "redeliver-webhooks";
 /// 30 pages of 100: a day of deliveries for a busy app; the run stops there.
 const MAX_PAGES: usize = 30;
 
@@ -52,27 +51,34 @@ pub struct RedeliveryReport {
 
 /// Queues a run of the job after `delay`; merges with the run already waiting.
 pub async fn schedule_redelivery(pool: &PgPool, delay: Duration) -> Result<(), sqlx::Error> {
-    let job = NewJob {
-        kind: REDELIVER_WEBHOOKS,
-        payload: serde_json::json!({}),
-        installation_id: None,
-        dedup_key: DEDUP_KEY.to_owned(),
-        max_attempts: 3,
-    };
     let mut conn = pool.acquire().await?;
-    enqueue_delayed(&mut conn, &job, delay).await?;
+    enqueue_delayed(&mut conn, None, &RedeliverWebhooks {}, delay).await?;
     Ok(())
 }
 
-/// The job: schedules the next run, then asks for the missing redeliveries.
-pub async fn run_periodic(
-    pool: &PgPool,
-    github: &GithubApp,
-    policy: &RedeliveryPolicy,
-) -> Result<(), JobError> {
-    schedule_redelivery(pool, policy.every).await?;
-    redeliver_failed(pool, github, policy).await?;
-    Ok(())
+/// The `redeliver_webhooks` job: schedules the next run, then asks for the missing
+/// redeliveries. One for the whole deployment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedeliverWebhooks {}
+
+impl Job for RedeliverWebhooks {
+    const KIND: &'static str = "redeliver_webhooks";
+    const MAX_ATTEMPTS: i32 = 3;
+
+    fn dedup_key(&self) -> String {
+        "redeliver-webhooks".to_owned()
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        let handlers = ctx.handlers;
+        // Left over from a deployment that had it on: the chain ends here.
+        let Some(policy) = &handlers.redelivery else {
+            return Ok(());
+        };
+        schedule_redelivery(&handlers.pool, policy.every).await?;
+        redeliver_failed(&handlers.pool, &handlers.github, policy).await?;
+        Ok(())
+    }
 }
 
 /// One pass: lists the recent deliveries and requests a redelivery of each failed one that

@@ -1,6 +1,6 @@
 //! Stored override requests read back as the domain and report see them.
 
-use super::JobError;
+use super::{DEFAULT_MAX_ATTEMPTS, Job, JobContext, JobError};
 use crate::domain::Violation;
 use crate::domain::{ApprovedOverride, Fingerprint, Overrides};
 use crate::github::events::PrTarget;
@@ -8,6 +8,7 @@ use crate::github::{GithubApp, PullRequestState};
 use crate::overrides::{RequestProgress, RequestStatus};
 use crate::report::{PendingOverride, RejectedOverride};
 use crate::store::{self, AuditEntry, OverrideRequestRow, SlackSubject};
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use std::collections::BTreeSet;
 
@@ -101,10 +102,35 @@ pub(super) async fn audit_request(
     .await
 }
 
+/// The `close_pull_request` job: the follow-up of a closed pull request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClosePullRequest {
+    pub target: PrTarget,
+}
+
+impl Job for ClosePullRequest {
+    const KIND: &'static str = "close_pull_request";
+    const MAX_ATTEMPTS: i32 = DEFAULT_MAX_ATTEMPTS;
+
+    fn dedup_key(&self) -> String {
+        format!("close:{}:{}", self.target.repo.id, self.target.number)
+    }
+
+    fn pull_request(&self) -> Option<&PrTarget> {
+        Some(&self.target)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        let handlers = ctx.handlers;
+        expire_requests_of_closed(&handlers.pool, &handlers.github, &self.target).await
+    }
+}
+
 /// Expires every pending request of a pull request that was closed: nothing is left to decide.
 /// GitHub is asked first, so a pull request reopened before this job ran keeps its requests;
 /// most closed pull requests have none, and cost no GitHub call.
-pub(super) async fn expire_requests_of_closed(
+async fn expire_requests_of_closed(
     pool: &PgPool,
     github: &GithubApp,
     target: &PrTarget,

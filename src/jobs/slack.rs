@@ -6,7 +6,7 @@
 //! Only a process killed between Slack's answer and that record posts twice (at least once:
 //! Slack's `chat.postMessage` takes no idempotency key).
 
-use super::{JobError, SEND_SLACK};
+use super::{Job, JobContext, JobError};
 use crate::config::{Approver, SlackSettings};
 use crate::domain::Violation;
 use crate::notify::slack::{
@@ -17,12 +17,10 @@ use crate::notify::slack::{
 use crate::outbound::Trust;
 use crate::policy::PolicyEngine;
 use crate::store::{self, AlertRow, OverrideRequestRow, SlackMessageRow, SlackSubject};
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Attempts before a Slack message is given up (about 17 minutes of backoff in all).
-const MAX_ATTEMPTS: i32 = 10;
 
 pub struct SlackSender {
     pool: PgPool,
@@ -46,20 +44,48 @@ impl From<SlackError> for JobError {
     }
 }
 
+/// The `send_slack` job: sends (or edits) one recorded Slack message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendSlack {
+    pub message_id: i64,
+}
+
+impl Job for SendSlack {
+    const KIND: &'static str = "send_slack";
+    /// About 17 minutes of backoff in all.
+    const MAX_ATTEMPTS: i32 = 10;
+    const URGENT: bool = true;
+
+    fn dedup_key(&self) -> String {
+        format!("slack:{}", self.message_id)
+    }
+
+    async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        let handlers = ctx.handlers;
+        let Some(slack) = &handlers.slack else {
+            return Err(JobError::Permanent("Slack is not configured".into()));
+        };
+        let result = slack.run(self.message_id).await;
+        // A message given up on is marked so, with the error, for whoever looks.
+        if let Err(error) = &result
+            && (ctx.last_attempt() || matches!(error, JobError::Permanent(_)))
+        {
+            store::fail_slack_message(&handlers.pool, self.message_id, &error.to_string()).await?;
+        }
+        result
+    }
+}
+
 /// Queues a send of message `message_id` in the caller's transaction.
 pub async fn enqueue_slack_send(
     conn: &mut PgConnection,
     installation_id: i64,
     message_id: i64,
 ) -> Result<(), sqlx::Error> {
-    let job = super::NewJob {
-        kind: SEND_SLACK,
-        payload: serde_json::json!({ "message_id": message_id }),
-        installation_id: Some(installation_id),
-        dedup_key: format!("slack:{message_id}"),
-        max_attempts: MAX_ATTEMPTS,
-    };
-    super::enqueue(conn, &job).await.map(drop)
+    let job = SendSlack { message_id };
+    super::enqueue(conn, Some(installation_id), &job)
+        .await
+        .map(drop)
 }
 
 impl SlackSender {

@@ -127,9 +127,9 @@ async fn handle(state: &SlackInteractionState, action: &BlockAction) -> Result<(
         message_ts: action.message_ts.clone(),
         reason: None,
     };
-    jobs::enqueue_slack_decision(
+    jobs::enqueue(
         &mut *pool.acquire().await?,
-        request.installation_id,
+        Some(request.installation_id),
         &decision,
     )
     .await?;
@@ -199,9 +199,9 @@ async fn submitted(pool: &PgPool, submission: &ViewSubmission) -> Result<(), sql
         message_ts: context.message_ts,
         reason: submission.reason.clone(),
     };
-    jobs::enqueue_slack_decision(
+    jobs::enqueue(
         &mut *pool.acquire().await?,
-        request.installation_id,
+        Some(request.installation_id),
         &decision,
     )
     .await?;

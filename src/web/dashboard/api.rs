@@ -11,7 +11,7 @@ use super::filters::{
 };
 use super::{ApiError, ApiUser, Credential, DashboardState};
 use crate::github::events::{PrTarget, RepoRef};
-use crate::jobs::{self, DashboardDecision, enqueue_dashboard_decision, enqueue_evaluation};
+use crate::jobs::{self, DashboardDecision, enqueue_evaluation};
 use crate::store::dashboard::{
     self as db, AuditFilter, AuditRow, DashboardTx, EvaluationFilter, EvaluationListRow,
     EvaluationRow, EvaluationViolationRow, NamedCount, NewApiToken, OverrideRow, PullRequestRow,
@@ -623,7 +623,7 @@ async fn decide_override(
         login: user.login.clone(),
         reason: reason.clone(),
     };
-    enqueue_dashboard_decision(&mut tx, installation, &decision).await?;
+    jobs::enqueue(&mut tx, Some(installation), &decision).await?;
     write_audit(
         &mut tx,
         &AuditEntry {
