@@ -31,7 +31,8 @@ impl Job for RefreshInstallationConfig {
 
     async fn run(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
         let handlers = ctx.handlers;
-        refresh(&handlers.pool, &handlers.github, self.installation_id)
+        // Queued because the cache was stale; an evaluation may have read the file since.
+        current_config(&handlers.pool, &handlers.github, self.installation_id)
             .await
             .map(drop)
     }
@@ -79,7 +80,7 @@ pub async fn current_config(
 
 /// Reads the file from GitHub and caches it with its error, if any; the text in force and
 /// the error.
-pub async fn refresh(
+async fn refresh(
     pool: &PgPool,
     github: &GithubApp,
     installation_id: i64,
