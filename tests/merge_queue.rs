@@ -511,3 +511,58 @@ async fn conformance_githubs_merge_group_example_is_routed_to_a_group_evaluation
     assert_eq!(payload["repo"]["owner"], "octo-org");
     assert!(github.requests().is_empty(), "intake must not call GitHub");
 }
+
+/// A worker killed after GitHub created the group's check run and comment, but before their ids
+/// were recorded, leaves a retry that finds both (the check run by its `external_id`, the comment
+/// by its hidden key) and creates neither again.
+#[tokio::test]
+async fn a_retry_after_a_crash_finds_the_groups_check_run_and_comments() {
+    let world = World::start(CONFIG).await;
+    assert_eq!(
+        world.open(1, &sha(1), "app/a.py", CLEAN_PATCH).await,
+        "success"
+    );
+    world.queue("enqueued", 1, &sha(1)).await;
+    let group = sha(0x9008);
+    let files = vec![file_entry("app/settings.py", "added", Some(SECRET_PATCH))];
+    world.checks_requested(1, &group, files.clone()).await;
+    assert_eq!(world.queue_comments(1).len(), 1);
+
+    // What the store holds when the worker died between each call and its record.
+    let mut db = world.app.db().await;
+    for forget in [
+        "UPDATE queue_evaluations SET check_run_id = NULL WHERE check_run_requested_at IS NOT NULL",
+        "UPDATE queue_comments SET comment_id = NULL",
+    ] {
+        sqlx::query(forget).execute(&mut db).await.unwrap();
+    }
+    let before = world.github.requests().len();
+    let retried = world.checks_requested(1, &group, files).await;
+    assert_eq!(retried.conclusion.as_deref(), Some("failure"));
+    let runs: Vec<_> = world
+        .github
+        .check_runs(OWNER, REPO)
+        .into_iter()
+        .filter(|c| c.head_sha == group)
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(world.queue_comments(1).len(), 1, "no second comment");
+    let calls = world.calls_since(before);
+    assert!(
+        calls.iter().all(|c| !c.starts_with("POST")),
+        "nothing created again: {calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.ends_with(&format!("/commits/{group}/check-runs"))),
+        "{calls:?}"
+    );
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM queue_comments WHERE comment_id IS NOT NULL")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(recorded, 1, "the found comment is recorded");
+    world.github.assert_clean();
+}
