@@ -566,3 +566,31 @@ async fn a_retry_after_a_crash_finds_the_groups_check_run_and_comments() {
     assert_eq!(recorded, 1, "the found comment is recorded");
     world.github.assert_clean();
 }
+
+/// GitHub lists at most 300 files of a comparison, so a group that changes 300 or more cannot
+/// be seen whole: it fails closed, as a pull request past GitHub's file list does.
+#[tokio::test]
+async fn a_group_with_more_files_than_github_compares_fails_closed() {
+    let world = World::start(CONFIG).await;
+    assert_eq!(
+        world.open(1, &sha(1), "app/a.py", CLEAN_PATCH).await,
+        "success"
+    );
+    world.queue("enqueued", 1, &sha(1)).await;
+    let files: Vec<Value> = (0..320)
+        .map(|n| file_entry(&format!("app/m{n}.py"), "added", Some(CLEAN_PATCH)))
+        .collect();
+    let run = world.checks_requested(1, &sha(0x9009), files).await;
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    let summary = run.output_summary.unwrap_or_default();
+    assert!(summary.contains("300"), "{summary}");
+    let mut db = world.app.db().await;
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM queue_evaluations WHERE head_sha = $1")
+            .bind(sha(0x9009))
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(status, "error");
+    world.github.assert_clean();
+}
