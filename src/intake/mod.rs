@@ -10,7 +10,10 @@ pub use signature::{SignatureError, sign, verify_signature};
 
 use crate::config::Secret;
 use crate::github::events::{self, Routed, RoutingPolicy};
-use crate::jobs::{self, ClosePullRequest, EvaluatePullRequest, HandleCommand, NewJob};
+use crate::jobs::{
+    self, ClosePullRequest, EvaluateMergeGroup, EvaluatePullRequest, HandleCommand, NewJob,
+    RecordMergeQueue,
+};
 use crate::store::{self, DeliveryRecord, DeliveryStatus};
 use axum::Json;
 use axum::body::Bytes;
@@ -161,9 +164,11 @@ async fn accept(
 
     let (status, ignored_reason) = match &routed {
         Routed::Ping | Routed::Installation(_) => (DeliveryStatus::Processed, None),
-        Routed::Evaluate(_) | Routed::Command(_) | Routed::PullRequestClosed(_) => {
-            (DeliveryStatus::Queued, None)
-        }
+        Routed::Evaluate(_)
+        | Routed::Command(_)
+        | Routed::PullRequestClosed(_)
+        | Routed::EvaluateMergeGroup(_)
+        | Routed::MergeQueue(_) => (DeliveryStatus::Queued, None),
         Routed::Ignored(reason) => (DeliveryStatus::Ignored, Some(reason.as_str())),
     };
     let new = match &routed {
@@ -189,6 +194,8 @@ async fn accept(
         Routed::Evaluate(_)
         | Routed::Command(_)
         | Routed::PullRequestClosed(_)
+        | Routed::EvaluateMergeGroup(_)
+        | Routed::MergeQueue(_)
         | Routed::Ping
         | Routed::Ignored(_) => {
             let jobs = jobs_of(&routed)?;
@@ -231,6 +238,8 @@ async fn accept(
         Routed::Evaluate(_)
         | Routed::Command(_)
         | Routed::PullRequestClosed(_)
+        | Routed::EvaluateMergeGroup(_)
+        | Routed::MergeQueue(_)
         | Routed::Installation(_) => (
             (StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))).into_response(),
             "accepted",
@@ -262,6 +271,18 @@ fn jobs_of(routed: &Routed) -> Result<Vec<NewJob>, sqlx::Error> {
                 target: target.clone(),
             };
             Ok(vec![jobs::new_job(Some(target.installation_id), &job)?])
+        }
+        Routed::EvaluateMergeGroup(group) => {
+            let job = EvaluateMergeGroup {
+                group: group.clone(),
+            };
+            Ok(vec![jobs::new_job(Some(group.installation_id), &job)?])
+        }
+        Routed::MergeQueue(change) => {
+            let job = RecordMergeQueue {
+                change: change.clone(),
+            };
+            Ok(vec![jobs::new_job(Some(job.installation_id()), &job)?])
         }
         Routed::Ping | Routed::Installation(_) | Routed::Ignored(_) => Ok(Vec::new()),
     }

@@ -6,10 +6,12 @@
 //! through one type.
 
 mod alerts;
+mod check_runs;
 mod commands;
 pub mod digests;
 mod evaluate;
 pub mod installation_config;
+mod merge_queue;
 mod notify;
 mod queue;
 mod redeliver;
@@ -24,6 +26,7 @@ pub use commands::{CommandHandler, DashboardDecision, HandleCommand, SlackDecisi
 pub use digests::EscalateDigest;
 pub use evaluate::{EvaluatePullRequest, Evaluator, enqueue_evaluation};
 pub use installation_config::RefreshInstallationConfig;
+pub use merge_queue::{EvaluateMergeGroup, RecordMergeQueue};
 pub use notify::{EmailLinks, EmailSender, PagerDutySender, SendEmail, SendPagerDuty};
 pub(crate) use queue::CHANNEL as JOBS_CHANNEL;
 pub use queue::{ClaimedJob, Enqueued, JobQueue, NewJob, backoff, enqueue_row};

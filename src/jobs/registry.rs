@@ -2,9 +2,10 @@
 //! and the code that runs it. A kind missing here is a job nothing can run.
 
 use super::{
-    ClosePullRequest, DashboardDecision, EscalateAlert, EscalateDigest, EvaluatePullRequest,
-    HandleCommand, Job, JobContext, JobError, RedeliverWebhooks, RefreshInstallationConfig,
-    SendEmail, SendPagerDuty, SendSlack, SlackDecision,
+    ClosePullRequest, DashboardDecision, EscalateAlert, EscalateDigest, EvaluateMergeGroup,
+    EvaluatePullRequest, HandleCommand, Job, JobContext, JobError, RecordMergeQueue,
+    RedeliverWebhooks, RefreshInstallationConfig, SendEmail, SendPagerDuty, SendSlack,
+    SlackDecision,
 };
 use serde_json::Value;
 use std::future::Future;
@@ -29,6 +30,8 @@ const fn register<J: Job>() -> Registered {
 
 const REGISTRY: &[Registered] = &[
     register::<EvaluatePullRequest>(),
+    register::<EvaluateMergeGroup>(),
+    register::<RecordMergeQueue>(),
     register::<HandleCommand>(),
     register::<SlackDecision>(),
     register::<DashboardDecision>(),
