@@ -35,7 +35,7 @@ pub use overrides::{
     set_reply_comment_id,
 };
 pub use slack::{
-    NewSlackMessage, SlackMessageRow, SlackSubject, assign_thread, fail_slack_message,
+    NewSlackMessage, SlackMessageRow, SlackSubject, fail_slack_message, request_slack_post,
     record_slack_attempt, set_slack_ts, slack_message, slack_message_of, upsert_slack_message,
 };
 

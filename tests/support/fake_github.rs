@@ -182,6 +182,16 @@ pub struct Hold {
     release: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
+/// A hold no request has reached yet (the fake Slack holds its answers with it too).
+impl Default for Hold {
+    fn default() -> Hold {
+        Hold {
+            reached: Arc::default(),
+            release: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+}
+
 impl Hold {
     /// Whether the chosen request arrived (and was applied).
     pub fn reached(&self) -> bool {
@@ -193,7 +203,7 @@ impl Hold {
         self.release.send_replace(true);
     }
 
-    async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         self.reached
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut released = self.release.subscribe();
@@ -468,10 +478,7 @@ impl FakeGithub {
     /// starts with `path_prefix`: it is applied, but answered only after [`Hold::release`].
     pub fn hold(&self, method: &str, path_prefix: &str, nth: u32) -> Hold {
         assert!(nth >= 1, "nth counts from 1");
-        let hold = Hold {
-            reached: Arc::default(),
-            release: Arc::new(tokio::sync::watch::channel(false).0),
-        };
+        let hold = Hold::default();
         self.state().holds.push(HoldRule {
             method: method.to_ascii_uppercase(),
             path_prefix: path_prefix.to_owned(),
