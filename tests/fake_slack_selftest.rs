@@ -12,9 +12,10 @@ use support::wait_until;
 use tollgate::config::Secret;
 use tollgate::notify::slack::{
     ACTION_ACKNOWLEDGE_ALERT, AlertState, AlertView, BlockAction, Interaction, Lookup,
-    MESSAGE_METADATA_EVENT_TYPE, MessageKey, OutgoingMessage, OverrideRequestView, PostedMessage, PrSummary, RequestState, SlackClient, SlackError,
-    SlackMessage, TollgateAction, ViolationLine, alert_message, escalation_message,
-    override_request_message, parse_interaction, thread_note, verify_slack_signature,
+    MESSAGE_METADATA_EVENT_TYPE, MessageKey, OutgoingMessage, OverrideRequestView, PostedMessage,
+    PrSummary, RequestState, SlackClient, SlackError, SlackMessage, TollgateAction, ViolationLine,
+    alert_message, escalation_message, override_request_message, parse_interaction, thread_note,
+    verify_slack_signature,
 };
 use tollgate::outbound::Trust;
 
@@ -33,7 +34,12 @@ fn outgoing(channel: &str, thread_ts: Option<&str>, message: SlackMessage) -> Ou
 }
 
 /// A message carrying the key of `slack_messages` row `id`.
-fn keyed(channel: &str, thread_ts: Option<&str>, id: i64, message: SlackMessage) -> OutgoingMessage {
+fn keyed(
+    channel: &str,
+    thread_ts: Option<&str>,
+    id: i64,
+    message: SlackMessage,
+) -> OutgoingMessage {
     OutgoingMessage {
         channel: channel.to_owned(),
         thread_ts: thread_ts.map(str::to_owned),
@@ -512,11 +518,17 @@ async fn a_posted_message_is_found_by_its_key_past_the_first_page_and_in_its_thr
 
     // A reply is not in the channel's history, an unknown key is nowhere, nor is a message
     // posted before `oldest`.
-    let history = client.find_message(&lookup(CHANNEL, None, &reply_key));
-    assert_eq!(history.await.unwrap(), None);
+    let history = client
+        .find_message(&lookup(CHANNEL, None, &reply_key))
+        .await
+        .unwrap();
+    assert_eq!(history, None);
     let unknown = MessageKey::of_message(4);
-    let nowhere = client.find_message(&lookup(CHANNEL, None, &unknown));
-    assert_eq!(nowhere.await.unwrap(), None);
+    let nowhere = client
+        .find_message(&lookup(CHANNEL, None, &unknown))
+        .await
+        .unwrap();
+    assert_eq!(nowhere, None);
     let later = Lookup {
         oldest: Utc::now() + TimeDelta::minutes(1),
         ..lookup(CHANNEL, None, &parent_key)
@@ -528,8 +540,14 @@ async fn a_posted_message_is_found_by_its_key_past_the_first_page_and_in_its_thr
         .into_iter()
         .filter(|r| r.method == "conversations.history")
         .collect::<Vec<_>>();
-    assert_eq!(pages[0].body.as_ref().unwrap()["include_all_metadata"], "true");
-    assert!(pages[1].body.as_ref().unwrap()["cursor"].is_string(), "{pages:#?}");
+    assert_eq!(
+        pages[0].body.as_ref().unwrap()["include_all_metadata"],
+        "true"
+    );
+    assert!(
+        pages[1].body.as_ref().unwrap()["cursor"].is_string(),
+        "{pages:#?}"
+    );
     fake.assert_clean();
 }
 
@@ -544,10 +562,7 @@ async fn a_lookup_without_the_read_scope_is_refused_with_the_scope_it_needs() {
         .unwrap_err();
     assert!(error.is_missing_scope(), "{error:?}");
     assert!(!error.is_retryable());
-    assert!(
-        error.to_string().contains("channels:history"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("channels:history"), "{error}");
     assert_eq!(fake.rejections()[0].error, "missing_scope");
 }
 

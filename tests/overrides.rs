@@ -1171,8 +1171,16 @@ async fn an_escalation_posted_in_a_thread_without_its_answer_is_found_not_posted
     world.app.settle().await;
 
     let replies = world.slack.replies(SLACK_CHANNEL, &alert.ts);
-    assert_eq!(replies.len(), 1, "one escalation in the thread: {replies:#?}");
-    assert_eq!(slack_calls(&world, "chat.postMessage"), 2, "alert and escalation");
+    assert_eq!(
+        replies.len(),
+        1,
+        "one escalation in the thread: {replies:#?}"
+    );
+    assert_eq!(
+        slack_calls(&world, "chat.postMessage"),
+        2,
+        "alert and escalation"
+    );
     assert_eq!(slack_calls(&world, "conversations.replies"), 1);
     world.slack.assert_clean();
 }

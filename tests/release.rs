@@ -273,8 +273,16 @@ async fn a_slack_alert_posted_before_a_crash_is_found_not_posted_again() {
             .count()
     };
     assert_eq!(calls("chat.postMessage"), 1, "{:#?}", slack.requests());
-    assert_eq!(calls("conversations.history"), 1, "the retry looked it up once");
-    assert_eq!(calls("chat.update"), 1, "and edited it to the current state");
+    assert_eq!(
+        calls("conversations.history"),
+        1,
+        "the retry looked it up once"
+    );
+    assert_eq!(
+        calls("chat.update"),
+        1,
+        "and edited it to the current state"
+    );
     world.assert_one_check_run("failure");
     slack.assert_clean();
     world.github.assert_clean();

@@ -11,9 +11,9 @@ use super::{JobError, SEND_SLACK};
 use crate::config::{Approver, SlackSettings};
 use crate::domain::Violation;
 use crate::notify::slack::{
-    AlertState, AlertView, Lookup, MessageKey, OutgoingMessage, OverrideRequestView, PrSummary, RequestState,
-    SlackClient, SlackError, SlackMessage, ViolationLine, alert_message, escalation_message,
-    override_request_message, thread_note,
+    AlertState, AlertView, Lookup, MessageKey, OutgoingMessage, OverrideRequestView, PrSummary,
+    RequestState, SlackClient, SlackError, SlackMessage, ViolationLine, alert_message,
+    escalation_message, override_request_message, thread_note,
 };
 use crate::outbound::Trust;
 use crate::policy::PolicyEngine;

@@ -35,8 +35,8 @@ pub use overrides::{
     set_reply_comment_id,
 };
 pub use slack::{
-    NewSlackMessage, SlackMessageRow, SlackSubject, fail_slack_message, request_slack_post,
-    record_slack_attempt, set_slack_ts, slack_message, slack_message_of, upsert_slack_message,
+    NewSlackMessage, SlackMessageRow, SlackSubject, fail_slack_message, record_slack_attempt,
+    request_slack_post, set_slack_ts, slack_message, slack_message_of, upsert_slack_message,
 };
 
 pub use deliveries::{

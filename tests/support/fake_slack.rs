@@ -13,9 +13,9 @@
 //! the app while the call is in flight; [`FakeSlack::lose_answer_next`] applies a call and answers
 //! it with a server error, as when Slack's answer is lost on the way.
 
+use super::fake_github::Hold;
 use axum::Router;
 use axum::body::Bytes;
-use super::fake_github::Hold;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -961,7 +961,11 @@ fn ts_micros(ts: &str) -> Option<u64> {
     let (seconds, micros) = ts.split_once('.').unwrap_or((ts, "0"));
     let micros = format!("{micros:0<6}");
     let micros: u64 = micros.get(..6)?.parse().ok()?;
-    seconds.parse::<u64>().ok()?.checked_mul(1_000_000)?.checked_add(micros)
+    seconds
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(1_000_000)?
+        .checked_add(micros)
 }
 
 /// A message as the read methods list it.
@@ -993,7 +997,9 @@ fn metadata(request: &Map<String, Value>) -> Result<Option<Value>, Refusal> {
     let Some(metadata) = request.get("metadata") else {
         return Ok(None);
     };
-    let valid = metadata["event_type"].as_str().is_some_and(|t| !t.is_empty())
+    let valid = metadata["event_type"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty())
         && metadata["event_payload"].is_object();
     if !valid {
         return Err(refuse(

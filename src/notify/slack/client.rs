@@ -504,10 +504,21 @@ fn read_answer(
             retry_after: retry_after(),
         });
     }
-    let explanations = answer.response_metadata.map(|m| m.messages).unwrap_or_default();
-    let needed = answer.needed.map(|scope| format!("needs the scope {scope}"));
-    let detail = Some(needed.into_iter().chain(explanations).collect::<Vec<_>>().join("; "))
-        .filter(|d| !d.is_empty());
+    let explanations = answer
+        .response_metadata
+        .map(|m| m.messages)
+        .unwrap_or_default();
+    let needed = answer
+        .needed
+        .map(|scope| format!("needs the scope {scope}"));
+    let detail = Some(
+        needed
+            .into_iter()
+            .chain(explanations)
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+    .filter(|d| !d.is_empty());
     Err(SlackError::Api {
         method: method.to_owned(),
         code,
@@ -606,7 +617,9 @@ mod tests {
         assert!(error.is_missing_scope());
         assert!(!error.is_retryable());
         assert!(
-            error.to_string().contains("needs the scope channels:history"),
+            error
+                .to_string()
+                .contains("needs the scope channels:history"),
             "{error}"
         );
         assert!(!api_error("channel_not_found").is_missing_scope());
