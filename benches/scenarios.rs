@@ -13,9 +13,16 @@
 //!    until Slack holds every alert, and how many alerts each pull request got. Target: every
 //!    alert delivered in under a minute, none twice.
 //!
+//! 3. `burst`: GitHub's secondary limit switched on (80 writes a minute per installation) and 50
+//!    pull requests opened at once on installation A, whose write budget (75 a minute) paces them
+//!    over more than a minute; a second after the burst starts, one pull request adding a leaked
+//!    key on installation B. The time from B's delivery to its completed check run and to its
+//!    Tier 1 email in a real SMTP server (aiosmtpd on loopback), and how far A's burst had got.
+//!    Target: both under 5 s — a busy installation never stalls another.
+//!
 //! Run with `cargo bench --bench scenarios` (PostgreSQL must answer; `source scripts/postgres.sh
 //! && ensure_postgres` exports DATABASE_URL); `-- prs` or `-- alerts` runs one. Every wait is
-//! bounded.
+//! bounded. `-- recovery` (`recovery_bench`, below) needs the release binary.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -27,6 +34,7 @@ use support::TEST_APP_KEY;
 use support::fake_github::{FakeGithub, PrSpec, file_entry};
 use support::fake_slack::FakeSlack;
 use support::percentile;
+use support::smtp::{SmtpSink, smtp_available};
 use support::test_app::{self, INSTALLATION_ID, TestApp, pull_request_event};
 use tokio::time::Instant;
 use tollgate::app::RuntimeOptions;
@@ -235,6 +243,106 @@ async fn fifty_block_violations_at_once() {
     println!("alerts: refused by GitHub: {}", refused(&github));
 }
 
+/// Scenario 3: a BLOCK pull request on one installation during a 50-PR burst on another.
+async fn a_block_during_another_installations_burst() {
+    const PRS: usize = 50;
+    const ONCALL: &str = "oncall@beta.test";
+    let (busy, quiet) = (100_u64, 200_u64);
+    let github = FakeGithub::start(test_app::APP_ID, TEST_APP_KEY).await;
+    github.set_secondary_limit(80, Duration::from_secs(60));
+    github.add_installation(busy);
+    github.add_repo(busy, "acme", "widgets");
+    github.add_installation(quiet);
+    github.add_repo(quiet, "beta", "gadgets");
+    github.add_repo(quiet, "beta", ".github");
+    github.set_file(
+        "beta",
+        ".github",
+        "main",
+        "tollgate.yml",
+        &format!("alerts:\n  recipients:\n    tier1: [{ONCALL}]\n"),
+    );
+    for n in 1..=PRS {
+        github.set_pull_request("acme", "widgets", pr(n, &sha(n, 1), CLEAN_PATCH));
+    }
+    github.set_pull_request("beta", "gadgets", pr(1, &sha(1, 9), &leaky_patch(1)));
+    if !smtp_available() {
+        println!("burst: skipped (no SMTP server: pip install aiosmtpd)");
+        return;
+    }
+    let sink = SmtpSink::start().await;
+    let app = TestApp::start_configured(
+        test_app::fresh_database().await,
+        &github.url(),
+        test_app::options(),
+        &[
+            ("SMTP_URL", sink.url()),
+            ("EMAIL_FROM", "Tollgate <tollgate@acme.test>".to_owned()),
+            ("PUBLIC_URL", "https://tollgate.acme.test".to_owned()),
+        ],
+    )
+    .await;
+    let event =
+        |installation: u64, owner: &str, repo: &str, repo_id: i64, n: usize, head: String| {
+            let mut payload = pull_request_event("opened", owner, repo, n as u64, &head);
+            payload["installation"] = json!({ "id": installation });
+            payload["repository"]["id"] = json!(repo_id);
+            payload
+        };
+    let started = Instant::now();
+    let sends: Vec<_> = (1..=PRS)
+        .map(|n| {
+            let payload = event(busy, "acme", "widgets", 1000, n, sha(n, 1));
+            app.signed_request("pull_request", &payload).send()
+        })
+        .collect();
+    for send in futures_all(sends).await {
+        assert!(send.is_ok_and(|r| r.status().is_success()));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let payload = event(quiet, "beta", "gadgets", 2000, 1, sha(1, 9));
+    let sent = Instant::now();
+    let _ = app.signed_request("pull_request", &payload).send().await;
+    let (mut checked, mut mailed) = (None, None);
+    let mut busy_done_at_check = 0;
+    while (checked.is_none() || mailed.is_none()) && sent.elapsed() < BOUND {
+        if checked.is_none()
+            && github
+                .check_runs("beta", "gadgets")
+                .iter()
+                .any(|r| r.status == "completed")
+        {
+            checked = Some(sent.elapsed());
+            busy_done_at_check = completed_heads(&github, "acme", "widgets", 1, PRS);
+        }
+        if mailed.is_none()
+            && sink
+                .messages()
+                .iter()
+                .any(|m| m.to.iter().any(|t| t == ONCALL))
+        {
+            mailed = Some(sent.elapsed());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let show = |at: Option<Duration>| at.map_or_else(|| "never".to_owned(), ms);
+    println!(
+        "burst: B's BLOCK pull request during A's {PRS}-PR burst: completed check run after {}, Tier 1 email after {} (target: both < 5 s); A had {busy_done_at_check}/{PRS} evaluated by then",
+        show(checked),
+        show(mailed),
+    );
+    let all_busy = wait_for(&app, || {
+        completed_heads(&github, "acme", "widgets", 1, PRS) == PRS
+    })
+    .await;
+    println!(
+        "burst: A's burst {} after {}; refused by GitHub: {}",
+        if all_busy { "finished" } else { "unfinished" },
+        ms(started.elapsed()),
+        refused(&github)
+    );
+}
+
 fn refused(github: &FakeGithub) -> usize {
     github
         .requests()
@@ -305,5 +413,8 @@ async fn main() {
     }
     if wanted("alerts") {
         fifty_block_violations_at_once().await;
+    }
+    if wanted("burst") {
+        a_block_during_another_installations_burst().await;
     }
 }

@@ -15,6 +15,7 @@ pub mod operations;
 pub mod outbound;
 pub mod overrides;
 pub mod policy;
+pub mod policy_tests;
 pub mod report;
 pub mod setup;
 pub mod signing;

@@ -674,6 +674,62 @@ async fn a_burst_of_twenty_prs_stays_within_githubs_secondary_limits() {
     github.assert_clean();
 }
 
+/// Fair share under GitHub's write limits: 50 pull requests at once on one installation spend
+/// its write budget (75 a minute) for more than a minute; a pull request on another installation
+/// is evaluated meanwhile, not after them (an evaluation waiting for budget gives its worker slot
+/// back, and claims favour the installation with the fewest jobs running).
+#[tokio::test]
+async fn a_burst_on_one_installation_does_not_stall_another() {
+    const BURST: u64 = 50;
+    const OTHER_INSTALLATION: u64 = 88;
+    let github = fake_github().await;
+    github.set_secondary_limit(80, Duration::from_secs(60));
+    github.add_installation(OTHER_INSTALLATION);
+    github.add_repo(OTHER_INSTALLATION, "beta", "gadgets");
+    for n in 1..=BURST {
+        github.set_pull_request(OWNER, REPO, pr(n, &sha(n as u32), CLEAN_PATCH));
+    }
+    github.set_pull_request("beta", "gadgets", pr(1, &sha(999), SECRET_PATCH));
+    let app = TestApp::start(&github.url()).await;
+    for n in 1..=BURST {
+        let payload = pull_request_event("opened", OWNER, REPO, n, &sha(n as u32));
+        assert_eq!(app.send_webhook("pull_request", &payload).await.0, 202);
+    }
+    let mut other = pull_request_event("opened", "beta", "gadgets", 1, &sha(999));
+    other["installation"] = json!({ "id": OTHER_INSTALLATION });
+    other["repository"]["id"] = json!(880_001);
+    assert_eq!(app.send_webhook("pull_request", &other).await.0, 202);
+
+    let other_done = wait_until(Duration::from_secs(60), || {
+        github
+            .check_runs("beta", "gadgets")
+            .iter()
+            .any(|run| run.status == "completed")
+    })
+    .await;
+    let burst_done = github
+        .check_runs(OWNER, REPO)
+        .iter()
+        .filter(|run| run.status == "completed")
+        .count();
+    assert!(
+        other_done,
+        "the other installation's pull request was not evaluated"
+    );
+    assert!(
+        burst_done < BURST as usize,
+        "the other installation waited for the whole burst ({burst_done} evaluated first)"
+    );
+    let run = &github.check_runs("beta", "gadgets")[0];
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    let refused = github
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.status, 403 | 429))
+        .count();
+    assert_eq!(refused, 0, "the pacer kept within GitHub's limit");
+}
+
 #[tokio::test]
 async fn a_rate_limited_request_waits_for_retry_after_and_posts_once() {
     let github = fake_github().await;

@@ -1,5 +1,5 @@
-//! `tollgate check` as a user runs it: exit codes, output formats, config, custom policies and
-//! the git mode.
+//! `tollgate check` and `tollgate test` as a user runs them: exit codes, output formats, config,
+//! custom policies and the git mode.
 
 #[path = "support/shared.rs"]
 mod shared;
@@ -452,4 +452,183 @@ fn base_mode_evaluates_the_branch_against_its_merge_base() {
     let missing = tollgate(&["check", "--base", "no-such-branch"], Some(&dir));
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("no-such-branch"));
+}
+
+const EXAMPLE_POLICY_REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy-repo");
+
+#[test]
+fn the_example_policy_repository_passes_its_own_tests() {
+    let output = tollgate(&["test", EXAMPLE_POLICY_REPO, "--threshold", "80"], None);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    for passed in [
+        "PASS  data.tollgate.rules.acme_test.test_flags_the_raw_hostname_in_code",
+        "PASS  data.tollgate.rules.acme_test.test_leaves_comments_alone",
+        "PASS  tests/registry.diff",
+        "PASS  tests/tuned.diff",
+    ] {
+        assert!(text.contains(passed), "{passed} in:\n{text}");
+    }
+    assert!(
+        text.contains("registry.rego: "),
+        "coverage per file:\n{text}"
+    );
+    assert!(
+        !text.contains("lib.rego"),
+        "only the pack's own files are measured:\n{text}"
+    );
+    assert!(text.contains("threshold 80.0%: met"), "{text}");
+}
+
+/// A pack whose unit test and fixture both fail, with one test skipped.
+fn failing_pack(name: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    std::fs::create_dir_all(dir.join("tests")).unwrap();
+    std::fs::write(
+        dir.join("rules.yaml"),
+        "- id: ACME-002\n  name: Payments ownership\n  tier: WARNING\n  category: ownership\n  description: d\n  remediation: r\n  override_when: o\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("payments.rego"),
+        "package tollgate.rules.payments\n\nviolation contains {\"rule\": \"ACME-002\", \"path\": f.path, \"message\": \"payments code needs the payments team\"} if {\n\tsome f in input.files\n\tstartswith(f.path, \"app/payments/\")\n}\n\nunused_helper(x) := y if {\n\ty := x * 2\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("payments_test.rego"),
+        "package tollgate.rules.payments_test\n\nimport data.tollgate.rules.payments\n\ntest_flags_payments if {\n\tcount(payments.violation) == 1 with input as {\"files\": [{\"path\": \"app/payments/charge.py\"}]}\n}\n\ntest_wrongly_expects_nothing if {\n\tcount(payments.violation) == 0 with input as {\"files\": [{\"path\": \"app/payments/x.py\"}]}\n}\n\ntodo_refunds if {\n\tfalse\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("tests/other.diff"),
+        "diff --git a/app/other.py b/app/other.py\nnew file mode 100644\n--- /dev/null\n+++ b/app/other.py\n@@ -0,0 +1 @@\n+print(1)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("tests/other.expect.yaml"),
+        "must_find:\n  - { rule: ACME-002, path: app/other.py }\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn failing_policy_tests_exit_one_and_say_what_failed_in_every_format() {
+    let dir = failing_pack("failing-pack");
+    let pack = dir.to_str().unwrap();
+
+    let text = tollgate(&["test", pack, "--replace-pack"], None);
+    assert_eq!(text.status.code(), Some(1), "{}", stderr(&text));
+    let out = stdout(&text);
+    assert!(
+        out.contains("PASS  data.tollgate.rules.payments_test.test_flags_payments"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL  data.tollgate.rules.payments_test.test_wrongly_expects_nothing"),
+        "{out}"
+    );
+    assert!(
+        out.contains("SKIP  data.tollgate.rules.payments_test.todo_refunds"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL  tests/other.diff")
+            && out.contains("expected ACME-002 in app/other.py, not found"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 passed, 2 failed, 0 errors, 1 skipped"),
+        "{out}"
+    );
+
+    let json = tollgate(&["test", pack, "--replace-pack", "--format", "json"], None);
+    assert_eq!(json.status.code(), Some(1));
+    let json: Value = serde_json::from_str(&stdout(&json)).unwrap();
+    let outcomes: Vec<(&str, &str)> = json["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (
+                "data.tollgate.rules.payments_test.test_flags_payments",
+                "passed"
+            ),
+            (
+                "data.tollgate.rules.payments_test.test_wrongly_expects_nothing",
+                "failed"
+            ),
+            ("data.tollgate.rules.payments_test.todo_refunds", "skipped"),
+            ("tests/other.diff", "failed"),
+        ]
+    );
+    let coverage = json["coverage"]["percent"].as_f64().unwrap();
+    assert!(
+        coverage > 0.0 && coverage < 100.0,
+        "the helper never ran: {coverage}"
+    );
+
+    let junit = tollgate(&["test", pack, "--replace-pack", "--format", "junit"], None);
+    assert_eq!(junit.status.code(), Some(1));
+    let xml = stdout(&junit);
+    assert!(
+        xml.contains("tests=\"4\" failures=\"2\" errors=\"0\" skipped=\"1\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testcase classname=\"data.tollgate.rules.payments_test\" name=\"test_wrongly_expects_nothing\""),
+        "{xml}"
+    );
+}
+
+#[test]
+fn a_coverage_under_the_threshold_fails_the_run() {
+    let dir = failing_pack("coverage-pack");
+    std::fs::remove_file(dir.join("tests/other.diff")).unwrap();
+    std::fs::remove_file(dir.join("tests/other.expect.yaml")).unwrap();
+    std::fs::write(
+        dir.join("payments_test.rego"),
+        "package tollgate.rules.payments_test\n\nimport data.tollgate.rules.payments\n\ntest_flags_payments if {\n\tcount(payments.violation) == 1 with input as {\"files\": [{\"path\": \"app/payments/charge.py\"}]}\n}\n",
+    )
+    .unwrap();
+    let pack = dir.to_str().unwrap();
+    let met = tollgate(&["test", pack, "--replace-pack", "--threshold", "10"], None);
+    assert_eq!(met.status.code(), Some(0), "{}", stdout(&met));
+    let missed = tollgate(
+        &["test", pack, "--replace-pack", "--threshold", "99.5"],
+        None,
+    );
+    assert_eq!(missed.status.code(), Some(1), "{}", stdout(&missed));
+    assert!(stdout(&missed).contains("NOT met"), "{}", stdout(&missed));
+}
+
+#[test]
+fn a_pack_that_cannot_be_tested_exits_two_naming_the_file() {
+    let dir = failing_pack("broken-pack");
+    std::fs::write(
+        dir.join("payments.rego"),
+        "package tollgate.rules.payments\n\nviolation contains x if {\n",
+    )
+    .unwrap();
+    let broken = tollgate(&["test", dir.to_str().unwrap(), "--replace-pack"], None);
+    assert_eq!(broken.status.code(), Some(2));
+    assert!(
+        stderr(&broken).contains("payments.rego"),
+        "{}",
+        stderr(&broken)
+    );
+
+    let dir = failing_pack("unexpected-pack");
+    std::fs::remove_file(dir.join("tests/other.expect.yaml")).unwrap();
+    let missing = tollgate(&["test", dir.to_str().unwrap(), "--replace-pack"], None);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("other.diff: no expectations beside it"),
+        "{}",
+        stderr(&missing)
+    );
 }

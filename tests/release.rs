@@ -185,6 +185,60 @@ async fn a_check_run_created_before_a_crash_is_found_not_created_again() {
     world.github.assert_clean();
 }
 
+/// Killed mid-evaluation, after its row was started: by the restart the pull request has a new
+/// head (or is closed). The retry evaluates what is there now, and the row the dead process
+/// left `in_progress` is closed as superseded, so retention can clean it.
+#[tokio::test]
+async fn an_evaluation_left_unfinished_by_a_crash_is_closed_when_the_head_moved_or_closed() {
+    let Some(binary) = release_binary("unfinished evaluation across a crash") else {
+        return;
+    };
+    for closed in [false, true] {
+        let mut world = World::start(&binary, "threshold: 70\n").await;
+        world.set_pull_request("app/settings.py", SECRET_PATCH);
+        let hold = world
+            .github
+            .hold("GET", &format!("/repos/{OWNER}/{REPO}/pulls/1/files"), 1);
+        world.deliver_opened().await;
+        assert!(wait_until(WAIT, || hold.reached()).await);
+        world.github.set_pull_request(
+            OWNER,
+            REPO,
+            PrSpec {
+                number: 1,
+                head_sha: sha(2),
+                base_sha: base_sha(),
+                state: if closed { "closed" } else { "open" }.into(),
+                files: vec![file_entry("app/settings.py", "added", Some(SECRET_PATCH))],
+                ..PrSpec::default()
+            },
+        );
+        world.crash_during(&hold).await;
+
+        let mut db = world.app.db().await;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT head_sha, status FROM evaluations WHERE pr_number = 1 ORDER BY id",
+        )
+        .fetch_all(&mut db)
+        .await
+        .expect("evaluations readable");
+        let mut expected = vec![(sha(1), "superseded".to_owned())];
+        if !closed {
+            expected.push((sha(2), "completed".to_owned()));
+        }
+        assert_eq!(rows, expected, "closed: {closed}");
+        let heads: Vec<String> = world
+            .github
+            .check_runs(OWNER, REPO)
+            .into_iter()
+            .map(|run| run.head_sha)
+            .collect();
+        let expected_heads = if closed { vec![] } else { vec![sha(2)] };
+        assert_eq!(heads, expected_heads, "closed: {closed}");
+        world.github.assert_clean();
+    }
+}
+
 #[tokio::test]
 async fn a_sticky_comment_posted_before_a_crash_is_edited_not_posted_again() {
     let Some(binary) = release_binary("sticky comment across a crash") else {

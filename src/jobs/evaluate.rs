@@ -247,12 +247,16 @@ impl Evaluator {
     ) -> Result<Option<Fetched>, JobError> {
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
         let pr = client.pull_request(owner, repo, target.number).await?;
-        if pr.state == PullRequestState::Closed {
-            tracing::info!("pull request is closed: not evaluated");
-            return Ok(None);
-        }
-        if pr.draft && !self.evaluate_drafts {
-            tracing::info!("draft pull request: not evaluated");
+        let skipped = if pr.state == PullRequestState::Closed {
+            Some("pull request is closed: not evaluated")
+        } else if pr.draft && !self.evaluate_drafts {
+            Some("draft pull request: not evaluated")
+        } else {
+            None
+        };
+        if let Some(reason) = skipped {
+            tracing::info!("{reason}");
+            store::abandon_unfinished_evaluations(&self.pool, target, None).await?;
             return Ok(None);
         }
         let head_sha = pr.head.sha.clone();

@@ -55,7 +55,7 @@ pub async fn current_config(
 
 /// Reads the file from GitHub and caches it with its error, if any; the text in force and
 /// the error.
-pub async fn refresh(
+async fn refresh(
     pool: &PgPool,
     github: &GithubApp,
     installation_id: i64,

@@ -287,7 +287,8 @@ impl Handlers {
             }
             REFRESH_INSTALLATION_CONFIG => {
                 let InstallationPayload { installation_id } = parse(payload)?;
-                installation_config::refresh(&self.pool, &self.github, installation_id)
+                // Queued because the cache was stale; an evaluation may have read the file since.
+                installation_config::current_config(&self.pool, &self.github, installation_id)
                     .await
                     .map(drop)
             }

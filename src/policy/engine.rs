@@ -2,7 +2,7 @@
 
 use super::input::{ChangeContext, PolicyInput, classify_files};
 use super::prefilter::Prefilter;
-use super::{Catalog, PolicyError, PolicyPack};
+use super::{Catalog, PolicyError, PolicyPack, PolicySource};
 use crate::config::RepoConfig;
 use crate::diff::Diff;
 use crate::domain::{Fingerprint, RuleId, Violation};
@@ -86,13 +86,34 @@ impl PolicyEngine {
         };
         let mut prepared = loaded;
         let defaults = RepoConfig::defaults(&prepared.catalog);
-        let (engine, reported) =
-            prepared.run(&Diff::default(), &ChangeContext::default(), &defaults)?;
+        let mut engine = prepared.engine.clone();
+        let reported = prepared.run(
+            &mut engine,
+            &Diff::default(),
+            &ChangeContext::default(),
+            &defaults,
+        )?;
         for (package, violation) in &reported {
             prepared.known_rule(package, &violation.rule)?;
         }
         prepared.engine = engine;
         Ok(prepared)
+    }
+
+    /// A run that keeps its state across calls, with the pack's test modules added and line
+    /// coverage on: `tollgate test` runs test rules and fixture changes on it, then reads the
+    /// coverage of all of them.
+    pub fn traced(&self, tests: &[PolicySource]) -> Result<TracedRun<'_>, PolicyError> {
+        let mut engine = self.engine.clone();
+        for test in tests {
+            engine
+                .add_policy(test.name.clone(), test.text.clone())
+                .map_err(|e| PolicyError::Compile {
+                    message: e.to_string(),
+                })?;
+        }
+        engine.set_enable_coverage(true);
+        Ok(TracedRun { pack: self, engine })
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -111,7 +132,20 @@ impl PolicyEngine {
         context: &ChangeContext,
         config: &RepoConfig,
     ) -> Result<Findings, PolicyError> {
-        let (_, reported) = self.run(diff, context, config)?;
+        let mut engine = self.engine.clone();
+        self.findings_on(&mut engine, diff, context, config)
+    }
+
+    /// Evaluates on `engine` (a clone of the compiled one, perhaps with more state: test modules,
+    /// coverage) and resolves what the policies reported against the catalog and config.
+    fn findings_on(
+        &self,
+        engine: &mut regorus::Engine,
+        diff: &Diff,
+        context: &ChangeContext,
+        config: &RepoConfig,
+    ) -> Result<Findings, PolicyError> {
+        let reported = self.run(engine, diff, context, config)?;
         let line_texts: HashMap<(&str, u32), &str> = diff
             .files
             .iter()
@@ -157,19 +191,19 @@ impl PolicyEngine {
         })
     }
 
-    /// Runs every rule package on one input; returns the engine (prepared) and what was reported.
+    /// Runs every rule package of `engine` on one input; what was reported.
     fn run(
         &self,
+        engine: &mut regorus::Engine,
         diff: &Diff,
         context: &ChangeContext,
         config: &RepoConfig,
-    ) -> Result<(regorus::Engine, Vec<(String, ReportedViolation)>), PolicyError> {
+    ) -> Result<Vec<(String, ReportedViolation)>, PolicyError> {
         let syntax = classify_files(diff, config);
         let input = PolicyInput::build(diff, &syntax, context, config, &self.prefilter);
         let input = serde_json::to_value(&input).map_err(|e| PolicyError::Input {
             message: e.to_string(),
         })?;
-        let mut engine = self.engine.clone();
         engine.set_input(regorus::Value::from(input));
         let mut reported = Vec::new();
         for package in &self.rule_packages {
@@ -185,7 +219,7 @@ impl PolicyEngine {
                     .map(|v| (package.clone(), v)),
             );
         }
-        Ok((engine, reported))
+        Ok(reported)
     }
 
     /// Folds the violations of `once_per_file` rules into the first one per file. Expects
@@ -232,6 +266,66 @@ impl PolicyEngine {
             )));
         }
         Ok(id)
+    }
+}
+
+/// See [`PolicyEngine::traced`].
+pub struct TracedRun<'a> {
+    pack: &'a PolicyEngine,
+    engine: regorus::Engine,
+}
+
+/// The lines of one policy file that ran, and those that never did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileCoverage {
+    pub path: String,
+    pub covered: Vec<u32>,
+    pub not_covered: Vec<u32>,
+}
+
+impl TracedRun<'_> {
+    /// Evaluates a test rule (`data.pkg.test_name`) with an empty input: `Ok(true)` when its
+    /// body holds, `Ok(false)` when it is undefined or not `true`.
+    pub fn test_rule(&mut self, rule: &str) -> Result<bool, PolicyError> {
+        self.engine.set_input(regorus::Value::new_object());
+        let value = self
+            .engine
+            .eval_rule(rule.to_owned())
+            .map_err(|e| PolicyError::Runtime {
+                package: rule.to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok(value == regorus::Value::Bool(true))
+    }
+
+    /// [`PolicyEngine::evaluate`], counted in the coverage.
+    pub fn evaluate(
+        &mut self,
+        diff: &Diff,
+        context: &ChangeContext,
+        config: &RepoConfig,
+    ) -> Result<Findings, PolicyError> {
+        self.pack
+            .findings_on(&mut self.engine, diff, context, config)
+    }
+
+    /// The coverage of every policy file so far, in file order.
+    pub fn coverage(&self) -> Result<Vec<FileCoverage>, PolicyError> {
+        let report = self
+            .engine
+            .get_coverage_report()
+            .map_err(|e| PolicyError::Compile {
+                message: format!("coverage: {e}"),
+            })?;
+        Ok(report
+            .files
+            .into_iter()
+            .map(|file| FileCoverage {
+                path: file.path,
+                covered: file.covered.into_iter().collect(),
+                not_covered: file.not_covered.into_iter().collect(),
+            })
+            .collect())
     }
 }
 
@@ -286,7 +380,6 @@ fn parse_reported(
 mod tests {
     use super::*;
     use crate::diff::{FileChange, FileStatus, Line};
-    use crate::policy::PolicySource;
 
     const RULES: &str = r#"
 - id: T1

@@ -8,7 +8,7 @@ mod pack;
 mod prefilter;
 
 pub use catalog::{Catalog, CatalogError, RuleMeta};
-pub use engine::{Findings, PolicyEngine};
+pub use engine::{FileCoverage, Findings, PolicyEngine, TracedRun};
 pub use input::{ChangeContext, GitRef, PullRequestInfo, RepositoryInfo};
 pub use pack::{PolicyPack, PolicySource, RULES_FILE};
 

@@ -56,12 +56,39 @@ pub async fn start_evaluation(
     .bind(policy_digest)
     .fetch_one(&mut *tx)
     .await?;
+    abandon_unfinished_evaluations(&mut *tx, target, Some(head_sha)).await?;
     tx.commit().await?;
     Ok(EvaluationStart {
         id: row.get("id"),
         check_run_id: row.get("check_run_id"),
         check_run_requested: row.get("requested"),
     })
+}
+
+/// Closes the evaluations of the pull request that a crashed process left `in_progress`, but
+/// for `except_head`'s: their retry evaluates the current head (or nothing, once the pull request
+/// is closed), so nothing else would ever finish them, and retention keeps unfinished rows.
+/// The number closed.
+pub async fn abandon_unfinished_evaluations<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    target: &PrTarget,
+    except_head: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    let closed = sqlx::query(
+        "UPDATE evaluations SET status = 'superseded', completed_at = now()
+         WHERE repository_id = $1 AND pr_number = $2 AND status = 'in_progress'
+           AND head_sha IS DISTINCT FROM $3",
+    )
+    .bind(target.repo.id)
+    .bind(pr_number(target))
+    .bind(except_head)
+    .execute(executor)
+    .await?
+    .rows_affected();
+    if closed > 0 {
+        tracing::info!(closed, "unfinished evaluations of earlier heads abandoned");
+    }
+    Ok(closed)
 }
 
 /// Marks the check run's creation as sent, before it is.

@@ -43,10 +43,10 @@ pub use deliveries::{
     DeliveryRecord, DeliveryStatus, DeliveryWithJobs, record_deliveries, record_delivery,
 };
 pub use evaluations::{
-    CompletedEvaluation, EvaluationStart, PreviousEvaluation, PullRequestRecord, comment_id,
-    complete_evaluation, fail_evaluation, latest_violations, mark_check_run_requested,
-    previous_evaluation, pull_request_record, recent_scores, set_check_run_id, set_comment_id,
-    start_evaluation, supersede_evaluation,
+    CompletedEvaluation, EvaluationStart, PreviousEvaluation, PullRequestRecord,
+    abandon_unfinished_evaluations, comment_id, complete_evaluation, fail_evaluation,
+    latest_violations, mark_check_run_requested, previous_evaluation, pull_request_record,
+    recent_scores, set_check_run_id, set_comment_id, start_evaluation, supersede_evaluation,
 };
 pub use github_budget::{WriteSlot, cache_repo_config, cached_repo_config, take_write_slot};
 pub use operations::{

@@ -114,19 +114,30 @@ impl ReleaseApp {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// `kill -9`, then the same binary again on the same database, port and variables. The
-    /// killed process's jobs are handed back to the queue at once (their lease is ended, as
-    /// its running out would).
+    /// `kill -9`, then the same binary again on the same database, port and variables. Nothing
+    /// is handed back by hand: the killed process's PostgreSQL session ends with it, and with
+    /// it the advisory lock its claims carry, so the new process takes its jobs over at once
+    /// (the 120 s lease would outlast the tests' waits).
     pub async fn crash_and_restart(&mut self) {
+        self.kill();
+        self.restart().await;
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
         self.child.kill().expect("SIGKILL the app");
         self.child.wait().expect("the app exits");
-        let mut db = self.db().await;
-        sqlx::query("UPDATE jobs SET locked_until = now() WHERE state = 'running'")
-            .execute(&mut db)
-            .await
-            .expect("leases end");
+    }
+
+    /// The same binary again on the same database, port and variables, once it is ready.
+    pub async fn restart(&mut self) {
         self.child = spawn(&self.binary, &self.vars, &self.log);
         self.wait_ready().await;
+    }
+
+    /// The process id, which begins the ids of the jobs it holds (`jobs.locked_by`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub async fn db(&self) -> PgConnection {
