@@ -3,11 +3,17 @@
 //! at the median, and peak memory: the process's resident high-water mark (`VmHWM`), so with the
 //! sizes run smallest first each row shows the peak up to and including that size.
 //!
+//! Three phases are timed apart (minimum over the runs): parsing the unified diff, the syntactic
+//! context of every added line (`diff::classify`: comments, strings, docstrings, test blocks),
+//! and evaluation (`PolicyEngine::evaluate`, which computes that context itself, then builds the
+//! input and runs the rules). The total is parse + evaluate: what a check costs.
+//!
 //! Run with `cargo bench --bench evaluate`. Figures, not assertions: machines are noisy.
 
+use std::hint::black_box;
 use std::time::{Duration, Instant};
 use tollgate::config::RepoConfig;
-use tollgate::diff::parse_unified;
+use tollgate::diff::{classify, parse_unified};
 use tollgate::policy::{ChangeContext, PolicyEngine, PolicyPack};
 
 /// Lines typical of application code, with an occasional finding so rules do real work.
@@ -27,6 +33,14 @@ const CODE: &[&str] = &[
     "    func (s *Server) Start(ctx context.Context) error {",
     "        password = request.form.get('password')",
     "    public static final String DEFAULT_NAME = \"widget\";",
+    "    /// Returns the display name, falling back to the login.",
+    "    \"\"\"Fetch the page, retrying on 5xx responses.\"\"\"",
+    "    const greeting = `Hello ${user.name}, you have ${count} new messages`;",
+    "    /* keep the cache warm: see the comment on refresh() */",
+    "#[cfg(test)]",
+    "mod tests {",
+    "    #[test]",
+    "    fn parses_the_header() { assert_eq!(parse(\"a: b\"), Some((\"a\", \"b\"))); }",
 ];
 
 /// Rare lines that trip rules (about 1 in 500 lines).
@@ -84,10 +98,11 @@ fn main() {
     let config = RepoConfig::defaults(engine.catalog());
     let context = ChangeContext::default();
     println!(
-        "{:>8} {:>6} {:>10} {:>10} {:>10} {:>11} {:>14} {:>13}",
+        "{:>8} {:>6} {:>10} {:>10} {:>10} {:>10} {:>11} {:>14} {:>13}",
         "lines",
         "files",
         "parse",
+        "context",
         "evaluate",
         "total min",
         "total median",
@@ -97,7 +112,8 @@ fn main() {
     for (added, runs) in [(1_000, 30), (10_000, 15), (100_000, 5)] {
         let text = generate_diff(added);
         let mut totals = Vec::with_capacity(runs);
-        let (mut parse_time, mut eval_time) = (Duration::MAX, Duration::MAX);
+        let (mut parse_time, mut context_time, mut eval_time) =
+            (Duration::MAX, Duration::MAX, Duration::MAX);
         let mut violations = 0;
         for _ in 0..runs {
             let start = Instant::now();
@@ -108,6 +124,9 @@ fn main() {
                 .expect("pack evaluates");
             let done = Instant::now();
             violations = findings.violations.len();
+            let classifying = Instant::now();
+            black_box(diff.files.iter().map(classify).collect::<Vec<_>>());
+            context_time = context_time.min(classifying.elapsed());
             parse_time = parse_time.min(parsed - start);
             eval_time = eval_time.min(done - parsed);
             totals.push(done - start);
@@ -115,9 +134,10 @@ fn main() {
         totals.sort();
         let median = totals[totals.len() / 2];
         println!(
-            "{added:>8} {:>6} {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>9.1}ms {:>14.0} {:>13.1}   ({violations} violations)",
+            "{added:>8} {:>6} {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>9.1}ms {:>14.0} {:>13.1}   ({violations} violations)",
             added.div_ceil(LINES_PER_FILE),
             parse_time.as_secs_f64() * 1e3,
+            context_time.as_secs_f64() * 1e3,
             eval_time.as_secs_f64() * 1e3,
             totals[0].as_secs_f64() * 1e3,
             median.as_secs_f64() * 1e3,

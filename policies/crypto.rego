@@ -78,6 +78,43 @@ tls_findings(c) := {m |
 # A parameter's default (`def __init__(self, verify=False):`) disables nothing by itself.
 signature(c) if regex.match(`^[ \t]*(async[ \t]+)?def[ \t]`, c.text)
 
+# A client library carries out the opt-out its caller chose: the setting sits in a branch taken
+# on the caller's option (`if not verify:`, `else:` after `if cert_reqs == CERT_REQUIRED:`,
+# `case "skip-verify":`) or in a function named for it (`def load_ssl_context_no_verify`).
+# Application code that disables verification does so unconditionally or on an unrelated
+# condition (`if settings.DEBUG:`), and is still reported.
+caller_opt_out(c) if {
+	openers := lib.openers(c, 12)
+	some i, head in openers
+	regex.match(branch_head, head[1])
+	every o in array.slice(openers, 0, i) {
+		branch_continues(o[1], lib.indentation(head[1]))
+	}
+	condition := [t | some n in numbers.range(head[0], c.line - 1); t := lib.shown_text(c.path, n)]
+	regex.match(opt_out_words, concat("\n", condition))
+}
+
+caller_opt_out(c) if {
+	some head in lib.openers(c, 12)
+	regex.match(opt_out_function, head[1])
+}
+
+# `check_hostname` on `self`: a class that is (or wraps) an SSL context declaring its own
+# attribute, as urllib3's pyOpenSSL context does; code that uses a context sets it on the context.
+caller_opt_out(c) if regex.match(`^[ \t]*self\.check_hostname[ \t]*=`, c.text)
+
+branch_head := `^[ \t]*(\}[ \t]*)?(if|elif|elsif|else[ \t]+if|unless|when|case|switch|match|select)\b`
+
+# Lines between the branch head and the setting: deeper code, or the rest of the same branch
+# (`else:`, `} else {`, the `):` closing a condition written over several lines).
+branch_continues(text, indent) if lib.indentation(text) > indent
+
+branch_continues(text, _) if regex.match(`^[ \t]*((\}[ \t]*)?(else|elif|elsif|case|default|when)\b|[)\]}]+[ \t]*(:|\{|then)?[ \t]*$)`, text)
+
+opt_out_words := `(?i)verif|cert_?reqs|hostname|insecure`
+
+opt_out_function := `(?i)^[ \t]*(pub[ \t]+)?(async[ \t]+)?(def|func|fn|function)[ \t]+(\([^)]*\)[ \t]*)?[A-Za-z0-9_]*(no_?verify|unverified|insecure|skip_?verif)`
+
 tls_finding(c) := m if {
 	found := tls_findings(c)
 	count(found) > 0
@@ -104,6 +141,7 @@ violation contains {"rule": "R05", "path": c.path, "line": c.line, "message": ms
 	not lib.is_data(c.path)
 	not lib.is_prose(c)
 	m := tls_finding(c)
+	not caller_opt_out(c)
 	msg := sprintf("TLS certificate verification is disabled (`%s`).", [lib.snippet(m)])
 }
 

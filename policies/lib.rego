@@ -60,6 +60,8 @@ test_dir_marks := marks({
 	"/bench",
 	# file names: test_foo.py, tests_foo.py
 	"/test_", "/tests_",
+	# stress and load tests: scripts/stress-test/, load_test.py
+	"/stress-test", "/stress_test", "/load-test", "/load_test",
 })
 
 test_suffixes := {
@@ -270,6 +272,21 @@ shown_text(path, n) := text if {
 	l.number == n
 	text := l.text
 }
+
+# The width of a line's leading spaces and tabs.
+indentation(text) := count(text) - count(trim_left(text, " \t"))
+
+# The lines above line `c` (added, or shown as context) that open a block around it: up to
+# `reach` lines up, blank lines and comments skipped, indented less than `c`; nearest first, each
+# as [number, text].
+openers(c, reach) := [[n, t] |
+	some n in numbers.range(c.line - 1, max([c.line - reach, 1]))
+	n < c.line
+	t := shown_text(c.path, n)
+	trim_space(t) != ""
+	not is_comment(t)
+	indentation(t) < indentation(c.text)
+]
 
 # The file record of a path.
 file(path) := f if {

@@ -93,21 +93,12 @@ conditional(c) if regex.match(`^[ \t]*(\}[ \t]*)?(if|elif|else|unless)\b|\bif\b.
 # The block the skip sits in opens with a guard: the nearest line above (added or shown as
 # context, up to five lines up, comments and blank lines skipped) that is indented less.
 conditional(c) if {
-	indent := indentation(c.text)
-	opener := [t |
-		some n in numbers.range(c.line - 1, max([c.line - 5, 1]))
-		t := lib.shown_text(c.path, n)
-		trim_space(t) != ""
-		not lib.is_comment(t)
-		indentation(t) < indent
-	]
+	opener := lib.openers(c, 5)
 	count(opener) > 0
-	regex.match(guard, opener[0])
+	regex.match(guard, opener[0][1])
 }
 
 guard := `^[ \t]*(\}[ \t]*)?(if|elif|else|unless|case|default|when|except|catch|rescue|switch|select)\b|\}[ \t]*(else|catch)\b`
-
-indentation(text) := count(text) - count(trim_left(text, " \t"))
 
 imperative(c) if regex.match(`\b[tb]\.Skip|pytest\.skip\(|skipTest\(|markTest`, c.text)
 

@@ -17,7 +17,7 @@ use tollgate::store::dashboard::begin_tenant;
 use tollgate::store::trends::{self, TrendFilter, roll_up_day};
 
 /// The tenant tables the dashboard reads, and their installation column.
-const TENANT_TABLES: [(&str, &str); 14] = [
+const TENANT_TABLES: [(&str, &str); 17] = [
     ("installations", "id"),
     ("repositories", "installation_id"),
     ("pull_requests", "installation_id"),
@@ -32,6 +32,9 @@ const TENANT_TABLES: [(&str, &str); 14] = [
     ("api_tokens", "installation_id"),
     ("trend_rule_days", "installation_id"),
     ("trend_score_days", "installation_id"),
+    ("merge_queue_entries", "installation_id"),
+    ("queue_evaluations", "installation_id"),
+    ("queue_comments", "installation_id"),
 ];
 
 /// `days` days before today (UTC), as `seed` dates its evaluations.
@@ -870,6 +873,61 @@ async fn exports_stream_csv_and_json_for_a_date_range() {
 // ---------------------------------------------------------------------------------------------
 // Trends, rules, pull requests and evaluations
 
+/// Merge-group evaluations of every kind the store holds (failed on what the combination
+/// introduced, trusted and merged since, still running) in the API and on the pull requests
+/// page, with the count of groups blocked in the queue.
+#[tokio::test]
+async fn queue_evaluations_are_listed_apart_with_the_groups_blocked_in_queue() {
+    let dash = dashboard().await;
+    let bob = dash.log_in("bob").await;
+    let base = format!("/api/v1/installations/{A}");
+    let (status, queue) = dash
+        .get_json(&format!("{base}/queue-evaluations"), &bob)
+        .await;
+    assert_eq!(status, 200, "{queue}");
+    assert_eq!(queue["blocked_in_queue"], 1);
+    let items = queue["items"].as_array().unwrap();
+    let heads: Vec<&str> = items
+        .iter()
+        .map(|g| g["head_sha"].as_str().unwrap())
+        .collect();
+    assert_eq!(heads, ["group3", "group2", "group1"], "newest first");
+    assert_eq!(items[2]["verdict"], "fail");
+    assert_eq!(items[2]["introduced_count"], 1);
+    assert_eq!(items[2]["pull_requests"], json!([7]));
+    assert_eq!(items[1]["mode"], "trust_pull_requests");
+    assert_eq!(items[1]["destroyed_reason"], "merged");
+    assert_eq!(items[0]["status"], "in_progress");
+    let (_, failed) = dash
+        .get_json(&format!("{base}/queue-evaluations?verdict=fail"), &bob)
+        .await;
+    assert_eq!(failed["items"].as_array().unwrap().len(), 1);
+    let (status, _) = dash
+        .get_json(&format!("{base}/queue-evaluations?author=bob"), &bob)
+        .await;
+    assert_eq!(status, 400, "groups have no author");
+
+    let (status, page) = dash
+        .page(&format!("/dashboard/installations/{A}/pulls"), &bob)
+        .await;
+    assert_eq!(status, 200);
+    let queue = &page[page
+        .find("id=\"merge-queue\"")
+        .expect("a merge queue section")..];
+    assert!(
+        queue.contains("Blocked in queue: <strong class=\"blocked-in-queue\">1</strong>"),
+        "{queue}"
+    );
+    assert!(queue.contains("blocked in queue"), "{queue}");
+    assert!(queue.contains("their own results"), "{queue}");
+    assert!(queue.contains("in_progress"), "{queue}");
+    assert!(queue.contains("(merged)"), "{queue}");
+    assert!(
+        !queue.contains("globex"),
+        "another installation's groups stay hidden"
+    );
+}
+
 #[tokio::test]
 async fn trends_rules_pulls_and_evaluations_answer_from_the_seeded_data() {
     let dash = dashboard().await;
@@ -1301,7 +1359,7 @@ async fn every_endpoint_answers_as_the_openapi_description_says() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 24, "every documented operation was called");
+    assert_eq!(checked, 25, "every documented operation was called");
     // Error answers match the Error schema too.
     let (status, body) = dash
         .get_json(

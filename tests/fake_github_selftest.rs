@@ -217,6 +217,68 @@ async fn more_than_3000_files_is_incomplete() {
     assert_eq!(pages, 30);
 }
 
+/// The compare API as GitHub answers it: at most 300 files for the whole comparison, on the first
+/// page only; the client reads them in one request and calls a full list incomplete.
+#[tokio::test]
+async fn comparisons_list_300_files_on_the_first_page_only() {
+    let (fake, client) = setup().await;
+    let (base, head) = ("a".repeat(40), "b".repeat(40));
+    let files = |count: usize| pr_with_files(1, count).files;
+    fake.set_comparison(OWNER, REPO, &base, &head, files(12));
+    let small = client
+        .compare_files(OWNER, REPO, &base, &head)
+        .await
+        .unwrap();
+    assert!(small.complete);
+    assert_eq!(small.files.len(), 12);
+    assert_eq!(small.files[0].filename, "src/f0.rs");
+
+    fake.set_comparison(OWNER, REPO, &base, &head, files(301));
+    let capped = client
+        .compare_files(OWNER, REPO, &base, &head)
+        .await
+        .unwrap();
+    assert!(
+        !capped.complete,
+        "a capped comparison must never look complete"
+    );
+    assert_eq!(capped.files.len(), 300);
+    let compares: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/compare/"))
+        .collect();
+    assert_eq!(compares.len(), 2, "one request each");
+
+    // Later pages carry commits only; an unknown comparison is 404.
+    let token = installation_token(&fake).await;
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/repos/{OWNER}/{REPO}/compare/{base}...{head}",
+        fake.url()
+    );
+    let second: Value = http
+        .get(format!("{url}?per_page=1&page=2"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(second.get("files").is_none(), "{second}");
+    assert_eq!(second["total_commits"], 1);
+    let unknown = http
+        .get(format!("{url}0"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+    let missing = client.compare_files(OWNER, REPO, &head, &base).await;
+    assert!(matches!(missing, Err(GithubError::NotFound)), "{missing:?}");
+}
+
 #[tokio::test]
 async fn file_contents_found_and_absent() {
     let (fake, client) = setup().await;

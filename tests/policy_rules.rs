@@ -1881,6 +1881,14 @@ fn precision_cases() -> Vec<Case> {
         // R01
         silent(
             "R01",
+            "a local database password in stress and load test scripts",
+            vec![
+                added("scripts/stress-test/pool-exhaustion.js", "const knex = require('knex')({\n  client: 'pg',\n  connection: { host: 'localhost', user: 'bench', password: 'Str0ngPoolPass9' },\n});"),
+                added("tools/load_test/locustfile.py", "DB = {\"user\": \"locust\", \"password\": \"l0cust-runner-pw\"}"),
+            ],
+        ),
+        silent(
+            "R01",
             "a literal password inside a Rust doc example",
             vec![added(
                 "src/pool.rs",
@@ -1974,6 +1982,42 @@ fn precision_cases() -> Vec<Case> {
                 modified("app/fetch.py", 18, "    async with session.get(url, ssl=False) as resp:"),
             ],
             vec![at("src/Http/ApiClient.php", 31), at("app/fetch.py", 18)],
+        ),
+        silent(
+            "R05",
+            "client libraries carrying out their caller's opt-out: a branch on the option, a function named for it, a context class's own attribute",
+            vec![
+                added(
+                    "elastic/transport/_ssl.py",
+                    "def build_context(verify_certs, ca_certs=None):\n    ctx = ssl.create_default_context(cafile=ca_certs)\n    if (\n        not verify_certs\n        # a pinned fingerprint replaces the chain check\n        or ca_certs is None\n    ):\n        ctx.check_hostname = False\n        ctx.verify_mode = ssl.CERT_NONE\n    return ctx",
+                ),
+                added(
+                    "src/pool/tls.py",
+                    "def wrap(sock, cert_reqs):\n    if cert_reqs == ssl.CERT_REQUIRED:\n        context.verify_mode = cert_reqs\n    else:\n        context.check_hostname = False\n    return context.wrap_socket(sock)",
+                ),
+                added(
+                    "internal/dial/options.go",
+                    "func tlsFor(mode string) *tls.Config {\n\tswitch mode {\n\tcase \"verify-full\":\n\t\treturn &tls.Config{}\n\tcase \"insecure\", \"require\":\n\t\treturn &tls.Config{InsecureSkipVerify: true}\n\t}\n\treturn nil\n}",
+                ),
+                added(
+                    "aiohttp_client/connector.py",
+                    "class Connector:\n    def _unverified_session(self):\n        session = requests.Session()\n        session.verify = False\n        return session",
+                ),
+                added(
+                    "snowflake/ssl_wrap.py",
+                    "class WrappedContext:\n    def __init__(self, method):\n        self._ctx = SSL.Context(method)\n        self.check_hostname = False",
+                ),
+            ],
+        ),
+        flags(
+            "R05",
+            "verification disabled on an unrelated condition, in a function taking a verify flag, or after a branch on the option has ended",
+            vec![
+                added("app/clients.py", "def session():\n    s = requests.Session()\n    if settings.DEBUG:\n        s.verify = False\n    return s"),
+                added("pkg/client/client.go", "func New(verify bool) *http.Client {\n\ttr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}\n\treturn &http.Client{Transport: tr}\n}"),
+                added("app/sync.py", "def pull(verify):\n    if not verify:\n        log.warning(\"unverified\")\n    with lock:\n        session.verify = False"),
+            ],
+            vec![at("app/clients.py", 4), at("pkg/client/client.go", 2), at("app/sync.py", 5)],
         ),
         // R06
         silent(
@@ -2492,26 +2536,64 @@ fn line_findings(files: Vec<FileChange>) -> BTreeSet<(String, u32, String)> {
         .collect()
 }
 
+/// The rows of a fixture TSV file, comments and blank lines left out, split at tabs.
+fn tsv_rows(path: &std::path::Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .expect("fixture TSV")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+fn parsed_fixture(path: &std::path::Path) -> Vec<FileChange> {
+    let text = std::fs::read(path).expect("fixture diff");
+    tollgate::diff::parse_unified(&text)
+        .expect("fixture diff parses")
+        .files
+}
+
 #[test]
 fn precision_slice_realistic_code_is_clean_and_planted_violations_are_found() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/precision");
     let slice = line_findings(fixture_files(&root.join("slice")));
     assert!(slice.is_empty(), "false findings on the slice: {slice:#?}");
 
-    let planted = line_findings(fixture_files(&root.join("planted")));
-    let expected: BTreeSet<(String, u32, String)> =
-        std::fs::read_to_string(root.join("planted/planted.tsv"))
-            .expect("planted.tsv")
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .map(|l| {
-                let parts: Vec<&str> = l.split('\t').collect();
-                (
-                    parts[0].to_owned(),
-                    parts[1].parse().expect("line number"),
-                    parts[2].to_owned(),
-                )
-            })
-            .collect();
+    // Added files, plus the changes files cannot express: edits, binary files, missing final
+    // newlines. Line 0 stands for a finding about a whole file.
+    let mut files = fixture_files(&root.join("planted"));
+    files.extend(parsed_fixture(&root.join("planted.diff")));
+    let planted = line_findings(files);
+    let expected: BTreeSet<(String, u32, String)> = tsv_rows(&root.join("planted/planted.tsv"))
+        .into_iter()
+        .map(|row| {
+            (
+                row[0].clone(),
+                row[1].parse().expect("line number"),
+                row[2].clone(),
+            )
+        })
+        .collect();
     assert_eq!(planted, expected);
+}
+
+#[test]
+fn precision_planted_pull_requests_trip_exactly_their_pull_request_rules() {
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/precision/pulls");
+    let failures: Vec<String> = tsv_rows(&root.join("pulls.tsv"))
+        .into_iter()
+        .filter_map(|row| {
+            let files = parsed_fixture(&root.join(&row[0]));
+            let found: BTreeSet<String> = evaluate(files, &pr(&row[1], &row[2]), &defaults())
+                .into_iter()
+                .map(|v| v.rule_id.to_string())
+                .filter(|rule| PR_RULES.contains(&rule.as_str()))
+                .collect();
+            let expected: BTreeSet<String> = row[3].split(',').map(str::to_owned).collect();
+            (found != expected)
+                .then(|| format!("{}: expected {expected:?}, found {found:?}", row[0]))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -10,7 +10,9 @@ pub use installation::{
     AlertSettings, InstallationConfig, InstallationConfigError, InstallationConfigFile,
 };
 pub use overrides::{Approver, InvalidApprover, OverrideSettings, OverridesFile, TeamRef};
-pub use repo::{EffectiveRule, RepoConfig, RepoConfigError, RepoConfigFile, RuleSettings};
+pub use repo::{
+    EffectiveRule, MergeQueueMode, RepoConfig, RepoConfigError, RepoConfigFile, RuleSettings,
+};
 pub use settings::{
     AppSettings, DashboardSettings, EmailSettings, LogFormat, PagerDutySettings, Secret,
     SessionKey, SettingsError, SlackSettings, database_url,

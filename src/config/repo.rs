@@ -28,6 +28,28 @@ pub struct RepoConfigFile {
     pub rules: BTreeMap<RuleId, RuleSettings>,
     #[serde(default)]
     pub overrides: OverridesFile,
+    #[serde(default)]
+    pub merge_queue: MergeQueueMode,
+}
+
+/// How a merge group (GitHub's merge queue) is judged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeQueueMode {
+    /// The combined change of the group is evaluated again, with the policy at its base.
+    #[default]
+    Reevaluate,
+    /// The group passes when every pull request in it passed at its head.
+    TrustPullRequests,
+}
+
+impl MergeQueueMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reevaluate => "reevaluate",
+            Self::TrustPullRequests => "trust_pull_requests",
+        }
+    }
 }
 
 /// Per-rule tuning; every field is optional.
@@ -118,6 +140,7 @@ pub struct RepoConfig {
     ignore_set: GlobSet,
     pub rules: BTreeMap<RuleId, EffectiveRule>,
     pub overrides: OverrideSettings,
+    pub merge_queue: MergeQueueMode,
 }
 
 impl RepoConfigFile {
@@ -300,6 +323,7 @@ impl RepoConfig {
             ignore_set,
             rules,
             overrides: file.overrides.resolve()?,
+            merge_queue: file.merge_queue,
         })
     }
 
@@ -396,6 +420,19 @@ mod tests {
 
     fn resolve(yaml: &str) -> Result<RepoConfig, RepoConfigError> {
         RepoConfig::resolve(&RepoConfigFile::parse(yaml)?, &catalog())
+    }
+
+    #[test]
+    fn merge_queue_mode_defaults_to_reevaluate_and_refuses_unknown_values() {
+        assert_eq!(resolve("").unwrap().merge_queue, MergeQueueMode::Reevaluate);
+        assert_eq!(
+            resolve("merge_queue: trust_pull_requests\n")
+                .unwrap()
+                .merge_queue,
+            MergeQueueMode::TrustPullRequests
+        );
+        let error = resolve("merge_queue: trust\n").unwrap_err().to_string();
+        assert!(error.contains("merge_queue"), "{error}");
     }
 
     #[test]

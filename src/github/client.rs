@@ -26,6 +26,10 @@ use std::time::{Duration, SystemTime};
 /// GitHub lists at most 3,000 files of a pull request: 30 pages of 100.
 const FILES_PER_PAGE: usize = 100;
 const MAX_FILE_PAGES: u32 = 30;
+/// GitHub lists at most this many files of a pull request (30 pages of 100)...
+const MAX_PULL_REQUEST_FILES: usize = 3_000;
+/// ...and of a comparison of two commits (all on the first page).
+const MAX_COMPARE_FILES: usize = 300;
 const COMMENTS_PER_PAGE: usize = 100;
 /// 10,000 comments on one pull request means something is wrong; stop paging there.
 const MAX_COMMENT_PAGES: u32 = 100;
@@ -389,7 +393,7 @@ impl InstallationClient {
         owner: &str,
         repo: &str,
         number: u64,
-    ) -> Result<PullRequestFiles, GithubError> {
+    ) -> Result<ChangedFiles, GithubError> {
         let mut files = Vec::new();
         for page in 1..=MAX_FILE_PAGES {
             let route = format!(
@@ -400,16 +404,31 @@ impl InstallationClient {
             let short = batch.len() < FILES_PER_PAGE;
             files.extend(batch);
             if short {
-                return Ok(PullRequestFiles {
-                    files,
-                    complete: true,
-                });
+                return Ok(ChangedFiles::listed(files, MAX_PULL_REQUEST_FILES));
             }
         }
-        Ok(PullRequestFiles {
-            files,
-            complete: false,
-        })
+        Ok(ChangedFiles::listed(files, MAX_PULL_REQUEST_FILES))
+    }
+
+    /// The files changed between two commits (`base...head`, from their merge base), in one
+    /// request: GitHub lists them on the first page only, at most 300. A full list may be cut
+    /// short, so `complete` is false then and the caller must fail closed. `per_page=1` keeps
+    /// the commit list small; the files do not depend on it.
+    pub async fn compare_files(
+        &self,
+        owner: &str,
+        repo: &str,
+        base_sha: &str,
+        head_sha: &str,
+    ) -> Result<ChangedFiles, GithubError> {
+        let route = format!(
+            "{}/compare/{}...{}?per_page=1&page=1",
+            repo_route(owner, repo),
+            encode(base_sha),
+            encode(head_sha)
+        );
+        let comparison: Comparison = self.get(&route).await?.json()?;
+        Ok(ChangedFiles::listed(comparison.files, MAX_COMPARE_FILES))
     }
 
     /// The text of a file at a ref (branch, tag or commit), or `None` when there is no such file.
@@ -855,12 +874,33 @@ pub struct Label {
     pub name: String,
 }
 
-/// A pull request's files, and whether GitHub listed all of them.
+/// The files of a change (a pull request, or two commits compared), and whether GitHub listed
+/// all of them.
 #[derive(Debug, Clone)]
-pub struct PullRequestFiles {
+pub struct ChangedFiles {
     pub files: Vec<GithubFile>,
-    /// False when GitHub's 3,000-file cap was reached: files may be missing.
+    /// False when GitHub's cap ([`Self::cap`]) was reached: files may be missing.
     pub complete: bool,
+    /// The most files GitHub lists for this kind of change.
+    pub cap: usize,
+}
+
+impl ChangedFiles {
+    /// A list GitHub cuts at `cap` files: complete only when it holds fewer.
+    fn listed(files: Vec<GithubFile>, cap: usize) -> Self {
+        Self {
+            complete: files.len() < cap,
+            files,
+            cap,
+        }
+    }
+}
+
+/// `GET /repos/{owner}/{repo}/compare/{basehead}`, the part Tollgate reads.
+#[derive(Deserialize)]
+struct Comparison {
+    #[serde(default)]
+    files: Vec<GithubFile>,
 }
 
 /// A comment on an issue or pull request.

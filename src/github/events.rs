@@ -43,6 +43,62 @@ pub struct CommentCommand {
     pub pr_author: Option<String>,
 }
 
+/// A merge queue's temporary merge commit (`merge_group` event): the pull requests ahead in the
+/// queue plus the last one, merged onto `base_sha`. Required checks report on `head_sha`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeGroup {
+    pub installation_id: i64,
+    pub repo: RepoRef,
+    pub head_sha: String,
+    /// `refs/heads/gh-readonly-queue/<base>/pr-<n>-<sha>`: names the group's last pull request.
+    pub head_ref: String,
+    pub base_sha: String,
+    /// `refs/heads/<base>`.
+    pub base_ref: String,
+}
+
+/// The branch prefix GitHub gives merge-queue refs.
+pub const MERGE_QUEUE_BRANCH_PREFIX: &str = "gh-readonly-queue/";
+
+impl MergeGroup {
+    /// The pull request `head_ref` names (the last one of the group), if the ref has the form
+    /// GitHub gives it.
+    pub fn last_pull_request(&self) -> Option<u64> {
+        let branch = self
+            .head_ref
+            .strip_prefix("refs/heads/")
+            .unwrap_or(&self.head_ref);
+        let rest = branch.strip_prefix(MERGE_QUEUE_BRANCH_PREFIX)?;
+        // `<base>` may itself hold slashes: the last segment is `pr-<n>-<sha>`.
+        let (_, entry) = rest.rsplit_once('/')?;
+        let (number, _sha) = entry.strip_prefix("pr-")?.split_once('-')?;
+        number.parse().ok().filter(|n| *n > 0)
+    }
+
+    /// The branch the group merges into, without `refs/heads/`.
+    pub fn base_branch(&self) -> &str {
+        self.base_ref
+            .strip_prefix("refs/heads/")
+            .unwrap_or(&self.base_ref)
+    }
+}
+
+/// A change to a repository's merge queue that only the store records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum QueueChange {
+    /// A pull request joined the queue of its base branch.
+    Enqueued { target: PrTarget, base_ref: String },
+    /// A pull request left the queue (merged or removed).
+    Dequeued { target: PrTarget },
+    /// A merge group is gone (merged, dequeued or invalidated): bookkeeping only, never a GitHub
+    /// write.
+    Destroyed {
+        group: MergeGroup,
+        reason: Option<String>,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallationChange {
     pub installation_id: i64,
@@ -64,6 +120,10 @@ pub enum Routed {
     /// A pull request was closed (merged or not): its pending override requests have nothing
     /// left to decide.
     PullRequestClosed(PrTarget),
+    /// A merge queue asks for the checks of a merge group.
+    EvaluateMergeGroup(MergeGroup),
+    /// The merge queue changed (see [`QueueChange`]).
+    MergeQueue(QueueChange),
     /// Well-formed, but nothing to do; the reason is recorded with the delivery.
     Ignored(String),
 }
@@ -127,9 +187,17 @@ struct InstallationId {
 }
 
 #[derive(Deserialize)]
+struct PullRequestBase {
+    #[serde(rename = "ref")]
+    git_ref: String,
+}
+
+#[derive(Deserialize)]
 struct PullRequest {
     state: Option<String>,
     draft: Option<bool>,
+    /// Needed only for `enqueued` (which queue the pull request joined).
+    base: Option<PullRequestBase>,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +219,34 @@ struct PrNumber {
 struct Suite {
     #[serde(default)]
     pull_requests: Vec<PrNumber>,
+    head_branch: Option<String>,
+}
+
+impl Suite {
+    /// Whether the suite is on a merge queue's temporary branch: the `merge_group` event
+    /// evaluates those, never the suite.
+    fn is_merge_queue(&self) -> bool {
+        self.head_branch
+            .as_deref()
+            .is_some_and(|b| b.starts_with(MERGE_QUEUE_BRANCH_PREFIX))
+    }
+}
+
+#[derive(Deserialize)]
+struct MergeGroupFields {
+    head_sha: String,
+    head_ref: String,
+    base_sha: String,
+    base_ref: String,
+}
+
+#[derive(Deserialize)]
+struct MergeGroupPayload {
+    action: String,
+    merge_group: MergeGroupFields,
+    repository: Repository,
+    installation: Option<InstallationId>,
+    reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -279,6 +375,13 @@ pub fn route(
                     p.action
                 )));
             }
+            if p.check_run
+                .check_suite
+                .as_ref()
+                .is_some_and(Suite::is_merge_queue)
+            {
+                return Ok(Routed::Ignored(MERGE_QUEUE_SUITE.to_owned()));
+            }
             let mut numbers = p.check_run.pull_requests;
             if numbers.is_empty() {
                 numbers = p
@@ -297,12 +400,18 @@ pub fn route(
                     p.action
                 )));
             }
+            if p.check_suite.is_merge_queue() {
+                return Ok(Routed::Ignored(MERGE_QUEUE_SUITE.to_owned()));
+            }
             Ok(evaluate_all(
                 p.installation,
                 p.repository,
                 p.check_suite.pull_requests,
             ))
         }
+        "merge_group" => Ok(merge_group(
+            serde_json::from_value(payload).map_err(malformed)?,
+        )),
         "issue_comment" => Ok(issue_comment(
             serde_json::from_value(payload).map_err(malformed)?,
         )),
@@ -351,7 +460,50 @@ pub fn route(
     }
 }
 
+const MERGE_QUEUE_SUITE: &str = "merge-queue branches are evaluated on their merge_group event";
+
+fn merge_group(p: MergeGroupPayload) -> Routed {
+    let Some(installation) = p.installation else {
+        return Routed::Ignored("the delivery names no installation".to_owned());
+    };
+    let group = MergeGroup {
+        installation_id: installation.id,
+        repo: RepoRef::from(p.repository),
+        head_sha: p.merge_group.head_sha,
+        head_ref: p.merge_group.head_ref,
+        base_sha: p.merge_group.base_sha,
+        base_ref: p.merge_group.base_ref,
+    };
+    match p.action.as_str() {
+        "checks_requested" => Routed::EvaluateMergeGroup(group),
+        "destroyed" => Routed::MergeQueue(QueueChange::Destroyed {
+            group,
+            reason: p.reason,
+        }),
+        other => Routed::Ignored(format!("merge_group {other} is not handled")),
+    }
+}
+
+/// `enqueued` and `dequeued` tell which pull requests a merge group may hold.
+fn queue_change(p: PullRequestPayload) -> Routed {
+    let enqueued = p.action == "enqueued";
+    let base_ref = p.pull_request.base.map(|b| b.git_ref);
+    let numbers = vec![PrNumber { number: p.number }];
+    let target = match pr_targets(p.installation, p.repository, numbers) {
+        Ok(mut targets) => targets.remove(0),
+        Err(reason) => return Routed::Ignored(reason),
+    };
+    Routed::MergeQueue(match (enqueued, base_ref) {
+        (true, Some(base_ref)) => QueueChange::Enqueued { target, base_ref },
+        (true, None) => return Routed::Ignored("the enqueued pull request names no base".into()),
+        (false, _) => QueueChange::Dequeued { target },
+    })
+}
+
 fn pull_request(p: PullRequestPayload, policy: RoutingPolicy) -> Result<Routed, MalformedPayload> {
+    if matches!(p.action.as_str(), "enqueued" | "dequeued") {
+        return Ok(queue_change(p));
+    }
     if p.action == "closed" {
         let numbers = vec![PrNumber { number: p.number }];
         return Ok(match pr_targets(p.installation, p.repository, numbers) {
@@ -872,6 +1024,163 @@ mod tests {
         assert_eq!(command.author, "Codertocat");
         assert_eq!(command.author_association.as_deref(), Some("OWNER"));
         assert_eq!(command.pr_author.as_deref(), Some("Codertocat"));
+    }
+
+    fn merge_group_payload(action: &str) -> serde_json::Value {
+        json!({
+            "action": action,
+            "merge_group": {
+                "head_sha": "2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d",
+                "head_ref": "refs/heads/gh-readonly-queue/main/pr-104-929f8209d40f77f4abc622a499c93a83babdbe64",
+                "base_sha": "380387fbc80638b734a49e1be1c4dfec1c01b33c",
+                "base_ref": "refs/heads/main"
+            },
+            "repository": { "id": 3, "name": "widgets", "owner": { "login": "acme" } },
+            "installation": { "id": 9 }
+        })
+    }
+
+    #[test]
+    fn checks_requested_evaluates_the_merge_group() {
+        let Routed::EvaluateMergeGroup(group) = route(
+            "merge_group",
+            merge_group_payload("checks_requested"),
+            POLICY,
+        )
+        .unwrap() else {
+            panic!("not a merge group evaluation");
+        };
+        assert_eq!(group.installation_id, 9);
+        assert_eq!(group.repo.full_name(), "acme/widgets");
+        assert_eq!(group.head_sha, "2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d");
+        assert_eq!(group.base_sha, "380387fbc80638b734a49e1be1c4dfec1c01b33c");
+        assert_eq!(group.base_branch(), "main");
+        assert_eq!(group.last_pull_request(), Some(104));
+    }
+
+    #[test]
+    fn a_destroyed_merge_group_is_bookkeeping_with_its_reason() {
+        let mut payload = merge_group_payload("destroyed");
+        payload["reason"] = json!("invalidated");
+        let routed = route("merge_group", payload, POLICY).unwrap();
+        let Routed::MergeQueue(QueueChange::Destroyed { group, reason }) = routed else {
+            panic!("not a destroyed group: {routed:?}");
+        };
+        assert_eq!(group.last_pull_request(), Some(104));
+        assert_eq!(reason.as_deref(), Some("invalidated"));
+        // GitHub's examples omit the reason: still bookkeeping.
+        assert!(matches!(
+            route("merge_group", merge_group_payload("destroyed"), POLICY),
+            Ok(Routed::MergeQueue(QueueChange::Destroyed {
+                reason: None,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn merge_group_payloads_missing_what_routing_needs_are_malformed() {
+        let mut payload = merge_group_payload("checks_requested");
+        payload["merge_group"]
+            .as_object_mut()
+            .unwrap()
+            .remove("base_sha");
+        assert!(route("merge_group", payload, POLICY).is_err());
+        let mut no_installation = merge_group_payload("checks_requested");
+        no_installation
+            .as_object_mut()
+            .unwrap()
+            .remove("installation");
+        assert!(matches!(
+            route("merge_group", no_installation, POLICY),
+            Ok(Routed::Ignored(_))
+        ));
+    }
+
+    #[test]
+    fn the_last_pull_request_comes_from_the_queue_ref() {
+        let group = |head_ref: &str| MergeGroup {
+            installation_id: 1,
+            repo: RepoRef {
+                id: 1,
+                owner: "o".into(),
+                name: "r".into(),
+            },
+            head_sha: "h".into(),
+            head_ref: head_ref.into(),
+            base_sha: "b".into(),
+            base_ref: "refs/heads/main".into(),
+        };
+        for (head_ref, expected) in [
+            ("refs/heads/gh-readonly-queue/main/pr-7-abc", Some(7)),
+            ("gh-readonly-queue/main/pr-7-abc", Some(7)),
+            (
+                "refs/heads/gh-readonly-queue/release/2.x/pr-12-abc",
+                Some(12),
+            ),
+            ("refs/heads/gh-readonly-queue/main/pr-0-abc", None),
+            ("refs/heads/gh-readonly-queue/main/pr-x-abc", None),
+            ("refs/heads/feature/pr-7-abc", None),
+            ("refs/heads/gh-readonly-queue/main", None),
+        ] {
+            assert_eq!(group(head_ref).last_pull_request(), expected, "{head_ref}");
+        }
+    }
+
+    #[test]
+    fn enqueued_and_dequeued_pull_requests_change_the_queue() {
+        let enqueued = pull_request(
+            "enqueued",
+            json!({ "pull_request": { "state": "open", "base": { "ref": "main" } } }),
+        );
+        assert_eq!(
+            route("pull_request", enqueued, POLICY).unwrap(),
+            Routed::MergeQueue(QueueChange::Enqueued {
+                target: target(),
+                base_ref: "main".into()
+            })
+        );
+        assert_eq!(
+            route("pull_request", pull_request("dequeued", json!({})), POLICY).unwrap(),
+            Routed::MergeQueue(QueueChange::Dequeued { target: target() })
+        );
+    }
+
+    #[test]
+    fn check_suites_on_merge_queue_branches_create_no_evaluation() {
+        let suite = |branch: &str| {
+            json!({
+                "action": "requested",
+                "check_suite": { "head_branch": branch, "pull_requests": [{ "number": 7 }] },
+                "repository": { "id": 3, "name": "widgets", "owner": { "login": "acme" } },
+                "installation": { "id": 9 }
+            })
+        };
+        assert!(matches!(
+            route(
+                "check_suite",
+                suite("gh-readonly-queue/main/pr-7-abc"),
+                POLICY
+            ),
+            Ok(Routed::Ignored(_))
+        ));
+        assert_eq!(
+            route("check_suite", suite("feature"), POLICY).unwrap(),
+            Routed::Evaluate(vec![target()])
+        );
+        let rerun = json!({
+            "action": "rerequested",
+            "check_run": {
+                "pull_requests": [{ "number": 7 }],
+                "check_suite": { "head_branch": "gh-readonly-queue/main/pr-7-abc" }
+            },
+            "repository": { "id": 3, "name": "widgets", "owner": { "login": "acme" } },
+            "installation": { "id": 9 }
+        });
+        assert!(matches!(
+            route("check_run", rerun, POLICY),
+            Ok(Routed::Ignored(_))
+        ));
     }
 
     /// Comments made of pieces that matter to the command parser: commands, indents, quotes,

@@ -11,10 +11,10 @@ mod transport;
 
 pub use auth::AppCredentials;
 pub use client::{
-    Account, Annotation, AnnotationLevel, BranchRef, CheckOutput, CheckRunCreate, CheckRunUpdate,
-    CheckStatus, CollaboratorPermission, Conclusion, GithubApp, HookDelivery, HookDeliveryPage,
-    InstallationClient, IssueComment, Label, MAX_ANNOTATIONS_PER_REQUEST, PullRequest,
-    PullRequestFiles, PullRequestState, Reaction, TeamMembership,
+    Account, Annotation, AnnotationLevel, BranchRef, ChangedFiles, CheckOutput, CheckRunCreate,
+    CheckRunUpdate, CheckStatus, CollaboratorPermission, Conclusion, GithubApp, HookDelivery,
+    HookDeliveryPage, InstallationClient, IssueComment, Label, MAX_ANNOTATIONS_PER_REQUEST,
+    PullRequest, PullRequestState, Reaction, TeamMembership,
 };
 pub use error::GithubError;
 pub use pacer::{Pacing, WriteBudget};

@@ -161,9 +161,11 @@ async fn accept(
 
     let (status, ignored_reason) = match &routed {
         Routed::Ping | Routed::Installation(_) => (DeliveryStatus::Processed, None),
-        Routed::Evaluate(_) | Routed::Command(_) | Routed::PullRequestClosed(_) => {
-            (DeliveryStatus::Queued, None)
-        }
+        Routed::Evaluate(_)
+        | Routed::Command(_)
+        | Routed::PullRequestClosed(_)
+        | Routed::EvaluateMergeGroup(_)
+        | Routed::MergeQueue(_) => (DeliveryStatus::Queued, None),
         Routed::Ignored(reason) => (DeliveryStatus::Ignored, Some(reason.as_str())),
     };
     let new = match &routed {
@@ -189,12 +191,16 @@ async fn accept(
         Routed::Evaluate(_)
         | Routed::Command(_)
         | Routed::PullRequestClosed(_)
+        | Routed::EvaluateMergeGroup(_)
+        | Routed::MergeQueue(_)
         | Routed::Ping
         | Routed::Ignored(_) => {
             let jobs = match &routed {
                 Routed::Evaluate(targets) => targets.iter().map(jobs::evaluation_job).collect(),
                 Routed::Command(command) => vec![jobs::command_job(command)],
                 Routed::PullRequestClosed(target) => vec![jobs::closed_pull_request_job(target)],
+                Routed::EvaluateMergeGroup(group) => vec![jobs::merge_group_job(group)],
+                Routed::MergeQueue(change) => vec![jobs::merge_queue_job(change)],
                 _ => Vec::new(),
             };
             let delivery = OwnedDelivery {
@@ -236,6 +242,8 @@ async fn accept(
         Routed::Evaluate(_)
         | Routed::Command(_)
         | Routed::PullRequestClosed(_)
+        | Routed::EvaluateMergeGroup(_)
+        | Routed::MergeQueue(_)
         | Routed::Installation(_) => (
             (StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))).into_response(),
             "accepted",

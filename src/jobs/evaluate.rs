@@ -17,6 +17,7 @@
 
 use super::JobError;
 use super::alerts::{AlertPolicy, reconcile_alerts};
+use super::check_runs::{CheckRunContent, CheckRunLedger, CheckRunState, publish_check_run};
 use super::installation_config::{cached_config, current_config};
 use super::requests::{
     approved_overrides, expire_stale_requests, pending_overrides, rejected_overrides,
@@ -25,10 +26,10 @@ use crate::config::AlertSettings;
 use crate::config::{AppSettings, RepoConfig, RepoConfigFile};
 use crate::diff::from_github_files;
 use crate::domain::{Overrides, Threshold, Verdict, Violation};
-use crate::github::events::PrTarget;
+use crate::github::events::{PrTarget, RepoRef};
 use crate::github::{
-    Annotation, AnnotationLevel, CheckOutput, CheckRunCreate, CheckRunUpdate, CheckStatus,
-    Conclusion, GithubApp, GithubError, InstallationClient, PullRequest, PullRequestState,
+    Annotation, AnnotationLevel, ChangedFiles, Conclusion, GithubApp, GithubError,
+    InstallationClient, PullRequest, PullRequestState,
 };
 use crate::policy::{
     Catalog, ChangeContext, Findings, GitRef, PolicyEngine, PullRequestInfo, RepositoryInfo,
@@ -43,21 +44,17 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The check run's name, as branch protection rules refer to it.
-pub const CHECK_RUN_NAME: &str = "Tollgate";
 const CONFIG_PATH: &str = ".github/tollgate.yml";
-/// GitHub takes at most 50 annotations per check-run request.
-const ANNOTATIONS_PER_REQUEST: usize = 50;
 /// Scores shown in the sticky comment's history line.
 const HISTORY_LENGTH: i64 = 5;
 
 pub struct Evaluator {
-    pool: PgPool,
-    github: GithubApp,
-    engine: Arc<PolicyEngine>,
+    pub(super) pool: PgPool,
+    pub(super) github: GithubApp,
+    pub(super) engine: Arc<PolicyEngine>,
     evaluate_drafts: bool,
     /// `None` when no alert channel (Slack, email, PagerDuty) is on: no Tier 1 alerts.
-    alerts: Option<AlertPolicy>,
+    pub(super) alerts: Option<AlertPolicy>,
 }
 
 impl From<GithubError> for JobError {
@@ -368,8 +365,15 @@ impl Evaluator {
             return Ok(());
         };
         if let Some(policy) = &self.alerts {
-            self.raise_alerts(policy, target, &fetched.head_sha, observation)
-                .await;
+            let findings = &observation.findings.violations;
+            self.raise_alerts(
+                policy,
+                target,
+                &fetched.head_sha,
+                findings,
+                &observation.overrides,
+            )
+            .await;
         }
         tracing::info!(
             score = verdict.score().value(),
@@ -381,12 +385,13 @@ impl Evaluator {
 
     /// Records the Tier 1 alerts of a completed evaluation. Alerts are a side effect: a failure
     /// here must not fail the evaluation.
-    async fn raise_alerts(
+    pub(super) async fn raise_alerts(
         &self,
         policy: &AlertPolicy,
         target: &PrTarget,
         head_sha: &str,
-        observation: &Observation,
+        violations: &[Violation],
+        overrides: &Overrides,
     ) {
         // Email needs the installation's recipients, so then the config is read from GitHub
         // when its cache is stale; otherwise the cache is enough.
@@ -402,13 +407,7 @@ impl Evaluator {
             AlertSettings::default()
         });
         if let Err(error) = reconcile_alerts(
-            &self.pool,
-            policy,
-            &alerts,
-            target,
-            head_sha,
-            &observation.findings.violations,
-            &observation.overrides,
+            &self.pool, policy, &alerts, target, head_sha, violations, overrides,
         )
         .await
         {
@@ -425,60 +424,42 @@ impl Evaluator {
         pr: &PullRequest,
     ) -> Result<Result<(Findings, RepoConfig, String), Observed>, JobError> {
         let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
-        let (config, config_digest) =
-            match read_repo_config(&self.pool, client, target, pr, self.engine.catalog()).await? {
-                (Ok(config), digest) => (config, digest),
-                (Err(error), digest) => {
-                    return Ok(Err(Observed::Failed {
-                        error,
-                        config_digest: Some(digest),
-                        conclusion: Conclusion::Neutral,
-                    }));
-                }
-            };
-        let files = client
-            .pull_request_files(owner, repo, target.number)
-            .await?;
-        if !files.complete {
-            return Ok(Err(Observed::Failed {
-                error: "This pull request changes more files than GitHub lists (3,000): it cannot be evaluated completely. Split it into smaller pull requests.".to_owned(),
-                config_digest: Some(config_digest),
-                conclusion: Conclusion::Failure,
-            }));
-        }
-        let diff = match from_github_files(&files.files) {
-            Ok(diff) => diff,
-            Err(error) => {
+        let base = BaseCommit::of(pr);
+        let (config, config_digest) = match read_repo_config(
+            &self.pool,
+            client,
+            &target.repo,
+            &base,
+            self.engine.catalog(),
+        )
+        .await?
+        {
+            (Ok(config), digest) => (config, digest),
+            (Err(error), digest) => {
                 return Ok(Err(Observed::Failed {
-                    error: error.to_string(),
-                    config_digest: Some(config_digest),
-                    conclusion: Conclusion::Failure,
+                    error,
+                    config_digest: Some(digest),
+                    conclusion: Conclusion::Neutral,
                 }));
             }
         };
+        let files = client
+            .pull_request_files(owner, repo, target.number)
+            .await?;
+        let incomplete = "This pull request changes more files than GitHub lists (3,000): it cannot be evaluated completely. Split it into smaller pull requests.";
         let context = change_context(target, pr);
-        let engine = self.engine.clone();
-        let config_for_eval = config.clone();
-        let result =
-            tokio::task::spawn_blocking(move || engine.evaluate(&diff, &context, &config_for_eval))
-                .await
-                .map_err(|e| JobError::Retry {
-                    message: format!("evaluation task: {e}"),
-                    after: None,
-                })?;
-        Ok(match result {
-            Ok(findings) => Ok((findings, config, config_digest)),
-            Err(error) => Err(Observed::Failed {
-                error: error.to_string(),
-                config_digest: Some(config_digest),
-                conclusion: Conclusion::Neutral,
-            }),
-        })
+        Ok(
+            match run_pack(&self.engine, &files, incomplete, context, &config).await? {
+                Ok(findings) => Ok((findings, config, config_digest)),
+                Err(unjudged) => Err(Observed::Failed {
+                    error: unjudged.error,
+                    config_digest: Some(config_digest),
+                    conclusion: unjudged.conclusion,
+                }),
+            },
+        )
     }
 
-    /// Publishes the completed check run: created already completed with the first 50
-    /// annotations (one request), or completed in place when an earlier attempt created it.
-    /// Annotations beyond the first 50 go in further updates, which append.
     async fn complete_check_run(
         &self,
         client: &InstallationClient,
@@ -486,93 +467,19 @@ impl Evaluator {
         fetched: &Fetched,
         assessment: &Assessment,
     ) -> Result<(), JobError> {
-        let (owner, repo) = (target.repo.owner.as_str(), target.repo.name.as_str());
-        let output = |batch: &[Annotation]| CheckOutput {
-            title: assessment.check_run_title.clone(),
-            summary: assessment.check_run_summary.clone(),
-            text: None,
-            annotations: batch.to_vec(),
+        let state = CheckRunState {
+            head_sha: &fetched.head_sha,
+            recorded: fetched.check_run_id,
+            requested: fetched.check_run_requested,
         };
-        let mut batches = assessment.annotations.chunks(ANNOTATIONS_PER_REQUEST);
-        let first = output(batches.next().unwrap_or_default());
-        let id = match self.existing_check_run(client, target, fetched).await? {
-            Some(id) => {
-                let update = CheckRunUpdate {
-                    status: Some(CheckStatus::Completed),
-                    conclusion: Some(assessment.conclusion),
-                    output: Some(first),
-                    ..CheckRunUpdate::default()
-                };
-                client.update_check_run(owner, repo, id, &update).await?;
-                id
-            }
-            None => {
-                let create = CheckRunCreate {
-                    status: Some(CheckStatus::Completed),
-                    conclusion: Some(assessment.conclusion),
-                    output: Some(first),
-                    external_id: Some(check_run_external_id(fetched.evaluation_id)),
-                    ..CheckRunCreate::new(CHECK_RUN_NAME, &fetched.head_sha)
-                };
-                // Marked before it is sent: a process killed before recording the answer
-                // leaves a retry that looks for it first.
-                store::mark_check_run_requested(&self.pool, fetched.evaluation_id).await?;
-                let id = client.create_check_run(owner, repo, &create).await?;
-                self.record_check_run(fetched.evaluation_id, id).await?;
-                id
-            }
+        let content = CheckRunContent {
+            conclusion: assessment.conclusion,
+            title: &assessment.check_run_title,
+            summary: &assessment.check_run_summary,
+            annotations: &assessment.annotations,
         };
-        for batch in batches {
-            let more = CheckRunUpdate {
-                output: Some(output(batch)),
-                ..CheckRunUpdate::default()
-            };
-            client.update_check_run(owner, repo, id, &more).await?;
-        }
-        Ok(())
-    }
-
-    /// The evaluation's check run if it exists: recorded, or created by an earlier attempt that
-    /// died before recording it (found on the head by its external id, then recorded).
-    async fn existing_check_run(
-        &self,
-        client: &InstallationClient,
-        target: &PrTarget,
-        fetched: &Fetched,
-    ) -> Result<Option<u64>, JobError> {
-        if let Some(id) = fetched.check_run_id {
-            return u64::try_from(id)
-                .map(Some)
-                .map_err(|_| JobError::Permanent("negative check run id".into()));
-        }
-        if !fetched.check_run_requested {
-            return Ok(None);
-        }
-        let found = client
-            .find_check_run(
-                &target.repo.owner,
-                &target.repo.name,
-                &fetched.head_sha,
-                CHECK_RUN_NAME,
-                &check_run_external_id(fetched.evaluation_id),
-            )
-            .await?;
-        if let Some(id) = found {
-            tracing::info!(
-                check_run = id,
-                "found the check run an earlier attempt created"
-            );
-            self.record_check_run(fetched.evaluation_id, id).await?;
-        }
-        Ok(found)
-    }
-
-    async fn record_check_run(&self, evaluation_id: i64, id: u64) -> Result<(), JobError> {
-        let stored = i64::try_from(id)
-            .map_err(|_| JobError::Permanent("check run id out of range".into()))?;
-        // Recorded at once, so a retry after a later failure edits this check run.
-        store::set_check_run_id(&self.pool, evaluation_id, stored).await?;
-        Ok(())
+        let ledger = PullRequestCheckRun(fetched.evaluation_id);
+        publish_check_run(&self.pool, client, &target.repo, &state, &ledger, &content).await
     }
 
     /// Edits the pull request's one Tollgate comment, creating it the first time. Jobs for one
@@ -631,41 +538,51 @@ impl Evaluator {
     }
 }
 
-/// The repository config from the pull request's base (never its head: a pull request must not
-/// loosen its own policy), or the error to show, with the digest of the file's text. The file is
-/// read from GitHub once per base commit and then from the database.
-async fn read_repo_config(
+/// The commit whose config applies: a pull request's base, or a merge group's.
+pub(super) struct BaseCommit<'a> {
+    pub sha: &'a str,
+    /// The branch, for messages.
+    pub name: &'a str,
+}
+
+impl<'a> BaseCommit<'a> {
+    fn of(pr: &'a PullRequest) -> Self {
+        Self {
+            sha: &pr.base.sha,
+            name: &pr.base.git_ref,
+        }
+    }
+}
+
+/// The repository config at the base (never the head: a change must not loosen its own
+/// policy), or the error to show, with the digest of the file's text. The file is read from
+/// GitHub once per base commit and then from the database.
+pub(super) async fn read_repo_config(
     pool: &PgPool,
     client: &InstallationClient,
-    target: &PrTarget,
-    pr: &PullRequest,
+    repository: &RepoRef,
+    base: &BaseCommit<'_>,
     catalog: &Catalog,
 ) -> Result<(Result<RepoConfig, String>, String), JobError> {
-    let cached = store::cached_repo_config(pool, target.repo.id, &pr.base.sha).await?;
+    let cached = store::cached_repo_config(pool, repository.id, base.sha).await?;
     let text = match cached {
         Some(content) => content,
         None => {
             let content = client
-                .file_contents(
-                    &target.repo.owner,
-                    &target.repo.name,
-                    CONFIG_PATH,
-                    &pr.base.sha,
-                )
+                .file_contents(&repository.owner, &repository.name, CONFIG_PATH, base.sha)
                 .await?;
-            store::cache_repo_config(pool, target.repo.id, &pr.base.sha, content.as_deref())
-                .await?;
+            store::cache_repo_config(pool, repository.id, base.sha, content.as_deref()).await?;
             content
         }
     }
     .unwrap_or_default();
     let config = RepoConfigFile::parse(&text)
         .and_then(|file| RepoConfig::resolve(&file, catalog))
-        .map_err(|error| format!("{CONFIG_PATH} on {}: {error}", pr.base.git_ref));
+        .map_err(|error| format!("{CONFIG_PATH} on {}: {error}", base.name));
     Ok((config, digest(&text)))
 }
 
-/// [`read_repo_config`] without the digest.
+/// [`read_repo_config`] at a pull request's base, without the digest.
 pub(super) async fn load_repo_config(
     pool: &PgPool,
     client: &InstallationClient,
@@ -673,12 +590,69 @@ pub(super) async fn load_repo_config(
     pr: &PullRequest,
     catalog: &Catalog,
 ) -> Result<Result<RepoConfig, String>, JobError> {
-    Ok(read_repo_config(pool, client, target, pr, catalog).await?.0)
+    Ok(
+        read_repo_config(pool, client, &target.repo, &BaseCommit::of(pr), catalog)
+            .await?
+            .0,
+    )
 }
 
-/// The check run's `external_id`: which evaluation it shows, so a retry can find it.
-fn check_run_external_id(evaluation_id: i64) -> String {
-    format!("tollgate-evaluation-{evaluation_id}")
+/// Why the pack gave no findings, and the check run's conclusion for it.
+pub(super) struct Unjudged {
+    pub error: String,
+    pub conclusion: Conclusion,
+}
+
+/// Runs the pack over a change's files, off the async runtime. A change GitHub did not list
+/// whole (`incomplete` says so to the reader) or whose diff cannot be read fails closed
+/// (`failure`); a pack error is `neutral`.
+pub(super) async fn run_pack(
+    engine: &Arc<PolicyEngine>,
+    files: &ChangedFiles,
+    incomplete: &str,
+    context: ChangeContext,
+    config: &RepoConfig,
+) -> Result<Result<Findings, Unjudged>, JobError> {
+    let fail_closed = |error: String| Unjudged {
+        error,
+        conclusion: Conclusion::Failure,
+    };
+    if !files.complete {
+        return Ok(Err(fail_closed(incomplete.to_owned())));
+    }
+    let diff = match from_github_files(&files.files) {
+        Ok(diff) => diff,
+        Err(error) => return Ok(Err(fail_closed(error.to_string()))),
+    };
+    let engine = engine.clone();
+    let config = config.clone();
+    let result = tokio::task::spawn_blocking(move || engine.evaluate(&diff, &context, &config))
+        .await
+        .map_err(|e| JobError::Retry {
+            message: format!("evaluation task: {e}"),
+            after: None,
+        })?;
+    Ok(result.map_err(|error| Unjudged {
+        error: error.to_string(),
+        conclusion: Conclusion::Neutral,
+    }))
+}
+
+/// A pull-request evaluation's check run, by the evaluation's id.
+struct PullRequestCheckRun(i64);
+
+impl CheckRunLedger for PullRequestCheckRun {
+    fn external_id(&self) -> String {
+        format!("tollgate-evaluation-{}", self.0)
+    }
+
+    async fn mark_requested(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        store::mark_check_run_requested(pool, self.0).await
+    }
+
+    async fn record(&self, pool: &PgPool, check_run_id: i64) -> Result<(), sqlx::Error> {
+        store::set_check_run_id(pool, self.0, check_run_id).await
+    }
 }
 
 fn change_context(target: &PrTarget, pr: &PullRequest) -> ChangeContext {
@@ -699,13 +673,17 @@ fn change_context(target: &PrTarget, pr: &PullRequest) -> ChangeContext {
             },
             labels: pr.labels.iter().map(|l| l.name.clone()).collect(),
         },
-        repository: RepositoryInfo {
-            owner: Some(target.repo.owner.clone()),
-            name: Some(target.repo.name.clone()),
-            full_name: Some(target.repo.full_name()),
-            default_branch: None,
-            private: None,
-        },
+        repository: repository_info(&target.repo),
+    }
+}
+
+pub(super) fn repository_info(repo: &RepoRef) -> RepositoryInfo {
+    RepositoryInfo {
+        owner: Some(repo.owner.clone()),
+        name: Some(repo.name.clone()),
+        full_name: Some(repo.full_name()),
+        default_branch: None,
+        private: None,
     }
 }
 
@@ -719,7 +697,7 @@ fn fixed_since(previous: &[Violation], current: &[Violation]) -> Vec<Violation> 
 }
 
 /// Line annotations for violations that point at a line.
-fn annotations(violations: &[Violation], catalog: &Catalog) -> Vec<Annotation> {
+pub(super) fn annotations(violations: &[Violation], catalog: &Catalog) -> Vec<Annotation> {
     violations
         .iter()
         .filter_map(|v| {

@@ -1,10 +1,12 @@
 //! Background work: the queue, the worker loop, and one module per job kind.
 
 mod alerts;
+mod check_runs;
 mod commands;
 pub mod digests;
 mod evaluate;
 pub mod installation_config;
+mod merge_queue;
 mod notify;
 mod queue;
 mod redeliver;
@@ -23,7 +25,7 @@ pub use redeliver::{
 };
 pub use slack::{SlackSender, enqueue_slack_send};
 
-use crate::github::events::{CommentCommand, PrTarget};
+use crate::github::events::{CommentCommand, MergeGroup, PrTarget, QueueChange};
 use crate::github::{GithubApp, InstallationClient};
 use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
@@ -50,6 +52,10 @@ pub const SEND_PAGERDUTY: &str = "send_pagerduty";
 pub const ESCALATE_DIGEST: &str = "escalate_digest";
 /// Expires the pending override requests of a closed pull request.
 pub const CLOSE_PULL_REQUEST: &str = "close_pull_request";
+/// Evaluates a merge group and reports on its head.
+pub const EVALUATE_MERGE_GROUP: &str = "evaluate_merge_group";
+/// Records a change of a merge queue (no GitHub call).
+pub const RECORD_MERGE_QUEUE: &str = "record_merge_queue";
 /// Reads an installation's `tollgate.yml` from its `.github` repository again.
 pub const REFRESH_INSTALLATION_CONFIG: &str = "refresh_installation_config";
 
@@ -82,6 +88,40 @@ fn installation_client(
     let id = u64::try_from(installation_id)
         .map_err(|_| JobError::Permanent("negative installation id".into()))?;
     Ok(github.installation(id)?)
+}
+
+/// The evaluation of a merge group, ready to queue, keyed by its head: a redelivery coalesces
+/// with it.
+pub fn merge_group_job(group: &MergeGroup) -> NewJob {
+    NewJob {
+        kind: EVALUATE_MERGE_GROUP,
+        payload: serde_json::to_value(group).unwrap_or_default(),
+        installation_id: Some(group.installation_id),
+        dedup_key: format!("merge_group:{}:{}", group.repo.id, group.head_sha),
+        max_attempts: MAX_ATTEMPTS,
+    }
+}
+
+/// A change of a merge queue, ready to queue. Changes of one pull request share a key, so they
+/// run one after the other; a destroyed group is keyed by its head.
+pub fn merge_queue_job(change: &QueueChange) -> NewJob {
+    let (installation_id, dedup_key) = match change {
+        QueueChange::Enqueued { target, .. } | QueueChange::Dequeued { target } => (
+            target.installation_id,
+            format!("queue:{}:{}", target.repo.id, target.number),
+        ),
+        QueueChange::Destroyed { group, .. } => (
+            group.installation_id,
+            format!("queue:{}:{}", group.repo.id, group.head_sha),
+        ),
+    };
+    NewJob {
+        kind: RECORD_MERGE_QUEUE,
+        payload: serde_json::to_value(change).unwrap_or_default(),
+        installation_id: Some(installation_id),
+        dedup_key,
+        max_attempts: MAX_ATTEMPTS,
+    }
 }
 
 /// The follow-up of a closed pull request, ready to queue.
@@ -235,6 +275,8 @@ impl Handlers {
         let payload = job.payload.clone();
         match job.kind.as_str() {
             EVALUATE_PR => self.evaluator.run(&parse(payload)?).await,
+            EVALUATE_MERGE_GROUP => self.evaluator.run_merge_group(&parse(payload)?).await,
+            RECORD_MERGE_QUEUE => merge_queue::record(&self.pool, &parse(payload)?).await,
             HANDLE_COMMAND => self.commands.run(&parse(payload)?).await,
             SLACK_DECISION => self.commands.slack_decision(&parse(payload)?).await,
             DASHBOARD_DECISION => self.commands.dashboard_decision(&parse(payload)?).await,

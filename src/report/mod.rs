@@ -5,6 +5,7 @@
 //! Every renderer takes the same input and builds a small view model from it; the wording lives
 //! in minijinja templates under `templates/`, compiled into the binary. Pure: no I/O.
 
+mod merge_queue;
 mod replies;
 mod runbooks;
 mod sarif;
@@ -23,6 +24,10 @@ use crate::policy::{Catalog, Findings};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
+pub use merge_queue::{
+    MergeGroupComment, MergeGroupTrust, merge_group_comment_key, render_merge_group_comment,
+    render_trusted_summary, render_trusted_title,
+};
 pub use replies::{CommandKind, REPLY_MARKER, Reply, keyed_reply, render_reply, reply_key};
 pub use runbooks::{RunbookPage, render_runbooks};
 pub use sarif::{FINGERPRINT_KEY, SarifLog, SarifOptions, render_sarif};

@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 const MARKDOWN: &str = "markdown";
 const TERMINAL: &str = "terminal";
 
-const TEMPLATES: [(&str, &str); 20] = [
+const TEMPLATES: [(&str, &str); 23] = [
     ("report.md.j2", include_str!("../../templates/report.md.j2")),
     ("error.md.j2", include_str!("../../templates/error.md.j2")),
     (
@@ -79,6 +79,18 @@ const TEMPLATES: [(&str, &str); 20] = [
     (
         "replies/scope_refused.md.j2",
         include_str!("../../templates/replies/scope_refused.md.j2"),
+    ),
+    (
+        "merge_queue/comment.md.j2",
+        include_str!("../../templates/merge_queue/comment.md.j2"),
+    ),
+    (
+        "merge_queue/trusted.md.j2",
+        include_str!("../../templates/merge_queue/trusted.md.j2"),
+    ),
+    (
+        "merge_queue/trusted_title.txt.j2",
+        include_str!("../../templates/merge_queue/trusted_title.txt.j2"),
     ),
     (
         "runbooks/rule.md.j2",

@@ -753,6 +753,75 @@ pub async fn pulls_page(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Merge-queue evaluations
+
+/// A merge group's evaluation (see README, "Merge queues").
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct QueueEvaluationRow {
+    pub id: i64,
+    pub repository: String,
+    pub head_sha: String,
+    /// The branch the group merges into.
+    pub base_ref: String,
+    /// The pull requests the group holds, oldest first.
+    pub pull_requests: Vec<i32>,
+    /// `reevaluate` or `trust_pull_requests`.
+    pub mode: String,
+    /// `in_progress`, `completed` or `error`.
+    pub status: String,
+    pub verdict: Option<String>,
+    pub score: Option<i16>,
+    pub block_count: Option<i32>,
+    /// Violations no pull request of the group had on its own.
+    pub introduced_count: i32,
+    pub error: Option<String>,
+    /// Why GitHub destroyed the group (`merged`, `dequeued`, `invalidated`), once it did.
+    pub destroyed_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// Merge-group evaluations newest first, before the cursor `before_id`.
+pub async fn queue_evaluations_page(
+    tx: &mut PgConnection,
+    filter: &PullFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<QueueEvaluationRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT q.id, r.full_name AS repository, q.head_sha, q.base_ref,
+                q.pr_numbers AS pull_requests, q.mode, q.status, q.verdict, q.score,
+                q.block_count, jsonb_array_length(q.introduced) AS introduced_count, q.error,
+                q.destroyed_reason, q.created_at, q.completed_at
+         FROM queue_evaluations q JOIN repositories r ON r.id = q.repository_id
+         WHERE ($1::text IS NULL OR r.full_name = $1)
+           AND ($2::text IS NULL OR q.verdict = $2)
+           AND ($3::bigint IS NULL OR q.id < $3)
+         ORDER BY q.id DESC LIMIT $4",
+    )
+    .bind(filter.repository.as_deref())
+    .bind(filter.verdict.as_deref())
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(tx)
+    .await
+}
+
+/// How many merge groups Tollgate blocked in the queue (failed evaluations).
+pub async fn blocked_in_queue(
+    tx: &mut PgConnection,
+    repository: Option<&str>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM queue_evaluations q JOIN repositories r ON r.id = q.repository_id
+         WHERE q.verdict = 'fail' AND ($1::text IS NULL OR r.full_name = $1)",
+    )
+    .bind(repository)
+    .fetch_one(tx)
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
 // Evaluations list and export
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

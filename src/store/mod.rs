@@ -6,6 +6,7 @@ pub mod dashboard;
 mod deliveries;
 mod evaluations;
 mod github_budget;
+mod merge_queue;
 mod notifications;
 mod operations;
 mod overrides;
@@ -49,6 +50,12 @@ pub use evaluations::{
     recent_scores, set_check_run_id, set_comment_id, start_evaluation, supersede_evaluation,
 };
 pub use github_budget::{WriteSlot, cache_repo_config, cached_repo_config, take_write_slot};
+pub use merge_queue::{
+    CompletedQueueEvaluation, QueueEvaluationStart, complete_queue_evaluation,
+    fail_queue_evaluation, group_pull_requests, mark_queue_check_run_requested,
+    mark_queue_comment_requested, passed_at_head, queue_comment, record_queue_change,
+    set_queue_check_run_id, set_queue_comment_id, start_queue_evaluation,
+};
 pub use operations::{
     DailyJob, RetentionCategory, claim_daily_run, count_expired, delete_expired_batch,
     finish_daily_run, marks, notification_attempts, queue_sample, set_mark,

@@ -75,6 +75,31 @@ pub async fn seed(db: &mut PgConnection, installation: i64, account: &str, repo:
          VALUES ('delivery-' || $1, 'pull_request', $1, 'processed', '{}')",
         "INSERT INTO jobs (kind, payload, installation_id, dedup_key, state)
          VALUES ('evaluate_pr', '{}', $1, 'evaluate:' || $1, 'done')",
+        // The merge queue: pull request 7 queued; a group that failed on a violation the
+        // combination introduced, one whose pull requests were trusted (merged since), and one
+        // still running.
+        "INSERT INTO merge_queue_entries (installation_id, repository_id, number, base_ref)
+         VALUES ($1, $3, 7, 'main')",
+        "INSERT INTO queue_evaluations (installation_id, repository_id, head_sha, head_ref, base_sha,
+             base_ref, pr_numbers, mode, status, verdict, score, threshold, block_count,
+             override_count, warning_count, introduced, policy_digest, config_digest, check_run_id,
+             created_at, completed_at)
+         VALUES ($1, $3, 'group1', 'refs/heads/gh-readonly-queue/main/pr-7-head2', 'base1', 'main',
+                 '{7}', 'reevaluate', 'completed', 'fail', 90, 70, 1, 0, 0,
+                 '[{\"rule_id\":\"R01\",\"tier\":\"BLOCK\",\"path\":\"src/config.rs\",\"line\":12,\"message\":\"AWS key\",\"fingerprint\":\"fp-q\"}]',
+                 'pd1', 'cd1', 501, now() - interval '3 hours', now() - interval '3 hours')",
+        "INSERT INTO queue_evaluations (installation_id, repository_id, head_sha, head_ref, base_sha,
+             base_ref, pr_numbers, mode, status, verdict, policy_digest, destroyed_at,
+             destroyed_reason, created_at, completed_at)
+         VALUES ($1, $3, 'group2', 'refs/heads/gh-readonly-queue/main/pr-7-head3', 'base1', 'main',
+                 '{7}', 'trust_pull_requests', 'completed', 'pass', 'pd1', now(), 'merged',
+                 now() - interval '2 hours', now() - interval '2 hours'),
+                ($1, $3, 'group3', 'refs/heads/gh-readonly-queue/main/pr-7-head4', 'base2', 'main',
+                 '{7}', 'reevaluate', 'in_progress', NULL, 'pd1', NULL, NULL,
+                 now() - interval '1 hour', NULL)",
+        "INSERT INTO queue_comments (queue_evaluation_id, installation_id, pr_number, comment_id)
+         SELECT id, $1, 7, 601 FROM queue_evaluations
+         WHERE installation_id = $1 AND head_sha = 'group1'",
     ];
     for statement in statements {
         // Every statement receives all four parameters; the unused CTE declares their types.

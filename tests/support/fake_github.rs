@@ -11,6 +11,7 @@
 //! The same API is served at `/` and below `/api/v3` (GitHub Enterprise Server's layout);
 //! recorded paths are below the API root either way.
 
+mod compare;
 mod hooks;
 
 use super::openapi;
@@ -626,6 +627,8 @@ struct Repo {
     comments: Vec<CommentRecord>,
     /// Lower-case login → role.
     collaborators: HashMap<String, Collaborator>,
+    /// (base, head) → what `compare/{base}...{head}` answers.
+    comparisons: HashMap<(String, String), compare::Comparison>,
 }
 
 struct Collaborator {
@@ -724,6 +727,7 @@ enum RepoRoute {
     IssueComment(u64),
     CommentReactions(u64),
     CollaboratorPermission(String),
+    Compare(String),
 }
 
 fn parse_route(method: &Method, segments: &[String]) -> Option<Route> {
@@ -774,6 +778,7 @@ fn parse_route(method: &Method, segments: &[String]) -> Option<Route> {
                 ["collaborators", user, "permission"] if get => {
                     RepoRoute::CollaboratorPermission((*user).to_owned())
                 }
+                ["compare", basehead] if get => RepoRoute::Compare((*basehead).to_owned()),
                 _ => return None,
             };
             Some(Route::Repo((*owner).to_owned(), (*repo).to_owned(), route))
@@ -1244,6 +1249,7 @@ fn next_id(ids: &mut u64) -> u64 {
 /// Serves a repository route for a caller already allowed to see the repository.
 fn serve_repo(repo: &mut Repo, ids: &mut u64, req: &Incoming<'_>, route: RepoRoute) -> Reply {
     match route {
+        RepoRoute::Compare(basehead) => compare::serve(repo, req, &basehead),
         RepoRoute::Pull(number) => match repo.pulls.get(&number) {
             Some(pr) => Reply::json(200, pull_json(repo, pr)),
             None => Reply::not_found(),

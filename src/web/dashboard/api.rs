@@ -7,7 +7,7 @@ use super::cookies;
 use super::export::{self, CsvRow};
 use super::filters::{
     self, ALERT_PARAMS, AUDIT_PARAMS, BadParameter, EVALUATION_PARAMS, PAGE_PARAMS, PULL_PARAMS,
-    Page, Params, TREND_PARAMS, VIOLATION_PARAMS,
+    Page, Params, QUEUE_PARAMS, TREND_PARAMS, VIOLATION_PARAMS,
 };
 use super::{ApiError, ApiUser, Credential, DashboardState};
 use crate::github::events::{PrTarget, RepoRef};
@@ -819,6 +819,25 @@ pub async fn pulls(
     let rows = db::pulls_page(&mut tx, &filter, page.before_id, page.limit + 1).await?;
     tx.commit().await?;
     Ok(Json(page_of(rows, page, |row| row.evaluation_id)))
+}
+
+/// Merge-group evaluations, newest first, with how many groups were blocked in the queue.
+pub async fn queue_evaluations(
+    State(state): State<Arc<DashboardState>>,
+    ApiUser(user): ApiUser,
+    Path(installation): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(query.as_deref(), &[&QUEUE_PARAMS, &PAGE_PARAMS])?;
+    let filter = filters::pull_filter(&params)?;
+    let page = filters::page(&params)?;
+    let (_, mut tx) = tenant(&state, &user, installation).await?;
+    let rows = db::queue_evaluations_page(&mut tx, &filter, page.before_id, page.limit + 1).await?;
+    let blocked = db::blocked_in_queue(&mut tx, filter.repository.as_deref()).await?;
+    tx.commit().await?;
+    let mut body = page_of(rows, page, |row| row.id);
+    body["blocked_in_queue"] = json!(blocked);
+    Ok(Json(body))
 }
 
 pub async fn evaluations(

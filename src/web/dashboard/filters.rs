@@ -41,6 +41,8 @@ pub const VIOLATION_PARAMS: [&str; 9] = [
 pub const AUDIT_PARAMS: [&str; 5] = ["actor", "action", "target", "from", "to"];
 pub const ALERT_PARAMS: [&str; 1] = ["status"];
 pub const PULL_PARAMS: [&str; 3] = ["repository", "verdict", "author"];
+/// Merge-group evaluations filter like pull requests, without an author.
+pub const QUEUE_PARAMS: [&str; 2] = ["repository", "verdict"];
 pub const EVALUATION_PARAMS: [&str; 5] = ["repository", "pr", "verdict", "from", "to"];
 pub const TREND_PARAMS: [&str; 3] = ["days", "repository", "rule"];
 /// The ranges a trend chart offers, in days.

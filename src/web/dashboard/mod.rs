@@ -172,6 +172,10 @@ pub fn router(state: Arc<DashboardState>) -> Router {
         .route(&format!("{installation}/rules/{{rule}}"), get(api::rule))
         .route(&format!("{installation}/pulls"), get(api::pulls))
         .route(
+            &format!("{installation}/queue-evaluations"),
+            get(api::queue_evaluations),
+        )
+        .route(
             &format!("{installation}/evaluations"),
             get(api::evaluations),
         )

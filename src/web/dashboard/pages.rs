@@ -341,6 +341,9 @@ pub async fn audit(
     Ok(render("audit", frame, context, None))
 }
 
+/// Merge-group evaluations shown on the pull requests page.
+const QUEUE_GROUPS_SHOWN: i64 = 20;
+
 pub async fn pulls(
     State(state): State<Arc<DashboardState>>,
     PageUser(user): PageUser,
@@ -352,14 +355,27 @@ pub async fn pulls(
     let (params, filter, page) = match parsed {
         Ok(parsed) => parsed,
         Err(bad) => {
-            let context = json!({ "form": form, "items": [], "next_query": null });
+            let context = json!({
+                "form": form,
+                "items": [],
+                "next_query": null,
+                "queue": { "groups": [], "blocked": 0 },
+            });
             return Ok(render("pulls", frame, context, Some(bad)));
         }
     };
     let rows = db::pulls_page(&mut tx, &filter, page.before_id, page.limit + 1).await?;
+    // The merge queue's latest groups of the same repository and verdict, beside the list.
+    let groups = db::queue_evaluations_page(&mut tx, &filter, None, QUEUE_GROUPS_SHOWN).await?;
+    let blocked_in_queue = db::blocked_in_queue(&mut tx, filter.repository.as_deref()).await?;
     tx.commit().await?;
     let (items, next_query) = paginate(rows, page, &params, |row| row.evaluation_id);
-    let context = json!({ "form": form, "items": items, "next_query": next_query });
+    let context = json!({
+        "form": form,
+        "items": items,
+        "next_query": next_query,
+        "queue": { "groups": groups, "blocked": blocked_in_queue },
+    });
     Ok(render("pulls", frame, context, None))
 }
 
