@@ -51,7 +51,20 @@ governance_file(path) := "Code owners" if path in {"CODEOWNERS", ".github/CODEOW
 
 governance_file(path) := "Tollgate configuration" if path in {".github/tollgate.yml", ".github/tollgate.yaml"}
 
-governance_file(path) := "Policy" if endswith(path, ".rego")
+# Rego files that enforce something: not the test data, benchmarks and examples of a project
+# that works with Rego (a policy engine's `tests/`, `benches/…/policies/`, `examples/`).
+governance_file(path) := "Policy" if {
+	endswith(path, ".rego")
+	not rego_sample(path)
+}
+
+rego_sample(path) if lib.is_test(path)
+
+rego_sample(path) if lib.is_example(path)
+
+rego_sample(path) if lib.is_vendored(path)
+
+rego_sample(path) if lib.contains_any(lib.slashed(path), lib.doc_dir_marks)
 
 governance_file(path) := "Rule metadata" if endswith(path, "policies/rules.yaml")
 

@@ -115,7 +115,10 @@ impl Application {
         if options.migrate {
             store::migrate(&pool).await?;
         }
-        let engine = Arc::new(PolicyEngine::load(&PolicyPack::default_pack()?)?);
+        let engine = Arc::new(
+            PolicyEngine::load(&PolicyPack::default_pack()?)?
+                .with_time_limit(settings.policy_time_limit),
+        );
         store::sync_rule_definitions(&pool, engine.catalog(), engine.digest()).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();

@@ -34,6 +34,8 @@ pub struct CheckRequest {
     pub config: Option<PathBuf>,
     pub policies: Option<PathBuf>,
     pub pack_mode: PackMode,
+    /// How long the pack may run on the change.
+    pub time_limit: std::time::Duration,
 }
 
 /// Everything that stops a check from producing a verdict; all map to exit code 2.
@@ -64,7 +66,7 @@ pub struct CheckOutcome {
 
 pub fn run(request: &CheckRequest) -> Result<CheckOutcome, CheckError> {
     let pack = load_pack(request.policies.as_deref(), request.pack_mode)?;
-    let engine = PolicyEngine::load(&pack)?;
+    let engine = PolicyEngine::load(&pack)?.with_time_limit(request.time_limit);
     let config = load_config(request.config.as_deref(), &engine)?;
     let diff = read_diff(&request.source)?;
     let mut context = ChangeContext::default();

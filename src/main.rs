@@ -64,6 +64,13 @@ enum TestFormat {
     Junit,
 }
 
+fn parse_seconds(raw: &str) -> Result<std::time::Duration, String> {
+    match raw.parse::<f64>() {
+        Ok(s) if (0.01..=600.0).contains(&s) => Ok(std::time::Duration::from_secs_f64(s)),
+        _ => Err(format!("{raw:?}: expected seconds from 0.01 to 600")),
+    }
+}
+
 fn parse_percent(raw: &str) -> Result<f64, String> {
     match raw.parse::<f64>() {
         Ok(n) if (0.0..=100.0).contains(&n) => Ok(n),
@@ -112,6 +119,15 @@ struct CheckArgs {
     replace_pack: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Stop the pack when it runs longer than this on the change (a runaway rule): exit 2.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "POLICY_TIME_LIMIT_SECONDS",
+        default_value = "10",
+        value_parser = parse_seconds
+    )]
+    time_limit: std::time::Duration,
     /// Where the rule runbooks (`docs/runbooks/rules/`) are published: SARIF rules link to
     /// URL/<ID>.md.
     #[arg(long, value_name = "URL", env = "TOLLGATE_RUNBOOK_URL", value_parser = parse_web_url)]
@@ -253,6 +269,7 @@ fn run_check(args: CheckArgs) -> ExitCode {
         } else {
             PackMode::Extend
         },
+        time_limit: args.time_limit,
     };
     let outcome = match check::run(&request) {
         Ok(outcome) => outcome,

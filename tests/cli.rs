@@ -632,3 +632,36 @@ fn a_pack_that_cannot_be_tested_exits_two_naming_the_file() {
         stderr(&missing)
     );
 }
+
+#[test]
+fn a_runaway_policy_is_stopped_at_the_time_limit_with_exit_code_two() {
+    let dir = temp_dir("runaway");
+    std::fs::write(
+        dir.join("rules.yaml"),
+        "- id: ACME-003\n  name: Runaway\n  tier: WARNING\n  category: test\n  description: d\n  remediation: r\n  override_when: o\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("runaway.rego"),
+        "package tollgate.rules.runaway\n\nviolation contains {\"rule\": \"ACME-003\", \"message\": \"never\"} if {\n\tsome f in input.files\n\tr := numbers.range(1, 20000)\n\tsome i in r\n\tsome j in r\n\ti * j == -1\n\tf.path == \"\"\n}\n",
+    )
+    .unwrap();
+    let output = tollgate(
+        &[
+            "check",
+            "--diff",
+            LEAKY,
+            "--policies",
+            dir.to_str().unwrap(),
+            "--time-limit",
+            "0.2",
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    let error = stderr(&output);
+    assert!(
+        error.contains("data.tollgate.rules.runaway") && error.contains("time limit of 0.2 s"),
+        "{error}"
+    );
+}

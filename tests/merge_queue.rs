@@ -6,8 +6,12 @@ mod support;
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::fake_github::{CheckRunRecord, CommentRecord, FakeGithub, PrSpec, file_entry};
+use support::fake_slack::FakeSlack;
 use support::patches::{SECRET_PATCH, WORKFLOW_PATCH, base_sha, sha};
-use support::test_app::{self, INSTALLATION_ID, TestApp, issue_comment_event, pull_request_event};
+use support::test_app::{
+    self, INSTALLATION_ID, SLACK_CHANNEL, SLACK_ESCALATION_CHANNEL, SLACK_TOKEN, TestApp,
+    issue_comment_event, pull_request_event,
+};
 use support::{TEST_APP_KEY, wait_until};
 use tollgate::app::{Role, RuntimeOptions};
 use tollgate::intake::sign;
@@ -41,6 +45,23 @@ struct World {
 impl World {
     /// `config` is the repository config on the pull requests' base and on the group's base.
     async fn start(config: &str) -> Self {
+        let github = Self::github(config).await;
+        let app = TestApp::start(&github.url()).await;
+        Self { github, app }
+    }
+
+    /// Like [`Self::start`], with Tier 1 alerts going to a fake Slack.
+    async fn start_with_alerts(config: &str) -> (Self, FakeSlack) {
+        let github = Self::github(config).await;
+        let slack = FakeSlack::start(SLACK_TOKEN, &[SLACK_CHANNEL, SLACK_ESCALATION_CHANNEL]).await;
+        let vars = test_app::slack_vars(&slack.api_url());
+        let database = test_app::fresh_database().await;
+        let app =
+            TestApp::start_configured(database, &github.url(), test_app::options(), &vars).await;
+        (Self { github, app }, slack)
+    }
+
+    async fn github(config: &str) -> FakeGithub {
         let github = FakeGithub::start(test_app::APP_ID, TEST_APP_KEY).await;
         github.add_installation(INSTALLATION_ID as u64);
         github.add_repo(INSTALLATION_ID as u64, OWNER, REPO);
@@ -50,8 +71,7 @@ impl World {
         github.set_permission(OWNER, REPO, AUTHOR, "admin", "admin");
         github.set_permission(OWNER, REPO, APPROVER, "write", "maintain");
         github.set_permission(OWNER, REPO, DEVELOPER, "write", "write");
-        let app = TestApp::start(&github.url()).await;
-        Self { github, app }
+        github
     }
 
     /// Opens pull request `number` at `head` with one file and returns its check run's conclusion.
@@ -592,5 +612,35 @@ async fn a_group_with_more_files_than_github_compares_fails_closed() {
             .await
             .unwrap();
     assert_eq!(status, "error");
+    world.github.assert_clean();
+}
+
+/// A failed group raises the Tier 1 alert of the BLOCK violation it holds, on the pull request
+/// it holds, as a pull request's own evaluation does.
+#[tokio::test]
+async fn a_failed_group_raises_the_tier_1_alert() {
+    let (world, slack) = World::start_with_alerts(CONFIG).await;
+    assert_eq!(
+        world.open(1, &sha(1), "app/a.py", CLEAN_PATCH).await,
+        "success"
+    );
+    world.queue("enqueued", 1, &sha(1)).await;
+    let files = vec![file_entry("app/settings.py", "added", Some(SECRET_PATCH))];
+    let run = world.checks_requested(1, &sha(0x900a), files).await;
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    let mut db = world.app.db().await;
+    let alerts: Vec<(i32, String, String)> =
+        sqlx::query_as("SELECT pr_number, rule_id, head_sha FROM alerts")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(alerts, [(1, "R01".to_owned(), sha(0x900a))]);
+    let sent = wait_until(WAIT, || {
+        slack.messages().iter().any(|m| {
+            m.channel == SLACK_CHANNEL && m.text.as_deref().is_some_and(|t| t.contains("R01"))
+        })
+    })
+    .await;
+    assert!(sent, "{:#?}", slack.messages());
     world.github.assert_clean();
 }

@@ -2068,6 +2068,22 @@ fn precision_cases() -> Vec<Case> {
             vec![modified("src/calc.py", 4, "# evaluate the expression\nresult = eval(expr)  # trusted? no")],
             vec![at("src/calc.py", 5)],
         ),
+        // R10
+        silent(
+            "R10",
+            "Rego files that are test data, benchmark inputs and examples of a policy engine",
+            vec![
+                added("tests/kata/data/pod-exec/policy.rego", "package agent_policy\n\ndefault ExecProcessRequest := false"),
+                added("benches/evaluation/test_data/policies/rbac.rego", "package rbac\n\nallow if input.user == \"admin\""),
+                added("examples/server/allowed_server.rego", "package example\n\nallowed_server contains name if some name in input.servers"),
+            ],
+        ),
+        flags(
+            "R10",
+            "a policy enforced on the repository, kept outside policies/",
+            vec![added("security/opa/deploy.rego", "package deploy\n\ndeny contains msg if input.image == \"latest\"")],
+            vec![file_level("security/opa/deploy.rego")],
+        ),
         // R12
         flags(
             "R12",

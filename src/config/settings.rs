@@ -55,6 +55,8 @@ pub struct AppSettings {
     pub public_url: Option<String>,
     /// Evaluate draft pull requests too.
     pub evaluate_drafts: bool,
+    /// How long the policy pack may run on one change (`POLICY_TIME_LIMIT_SECONDS`).
+    pub policy_time_limit: Duration,
     /// `None` when `SLACK_BOT_TOKEN` is not set: the app runs without Slack.
     pub slack: Option<SlackSettings>,
     /// How long a Tier 1 alert may stay unacknowledged before it is escalated.
@@ -203,6 +205,7 @@ impl AppSettings {
             log_format,
             public_url: optional(lookup, "PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
             evaluate_drafts,
+            policy_time_limit: policy_time_limit(lookup)?,
             slack: slack(lookup)?,
             alert_escalation_after: alert_escalation_after(lookup)?,
             email: email(lookup)?,
@@ -336,6 +339,19 @@ fn alert_escalation_after(
             .filter(|m| (1..=24 * 60).contains(m))
             .map(|m| Duration::from_secs(m * 60))
             .ok_or_else(|| invalid("ALERT_ESCALATION_MINUTES", "expected minutes (1-1440)")),
+    }
+}
+
+fn policy_time_limit(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Duration, SettingsError> {
+    match optional(lookup, "POLICY_TIME_LIMIT_SECONDS") {
+        None => Ok(crate::policy::DEFAULT_TIME_LIMIT),
+        Some(raw) => raw
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| (0.01..=600.0).contains(s))
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| invalid("POLICY_TIME_LIMIT_SECONDS", "expected seconds (0.01-600)")),
     }
 }
 
@@ -504,6 +520,21 @@ mod tests {
         assert_eq!(
             settings(&vars).unwrap_err().variable,
             "ALERT_ESCALATION_MINUTES"
+        );
+    }
+
+    #[test]
+    fn the_policy_time_limit_defaults_to_ten_seconds_and_takes_fractions() {
+        let mut vars = complete();
+        let limit = |vars: &Vec<(&str, &str)>| settings(vars).map(|s| s.policy_time_limit);
+        assert_eq!(limit(&vars).unwrap(), Duration::from_secs(10));
+        vars.push(("POLICY_TIME_LIMIT_SECONDS", "2.5"));
+        assert_eq!(limit(&vars).unwrap(), Duration::from_millis(2500));
+        vars.pop();
+        vars.push(("POLICY_TIME_LIMIT_SECONDS", "0"));
+        assert_eq!(
+            settings(&vars).unwrap_err().variable,
+            "POLICY_TIME_LIMIT_SECONDS"
         );
     }
 

@@ -6,8 +6,15 @@ use super::{Catalog, PolicyError, PolicyPack, PolicySource};
 use crate::config::RepoConfig;
 use crate::diff::Diff;
 use crate::domain::{Fingerprint, RuleId, Violation};
+use regorus::utils::limits::ExecutionTimerConfig;
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+/// Work units between two reads of the clock while a rule runs: often enough to stop a runaway
+/// rule within milliseconds of its limit, rarely enough to cost nothing measurable.
+const TIMER_CHECK_INTERVAL: NonZeroU32 = NonZeroU32::new(256).expect("non-zero");
 
 /// Packages under this prefix are rule packages: each defines a `violation` set.
 const RULE_PACKAGE_PREFIX: [&str; 2] = ["tollgate", "rules"];
@@ -16,6 +23,8 @@ const RULE_PACKAGE_PREFIX: [&str; 2] = ["tollgate", "rules"];
 /// modules) and keeps evaluations independent.
 pub struct PolicyEngine {
     engine: regorus::Engine,
+    /// How long one change may take to evaluate, all rule packages together.
+    time_limit: Duration,
     rule_packages: Vec<String>,
     catalog: Catalog,
     prefilter: Prefilter,
@@ -79,6 +88,7 @@ impl PolicyEngine {
         })?;
         let loaded = Self {
             engine,
+            time_limit: super::DEFAULT_TIME_LIMIT,
             rule_packages,
             catalog: pack.catalog.clone(),
             prefilter,
@@ -114,6 +124,14 @@ impl PolicyEngine {
         }
         engine.set_enable_coverage(true);
         Ok(TracedRun { pack: self, engine })
+    }
+
+    /// Stops an evaluation that runs longer than `limit` (a looping or runaway rule) with
+    /// [`PolicyError::TimeLimit`].
+    #[must_use]
+    pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = limit;
+        self
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -205,13 +223,35 @@ impl PolicyEngine {
             message: e.to_string(),
         })?;
         engine.set_input(regorus::Value::from(input));
+        let started = Instant::now();
         let mut reported = Vec::new();
         for package in &self.rule_packages {
+            let out_of_time = || PolicyError::TimeLimit {
+                package: package.clone(),
+                limit: self.time_limit,
+            };
+            // regorus checks its timer as it works and restarts it with each rule evaluated:
+            // each package gets what is left of the change's time.
+            let left = self
+                .time_limit
+                .checked_sub(started.elapsed())
+                .filter(|left| !left.is_zero())
+                .ok_or_else(out_of_time)?;
+            engine.set_execution_timer_config(ExecutionTimerConfig {
+                limit: left,
+                check_interval: TIMER_CHECK_INTERVAL,
+            });
             let value = engine
                 .eval_rule(format!("{package}.violation"))
-                .map_err(|e| PolicyError::Runtime {
-                    package: package.clone(),
-                    message: e.to_string(),
+                .map_err(|e| {
+                    if started.elapsed() >= self.time_limit {
+                        out_of_time()
+                    } else {
+                        PolicyError::Runtime {
+                            package: package.clone(),
+                            message: e.to_string(),
+                        }
+                    }
                 })?;
             reported.extend(
                 parse_reported(package, value)?
@@ -445,6 +485,43 @@ violation contains {"rule": "T2", "path": c.path, "line": c.line, "message": "ma
             hunks: vec![],
             new_missing_final_newline: false,
         }
+    }
+
+    /// A rule that would run for minutes on any candidate: 400 million pairs.
+    const RUNAWAY: &str = r#"package tollgate.rules.runaway
+
+violation contains {"rule": "T1", "message": "never"} if {
+	some c in input.candidates.T1
+	r := numbers.range(1, 20000)
+	some i in r
+	some j in r
+	i * j == -1
+}
+"#;
+
+    #[test]
+    fn a_runaway_rule_is_stopped_at_the_time_limit_naming_its_package() {
+        let mut pack = PolicyPack::empty();
+        pack.catalog.add_yaml("rules.yaml", RULES, false).unwrap();
+        pack.sources.push(PolicySource {
+            name: "runaway.rego".into(),
+            text: RUNAWAY.into(),
+        });
+        let engine = PolicyEngine::load(&pack)
+            .unwrap()
+            .with_time_limit(Duration::from_millis(100));
+        let diff = Diff {
+            files: vec![file("a.rs", &[(1, "marker")])],
+        };
+        let config = RepoConfig::defaults(engine.catalog());
+        let error = engine
+            .evaluate(&diff, &ChangeContext::default(), &config)
+            .unwrap_err();
+        assert!(
+            matches!(&error, PolicyError::TimeLimit { package, .. } if package == "data.tollgate.rules.runaway"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("time limit of 0.1 s"), "{error}");
     }
 
     #[test]
