@@ -495,6 +495,12 @@ impl FakeGithub {
         self.state().secondary_limit = Some((max_writes, window));
     }
 
+    /// Plays a GitHub Enterprise Server of `version`: `GET /meta` says so in `installed_version`
+    /// and every answer carries `X-GitHub-Enterprise-Version`.
+    pub fn set_enterprise_version(&self, version: &str) {
+        self.state().enterprise_version = Some(version.to_owned());
+    }
+
     /// Forgets every installation token issued so far, as if they had expired.
     pub fn revoke_tokens(&self) {
         self.state().tokens.clear();
@@ -664,6 +670,8 @@ struct FakeState {
     write_count: usize,
     hooks: hooks::HookState,
     oauth: oauth::OAuthState,
+    /// Set when the fake plays a GitHub Enterprise Server of this release.
+    enterprise_version: Option<String>,
 }
 
 impl FakeState {
@@ -686,6 +694,7 @@ impl FakeState {
             write_count: 0,
             hooks: hooks::HookState::default(),
             oauth: oauth::OAuthState::default(),
+            enterprise_version: None,
         }
     }
 
@@ -704,6 +713,7 @@ impl FakeState {
 /// What a request asks for, once its path is understood.
 enum Route {
     App,
+    Meta,
     AccessToken(u64),
     TeamMembership {
         org: String,
@@ -737,6 +747,7 @@ fn parse_route(method: &Method, segments: &[String]) -> Option<Route> {
     let patch = method == Method::PATCH;
     match s.as_slice() {
         ["app"] if get => Some(Route::App),
+        ["meta"] if get => Some(Route::Meta),
         ["app", "hook", "deliveries"] if get => Some(Route::HookDeliveries),
         ["app", "hook", "deliveries", id, "attempts"] if post => {
             id.parse().ok().map(Route::HookRedelivery)
@@ -886,7 +897,7 @@ fn respond(
     };
     let body_value = parsed_body.clone().ok().flatten();
     let web_login = oauth::answer_web_login(&mut state, method, &path, uri.query(), body);
-    let (reply, unexpected) = match (web_login, parsed_body) {
+    let (mut reply, unexpected) = match (web_login, parsed_body) {
         (Some(reply), _) => (reply, false),
         (None, Err(())) => (Reply::message(400, "Problems parsing JSON"), false),
         (None, Ok(body)) => {
@@ -900,6 +911,11 @@ fn respond(
             state.answer(&incoming)
         }
     };
+    if let Some(version) = &state.enterprise_version {
+        reply
+            .headers
+            .push(("x-github-enterprise-version".to_owned(), version.clone()));
+    }
     let recorded = RecordedRequest {
         method: method.to_string(),
         path: path.clone(),
@@ -1030,6 +1046,7 @@ impl FakeState {
         }
         let reply = match route {
             Route::App => self.app(req),
+            Route::Meta => self.meta(),
             Route::AccessToken(installation) => self.access_token(req, installation),
             Route::TeamMembership {
                 org,
@@ -1107,6 +1124,15 @@ impl FakeState {
             return Err("JWT issued in the future".into());
         }
         Ok(())
+    }
+
+    /// `GET /meta`, trimmed to what the app reads: a server's release when it is one.
+    fn meta(&self) -> Reply {
+        let mut body = json!({ "verifiable_password_authentication": false });
+        if let Some(version) = &self.enterprise_version {
+            body["installed_version"] = json!(version);
+        }
+        Reply::json(200, body)
     }
 
     fn app(&mut self, req: &Incoming<'_>) -> Reply {
