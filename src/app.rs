@@ -190,6 +190,22 @@ impl Application {
                 shutdown_rx,
             ));
         }
+        // Which GitHub this is, and what its version can do: asked once; deliveries keep it
+        // current (`X-GitHub-Enterprise-Version`).
+        let github = GithubApp::new(
+            &settings.github_api_url,
+            settings.app_id,
+            settings.private_key.expose(),
+            None,
+            &settings.trust,
+        )
+        .map_err(|e| StartError::Github(e.to_string()))?;
+        tasks.spawn(async move {
+            match github.server().await {
+                Ok(server) => crate::github::server::record(server),
+                Err(error) => tracing::warn!(%error, "GET /meta failed: the GitHub server's version is learnt from deliveries"),
+            }
+        });
         for (name, on, off) in channels(settings) {
             if !on {
                 tracing::info!("{name} is off ({off})");

@@ -4,15 +4,18 @@
 
 mod support;
 
+use chrono::{TimeDelta, Utc};
 use serde_json::json;
 use std::time::Duration;
 use support::fake_slack::{FakeSlack, block_action_body, signature_headers};
+use support::wait_until;
 use tollgate::config::Secret;
 use tollgate::notify::slack::{
-    ACTION_ACKNOWLEDGE_ALERT, AlertState, AlertView, BlockAction, Interaction, OutgoingMessage,
-    OverrideRequestView, PostedMessage, PrSummary, RequestState, SlackClient, SlackError,
-    SlackMessage, TollgateAction, ViolationLine, alert_message, escalation_message,
-    override_request_message, parse_interaction, thread_note, verify_slack_signature,
+    ACTION_ACKNOWLEDGE_ALERT, AlertState, AlertView, BlockAction, Interaction, Lookup,
+    MESSAGE_METADATA_EVENT_TYPE, MessageKey, OutgoingMessage, OverrideRequestView, PostedMessage,
+    PrSummary, RequestState, SlackClient, SlackError, SlackMessage, TollgateAction, ViolationLine,
+    alert_message, escalation_message, override_request_message, parse_interaction, thread_note,
+    verify_slack_signature,
 };
 use tollgate::outbound::Trust;
 
@@ -27,9 +30,20 @@ async fn setup() -> (FakeSlack, SlackClient) {
 }
 
 fn outgoing(channel: &str, thread_ts: Option<&str>, message: SlackMessage) -> OutgoingMessage {
+    keyed(channel, thread_ts, 1, message)
+}
+
+/// A message carrying the key of `slack_messages` row `id`.
+fn keyed(
+    channel: &str,
+    thread_ts: Option<&str>,
+    id: i64,
+    message: SlackMessage,
+) -> OutgoingMessage {
     OutgoingMessage {
         channel: channel.to_owned(),
         thread_ts: thread_ts.map(str::to_owned),
+        key: MessageKey::of_message(id),
         message,
     }
 }
@@ -85,15 +99,25 @@ async fn post_update_and_ephemeral_round_trip() {
         approvals: 0,
         required: 1,
     }));
+    let before = Utc::now().timestamp();
     let posted = client
         .post_message(&outgoing(CHANNEL, None, pending.clone()))
         .await
         .unwrap();
     assert_eq!(posted.channel, CHANNEL);
-    assert_eq!(posted.ts, "1700000000.000100");
+    let (seconds, micros) = posted.ts.split_once('.').expect("seconds.micros");
+    assert!(seconds.parse::<i64>().unwrap() >= before, "{}", posted.ts);
+    assert_eq!(micros.len(), 6, "{}", posted.ts);
     let stored = fake.message(CHANNEL, &posted.ts).unwrap();
     assert_eq!(stored.text.as_deref(), Some(pending.text.as_str()));
     assert_eq!(stored.blocks.as_ref(), Some(&pending.blocks));
+    assert_eq!(
+        stored.metadata,
+        Some(json!({
+            "event_type": MESSAGE_METADATA_EVENT_TYPE,
+            "event_payload": {"key": "tollgate-slack-message-1"}
+        }))
+    );
 
     let approved = override_request_message(&override_view(RequestState::Approved {
         by: "<@U0BOB>".into(),
@@ -448,4 +472,137 @@ async fn unknown_paths_are_unexpected() {
         .unwrap();
     assert_eq!(response.status(), 404);
     assert_eq!(fake.unexpected_requests().len(), 1);
+}
+
+/// A lookup from a minute before now, for `key` in `channel` or the thread `thread_ts`.
+fn lookup<'a>(channel: &'a str, thread_ts: Option<&'a str>, key: &'a MessageKey) -> Lookup<'a> {
+    Lookup {
+        channel,
+        thread_ts,
+        oldest: Utc::now() - TimeDelta::minutes(1),
+        key,
+    }
+}
+
+#[tokio::test]
+async fn a_posted_message_is_found_by_its_key_past_the_first_page_and_in_its_thread() {
+    let (fake, client) = setup().await;
+    let parent = client
+        .post_message(&keyed(CHANNEL, None, 41, thread_note("parent")))
+        .await
+        .unwrap();
+    let reply = client
+        .post_message(&keyed(CHANNEL, Some(&parent.ts), 42, thread_note("reply")))
+        .await
+        .unwrap();
+    // Newer messages of other apps, with other metadata or none, push it past the first page.
+    for i in 0..250 {
+        let metadata = (i % 2 == 0).then(|| {
+            json!({"event_type": "other_app", "event_payload": {"key": "tollgate-slack-message-41"}})
+        });
+        fake.add_message(CHANNEL, &format!("other {i}"), metadata);
+    }
+
+    let parent_key = MessageKey::of_message(41);
+    let found = client
+        .find_message(&lookup(CHANNEL, None, &parent_key))
+        .await
+        .unwrap();
+    assert_eq!(found, Some(parent.ts.clone()));
+    let reply_key = MessageKey::of_message(42);
+    let found = client
+        .find_message(&lookup(CHANNEL, Some(&parent.ts), &reply_key))
+        .await
+        .unwrap();
+    assert_eq!(found, Some(reply.ts.clone()));
+
+    // A reply is not in the channel's history, an unknown key is nowhere, nor is a message
+    // posted before `oldest`.
+    let history = client
+        .find_message(&lookup(CHANNEL, None, &reply_key))
+        .await
+        .unwrap();
+    assert_eq!(history, None);
+    let unknown = MessageKey::of_message(4);
+    let nowhere = client
+        .find_message(&lookup(CHANNEL, None, &unknown))
+        .await
+        .unwrap();
+    assert_eq!(nowhere, None);
+    let later = Lookup {
+        oldest: Utc::now() + TimeDelta::minutes(1),
+        ..lookup(CHANNEL, None, &parent_key)
+    };
+    assert_eq!(client.find_message(&later).await.unwrap(), None);
+
+    let pages = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "conversations.history")
+        .collect::<Vec<_>>();
+    assert_eq!(
+        pages[0].body.as_ref().unwrap()["include_all_metadata"],
+        "true"
+    );
+    assert!(
+        pages[1].body.as_ref().unwrap()["cursor"].is_string(),
+        "{pages:#?}"
+    );
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn a_lookup_without_the_read_scope_is_refused_with_the_scope_it_needs() {
+    let (fake, client) = setup().await;
+    fake.set_read_scopes(&[]);
+    let key = MessageKey::of_message(1);
+    let error = client
+        .find_message(&lookup(CHANNEL, None, &key))
+        .await
+        .unwrap_err();
+    assert!(error.is_missing_scope(), "{error:?}");
+    assert!(!error.is_retryable());
+    assert!(error.to_string().contains("channels:history"), "{error}");
+    assert_eq!(fake.rejections()[0].error, "missing_scope");
+}
+
+#[tokio::test]
+async fn a_held_call_is_applied_at_once_and_answered_on_release() {
+    let (fake, client) = setup().await;
+    let hold = fake.hold("chat.postMessage", 2);
+    client
+        .post_message(&outgoing(CHANNEL, None, thread_note("first")))
+        .await
+        .unwrap();
+    let held = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .post_message(&outgoing(CHANNEL, None, thread_note("second")))
+                .await
+        })
+    };
+    assert!(wait_until(Duration::from_secs(10), || hold.reached()).await);
+    assert_eq!(fake.messages().len(), 2, "applied before the answer");
+    assert!(!held.is_finished());
+    hold.release();
+    let posted = held.await.unwrap().unwrap();
+    assert_eq!(fake.messages()[1].ts, posted.ts);
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn a_lost_answer_leaves_the_message_posted() {
+    let (fake, client) = setup().await;
+    fake.lose_answer_next("chat.postMessage", 1);
+    let error = client
+        .post_message(&keyed(CHANNEL, None, 9, thread_note("hello")))
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error:?}");
+    assert_eq!(fake.messages().len(), 1);
+    let key = MessageKey::of_message(9);
+    let found = client.find_message(&lookup(CHANNEL, None, &key)).await;
+    assert_eq!(found.unwrap(), Some(fake.messages()[0].ts.clone()));
+    fake.assert_clean();
 }

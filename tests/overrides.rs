@@ -1119,3 +1119,96 @@ async fn a_request_whose_stored_settings_do_not_parse_fails_the_job_instead_of_u
     .expect("the command job failed");
     assert!(error.contains("settings"), "{error}");
 }
+
+/// How many calls of the Slack Web API `method` the app made.
+fn slack_calls(world: &World, method: &str) -> usize {
+    world
+        .slack
+        .requests()
+        .iter()
+        .filter(|r| r.method == method)
+        .count()
+}
+
+/// Slack's answer to the alert's post is lost after Slack posted it (as when the process dies
+/// before recording the `ts`): the retry finds the message by the key in its metadata, records
+/// it and edits it, and never posts it again.
+#[tokio::test]
+async fn an_alert_posted_without_its_answer_is_found_not_posted_again() {
+    let world = World::start(CONFIG).await;
+    world.slack.lose_answer_next("chat.postMessage", 1);
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    // The retry waits out its backoff (1 s).
+    let edited = wait_until(WAIT, || slack_calls(&world, "chat.update") == 1).await;
+    assert!(edited, "{:#?}", world.slack.requests());
+    world.app.settle().await;
+
+    let alerts = world.messages_with(ACTION_ACKNOWLEDGE_ALERT);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(slack_calls(&world, "chat.postMessage"), 1);
+    assert_eq!(slack_calls(&world, "conversations.history"), 1);
+    let mut db = world.app.db().await;
+    let recorded: Option<String> =
+        sqlx::query_scalar("SELECT ts FROM slack_messages WHERE subject = 'alert'")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(recorded.as_deref(), Some(alerts[0].ts.as_str()));
+    world.slack.assert_clean();
+}
+
+/// The same for a message in a thread: the escalation posted in the alert's thread is looked up
+/// among the thread's replies.
+#[tokio::test]
+async fn an_escalation_posted_in_a_thread_without_its_answer_is_found_not_posted_again() {
+    let world = World::start_with_escalation_channel(CONFIG, false).await;
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    let alert = world.messages_with(ACTION_ACKNOWLEDGE_ALERT).remove(0);
+    world.slack.lose_answer_next("chat.postMessage", 1);
+    world.app.advance_clock(16).await;
+    let edited = wait_until(WAIT, || slack_calls(&world, "chat.update") == 1).await;
+    assert!(edited, "{:#?}", world.slack.requests());
+    world.app.settle().await;
+
+    let replies = world.slack.replies(SLACK_CHANNEL, &alert.ts);
+    assert_eq!(
+        replies.len(),
+        1,
+        "one escalation in the thread: {replies:#?}"
+    );
+    assert_eq!(
+        slack_calls(&world, "chat.postMessage"),
+        2,
+        "alert and escalation"
+    );
+    assert_eq!(slack_calls(&world, "conversations.replies"), 1);
+    world.slack.assert_clean();
+}
+
+/// Without the read scopes the lookup is refused: the message is posted again (at least once,
+/// as documented) rather than lost, and the job succeeds.
+#[tokio::test]
+async fn without_the_read_scope_a_message_whose_answer_was_lost_is_posted_again() {
+    let world = World::start(CONFIG).await;
+    world.slack.set_read_scopes(&[]);
+    world.slack.lose_answer_next("chat.postMessage", 1);
+    world.push("opened", 1, secret_files(SECRET_PATCH)).await;
+    let posted_again = wait_until(WAIT, || slack_calls(&world, "chat.postMessage") == 2).await;
+    assert!(posted_again, "{:#?}", world.slack.requests());
+    world.app.settle().await;
+
+    assert_eq!(world.messages_with(ACTION_ACKNOWLEDGE_ALERT).len(), 2);
+    let refused: Vec<String> = world
+        .slack
+        .rejections()
+        .into_iter()
+        .map(|r| r.error)
+        .collect();
+    assert_eq!(refused, ["missing_scope"]);
+    assert_eq!(
+        world
+            .scalar("SELECT count(*) FROM slack_messages WHERE status = 'sent' AND ts IS NOT NULL")
+            .await,
+        1
+    );
+}

@@ -11,14 +11,16 @@ use std::path::Path;
 use std::time::Duration;
 use support::dashboard;
 use support::fake_github::{BOT_LOGIN, CommentRecord, FakeGithub, PrSpec, file_entry};
+use support::fake_slack::FakeSlack;
 use support::patches::{SECRET_PATCH, WORKFLOW_PATCH, base_sha, sha};
 use support::release::{ReleaseApp, release_binary};
 use support::smtp::{SmtpSink, smtp_available};
 use support::test_app::{
-    self, APP_ID, INSTALLATION_ID, PRIVATE_KEY, WEBHOOK_SECRET, issue_comment_event,
-    pull_request_event,
+    self, APP_ID, INSTALLATION_ID, PRIVATE_KEY, SLACK_CHANNEL, SLACK_ESCALATION_CHANNEL,
+    SLACK_TOKEN, WEBHOOK_SECRET, issue_comment_event, pull_request_event,
 };
 use support::{TEST_APP_KEY, wait_until};
+use tollgate::notify::slack::ACTION_ACKNOWLEDGE_ALERT;
 use tollgate::report::{REPLY_MARKER, STICKY_COMMENT_MARKER, reply_key};
 
 const OWNER: &str = "acme";
@@ -33,6 +35,15 @@ struct World {
 
 impl World {
     async fn start(binary: &Path, repo_config: &str) -> Self {
+        Self::start_with(binary, repo_config, Vec::new()).await
+    }
+
+    /// The app with `extra` variables besides GitHub's (e.g. Slack's).
+    async fn start_with(
+        binary: &Path,
+        repo_config: &str,
+        extra: Vec<(&'static str, String)>,
+    ) -> Self {
         let github = FakeGithub::start(APP_ID, TEST_APP_KEY).await;
         github.add_installation(INSTALLATION_ID as u64);
         github.add_repo(INSTALLATION_ID as u64, OWNER, REPO);
@@ -45,7 +56,9 @@ impl World {
         );
         github.set_permission(OWNER, REPO, DEVELOPER, "write", "write");
         let database = test_app::fresh_database().await;
-        let app = ReleaseApp::start(binary, &database, &github_vars(&github)).await;
+        let mut vars = github_vars(&github);
+        vars.extend(extra);
+        let app = ReleaseApp::start(binary, &database, &vars).await;
         Self { github, app }
     }
 
@@ -276,6 +289,56 @@ async fn a_reply_posted_before_a_crash_is_found_not_posted_again() {
     assert_eq!(reactions, ["eyes", "+1"]);
     assert_eq!(world.sticky_comments().len(), 1);
     world.assert_one_check_run("success");
+    world.github.assert_clean();
+}
+
+#[tokio::test]
+async fn a_slack_alert_posted_before_a_crash_is_found_not_posted_again() {
+    let Some(binary) = release_binary("Slack alert across a crash") else {
+        return;
+    };
+    let slack = FakeSlack::start(SLACK_TOKEN, &[SLACK_CHANNEL, SLACK_ESCALATION_CHANNEL]).await;
+    let mut world = World::start_with(
+        &binary,
+        "threshold: 70\n",
+        test_app::slack_vars(&slack.api_url()),
+    )
+    .await;
+    world.set_pull_request("app/settings.py", SECRET_PATCH);
+    let hold = slack.hold("chat.postMessage", 1);
+    world.deliver_opened().await;
+    world.crash_during(&hold).await;
+
+    let alerts: Vec<_> = slack
+        .messages()
+        .into_iter()
+        .filter(|m| {
+            m.blocks
+                .as_ref()
+                .is_some_and(|b| b.to_string().contains(ACTION_ACKNOWLEDGE_ALERT))
+        })
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let calls = |method: &str| {
+        slack
+            .requests()
+            .iter()
+            .filter(|r| r.method == method)
+            .count()
+    };
+    assert_eq!(calls("chat.postMessage"), 1, "{:#?}", slack.requests());
+    assert_eq!(
+        calls("conversations.history"),
+        1,
+        "the retry looked it up once"
+    );
+    assert_eq!(
+        calls("chat.update"),
+        1,
+        "and edited it to the current state"
+    );
+    world.assert_one_check_run("failure");
+    slack.assert_clean();
     world.github.assert_clean();
 }
 

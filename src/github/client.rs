@@ -8,6 +8,7 @@
 use super::auth::AppCredentials;
 use super::error::GithubError;
 use super::pacer::WriteBudget;
+use super::server::{self, GithubServer};
 use super::transport::ReqwestTransport;
 use crate::diff::GithubFile;
 use crate::outbound::Trust;
@@ -188,6 +189,30 @@ impl GithubApp {
             deliveries,
             next_cursor,
         })
+    }
+
+    /// `GET /meta`: which server this is — github.com, or a GitHub Enterprise Server and its
+    /// release (its `X-GitHub-Enterprise-Version` header, else the body's `installed_version`).
+    pub async fn server(&self) -> Result<GithubServer, GithubError> {
+        #[derive(Deserialize)]
+        struct Meta {
+            #[serde(default)]
+            installed_version: Option<String>,
+        }
+        let answer = self.send_as_app(Method::GET, "/meta").await?.ok()?;
+        let header = answer
+            .headers
+            .get(server::ENTERPRISE_VERSION_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let meta: Meta = answer.json()?;
+        match header.or(meta.installed_version) {
+            None => Ok(GithubServer::Cloud),
+            Some(raw) => raw
+                .parse()
+                .map(GithubServer::Enterprise)
+                .map_err(|message| GithubError::Decode { message }),
+        }
     }
 
     /// `POST /app/hook/deliveries/{delivery_id}/attempts`: asks GitHub to send a delivery again.

@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod oauth;
 pub mod pacer;
+pub mod server;
 mod transport;
 
 pub use auth::AppCredentials;

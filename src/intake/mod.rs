@@ -10,6 +10,7 @@ pub use signature::{SignatureError, sign, verify_signature};
 
 use crate::config::Secret;
 use crate::github::events::{self, Routed, RoutingPolicy};
+use crate::github::server;
 use crate::jobs::{
     self, ClosePullRequest, EvaluateMergeGroup, EvaluatePullRequest, HandleCommand, NewJob,
     RecordMergeQueue,
@@ -158,8 +159,17 @@ async fn accept(
     // Read what the delivery row records before routing consumes the payload.
     let action = events::action_of(&payload);
     let installation_id = events::installation_of(&payload);
+    if let Some(version) = header_str(headers, server::ENTERPRISE_VERSION_HEADER) {
+        server::observe_enterprise_version(version);
+    }
     let routed = events::route(event, payload, state.routing)
         .map_err(|e| IntakeError::Malformed(e.to_string()))?;
+    let routed = match (routed, server::current()) {
+        (Routed::EvaluateMergeGroup(_), Some(server)) if !server.merge_queue() => {
+            Routed::Ignored(format!("merge queues are off: {server} has none"))
+        }
+        (routed, _) => routed,
+    };
     record_context(installation_id, &routed);
 
     let (status, ignored_reason) = match &routed {

@@ -3,24 +3,31 @@
 //! Messages about an override request or an alert are rendered from the subject's current state
 //! when the job runs, so a burst of changes ends in one edit showing the latest state, and a
 //! retry edits instead of posting again: Slack's `ts` is recorded the moment the post succeeds.
-//! Only a process killed between Slack's answer and that record posts twice (at least once:
-//! Slack's `chat.postMessage` takes no idempotency key).
+//! Slack's `chat.postMessage` takes no idempotency key, so a post is marked as requested before
+//! it is sent and carries its key in Slack's message metadata: a retry after a process died
+//! between Slack's answer and the record finds the message by that key and edits it.
 
 use super::{Job, JobContext, JobError};
 use crate::config::{Approver, SlackSettings};
 use crate::domain::Violation;
 use crate::notify::slack::{
-    AlertState, AlertView, OutgoingMessage, OverrideRequestView, PrSummary, RequestState,
-    SlackClient, SlackError, SlackMessage, ViolationLine, alert_message, escalation_message,
-    override_request_message, thread_note,
+    AlertState, AlertView, Lookup, MessageKey, OutgoingMessage, OverrideRequestView, PrSummary,
+    RequestState, SlackClient, SlackError, SlackMessage, ViolationLine, alert_message,
+    escalation_message, override_request_message, thread_note,
 };
 use crate::outbound::Trust;
 use crate::policy::PolicyEngine;
 use crate::store::{self, AlertRow, OverrideRequestRow, SlackMessageRow, SlackSubject};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// How far before the recorded request a lookup starts: covers the difference between the
+/// database's clock and Slack's.
+const LOOKUP_MARGIN: TimeDelta = TimeDelta::minutes(5);
 
 pub struct SlackSender {
     pool: PgPool,
@@ -29,6 +36,8 @@ pub struct SlackSender {
     engine: Arc<PolicyEngine>,
     github_web_url: String,
     escalation_after: Duration,
+    /// Set once the missing read scope was logged, so that it is said once per process.
+    missing_scope_logged: AtomicBool,
 }
 
 impl From<SlackError> for JobError {
@@ -105,6 +114,7 @@ impl SlackSender {
             engine,
             github_web_url,
             escalation_after,
+            missing_scope_logged: AtomicBool::new(false),
         })
     }
 
@@ -125,7 +135,18 @@ impl SlackSender {
             )));
         };
         drop(conn);
-        match message.ts.clone() {
+        let posted = match (message.ts.clone(), message.post_requested_at) {
+            (Some(ts), _) => Some(ts),
+            (None, Some(requested_at)) => {
+                let found = self.earlier_post(&message, requested_at).await?;
+                if let Some(ts) = &found {
+                    store::set_slack_ts(&self.pool, &message, &message.channel, ts).await?;
+                }
+                found
+            }
+            (None, None) => None,
+        };
+        match posted {
             Some(ts) => {
                 let result = self
                     .client
@@ -135,10 +156,13 @@ impl SlackSender {
                 result?;
             }
             None => {
-                store::assign_thread(&self.pool, &mut message).await?;
+                // Marked before it is sent: a process killed before recording the answer leaves
+                // a retry that looks for the message first.
+                store::request_slack_post(&self.pool, &mut message).await?;
                 let outgoing = OutgoingMessage {
                     channel: message.channel.clone(),
                     thread_ts: message.thread_ts.clone(),
+                    key: MessageKey::of_message(message.id),
                     message: rendered,
                 };
                 let result = self.client.post_message(&outgoing).await;
@@ -148,6 +172,56 @@ impl SlackSender {
             }
         }
         Ok(())
+    }
+
+    /// The `ts` of the message an earlier attempt posted (its post was requested at
+    /// `requested_at`) and died before recording, found by its key; `None` when Slack has no such
+    /// message. A lookup Slack refuses for good (a missing read scope, a channel the bot cannot
+    /// read) is logged and answered `None`: the message is posted again rather than lost.
+    async fn earlier_post(
+        &self,
+        message: &SlackMessageRow,
+        requested_at: DateTime<Utc>,
+    ) -> Result<Option<String>, JobError> {
+        let key = MessageKey::of_message(message.id);
+        let lookup = Lookup {
+            channel: &message.channel,
+            thread_ts: message.thread_ts.as_deref(),
+            oldest: requested_at - LOOKUP_MARGIN,
+            key: &key,
+        };
+        match self.client.find_message(&lookup).await {
+            Ok(Some(ts)) => {
+                tracing::info!(
+                    message_id = message.id,
+                    ts,
+                    "found the Slack message an earlier attempt posted"
+                );
+                Ok(Some(ts))
+            }
+            Ok(None) => Ok(None),
+            Err(error) if error.is_retryable() => Err(error.into()),
+            Err(error) if error.is_missing_scope() => {
+                if !self.missing_scope_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        %error,
+                        "cannot look up Slack messages an interrupted attempt may have posted: \
+                         add the bot scopes channels:history and groups:history; until then such \
+                         a message is posted again (at least once)"
+                    );
+                }
+                Ok(None)
+            }
+            Err(error) => {
+                tracing::warn!(
+                    message_id = message.id,
+                    %error,
+                    "cannot look up a Slack message an interrupted attempt may have posted; \
+                     posting it again"
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// Records the attempt; a database error here is retried like any other.

@@ -80,6 +80,8 @@ pub struct HealthInputs {
     pub oldest_ready_job: Option<Duration>,
     pub github_last_success: Option<DateTime<Utc>>,
     pub github_last_failure: Option<DateTime<Utc>>,
+    /// Which GitHub this is, once known.
+    pub github_server: Option<crate::github::server::GithubServer>,
     /// `Err` names the missing migrations (or why they could not be read).
     pub migrations: Result<(), String>,
 }
@@ -264,6 +266,20 @@ fn github_check(inputs: &HealthInputs) -> Check {
     if let Some(failure) = inputs.github_last_failure {
         check = check.with("last_failure", failure.to_rfc3339());
     }
+    if let Some(server) = inputs.github_server {
+        check = check.with("server", server.to_string());
+        if let Some(version) = server.enterprise_version() {
+            check = check.with("enterprise_version", version.to_string());
+        }
+        let off: serde_json::Map<String, serde_json::Value> = server
+            .features_off()
+            .into_iter()
+            .map(|off| (off.feature.to_owned(), off.reason.into()))
+            .collect();
+        if !off.is_empty() {
+            check = check.with("features_off", off);
+        }
+    }
     check
 }
 
@@ -291,6 +307,7 @@ mod tests {
             oldest_ready_job: Some(Duration::ZERO),
             github_last_success: Some(now() - chrono::Duration::seconds(30)),
             github_last_failure: None,
+            github_server: None,
             migrations: Ok(()),
         }
     }

@@ -111,6 +111,7 @@ pub async fn check_health(pool: &PgPool) -> HealthReport {
         oldest_ready_job,
         github_last_success: marks.get(GITHUB_SUCCESS).copied(),
         github_last_failure: marks.get(GITHUB_FAILURE).copied(),
+        github_server: crate::github::server::current(),
         migrations,
     })
 }

@@ -36,8 +36,8 @@ pub use overrides::{
     set_reply_comment_id,
 };
 pub use slack::{
-    NewSlackMessage, SlackMessageRow, SlackSubject, assign_thread, fail_slack_message,
-    record_slack_attempt, set_slack_ts, slack_message, slack_message_of, upsert_slack_message,
+    NewSlackMessage, SlackMessageRow, SlackSubject, fail_slack_message, record_slack_attempt,
+    request_slack_post, set_slack_ts, slack_message, slack_message_of, upsert_slack_message,
 };
 
 pub use deliveries::{

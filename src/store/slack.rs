@@ -2,10 +2,12 @@
 //!
 //! A message about an override request or an alert is one row per subject: the first send posts
 //! it and records Slack's `ts`, later sends edit it in place. Notes and ephemeral messages are one
-//! row each, posted once.
+//! row each, posted once. A post is marked as requested before it is sent, so a retry knows when
+//! an earlier attempt may have posted without recording the `ts`.
 
 use super::overrides::pr_number;
 use crate::github::events::PrTarget;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -58,6 +60,9 @@ pub struct SlackMessageRow {
     pub body: Option<Value>,
     pub ts: Option<String>,
     pub status: String,
+    /// When the first attempt to post it was made; set while `ts` is unknown, an earlier attempt
+    /// may have posted it.
+    pub post_requested_at: Option<DateTime<Utc>>,
 }
 
 /// The columns every query of this table reads, as a literal for `concat!` (static SQL,
@@ -65,7 +70,7 @@ pub struct SlackMessageRow {
 macro_rules! message_columns {
     () => {
         "id, installation_id, repository_id, pr_number, subject, subject_id, channel,
-    thread_ts, user_id, body, ts, status"
+    thread_ts, user_id, body, ts, status, post_requested_at"
     };
 }
 
@@ -86,6 +91,7 @@ fn message_from_row(row: &PgRow) -> Result<SlackMessageRow, sqlx::Error> {
         body: row.get("body"),
         ts: row.get("ts"),
         status: row.get("status"),
+        post_requested_at: row.get("post_requested_at"),
     })
 }
 
@@ -237,23 +243,28 @@ pub async fn set_slack_ts(
     tx.commit().await
 }
 
-/// Sets the thread a message will be posted in (the pull request's, when it has one in the
-/// message's channel), just before it is first posted.
-pub async fn assign_thread(
+/// Marks a message's post as requested, just before it is sent, and sets the thread it goes in:
+/// the pull request's thread when it has one in the message's channel. A message already marked
+/// keeps its thread, so a retry looks for an earlier post where that attempt made it.
+pub async fn request_slack_post(
     pool: &PgPool,
     message: &mut SlackMessageRow,
 ) -> Result<(), sqlx::Error> {
-    let thread: Option<String> = sqlx::query_scalar(
-        "UPDATE slack_messages m SET thread_ts = p.slack_thread_ts
-         FROM pull_requests p
-         WHERE m.id = $1 AND p.repository_id = m.repository_id AND p.number = m.pr_number
-           AND p.slack_channel = m.channel AND m.ts IS NULL
-         RETURNING m.thread_ts",
+    let row = sqlx::query(
+        "UPDATE slack_messages m
+         SET thread_ts = CASE WHEN m.post_requested_at IS NULL
+                 THEN (SELECT p.slack_thread_ts FROM pull_requests p
+                       WHERE p.repository_id = m.repository_id AND p.number = m.pr_number
+                         AND p.slack_channel = m.channel)
+                 ELSE m.thread_ts END,
+             post_requested_at = COALESCE(m.post_requested_at, now())
+         WHERE m.id = $1 AND m.ts IS NULL
+         RETURNING m.thread_ts, m.post_requested_at",
     )
     .bind(message.id)
-    .fetch_optional(pool)
-    .await?
-    .flatten();
-    message.thread_ts = thread;
+    .fetch_one(pool)
+    .await?;
+    message.thread_ts = row.get("thread_ts");
+    message.post_requested_at = row.get("post_requested_at");
     Ok(())
 }

@@ -183,6 +183,16 @@ pub struct Hold {
     release: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
+/// A hold no request has reached yet (the fake Slack holds its answers with it too).
+impl Default for Hold {
+    fn default() -> Hold {
+        Hold {
+            reached: Arc::default(),
+            release: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+}
+
 impl Hold {
     /// Whether the chosen request arrived (and was applied).
     pub fn reached(&self) -> bool {
@@ -194,7 +204,7 @@ impl Hold {
         self.release.send_replace(true);
     }
 
-    async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         self.reached
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut released = self.release.subscribe();
@@ -469,10 +479,7 @@ impl FakeGithub {
     /// starts with `path_prefix`: it is applied, but answered only after [`Hold::release`].
     pub fn hold(&self, method: &str, path_prefix: &str, nth: u32) -> Hold {
         assert!(nth >= 1, "nth counts from 1");
-        let hold = Hold {
-            reached: Arc::default(),
-            release: Arc::new(tokio::sync::watch::channel(false).0),
-        };
+        let hold = Hold::default();
         self.state().holds.push(HoldRule {
             method: method.to_ascii_uppercase(),
             path_prefix: path_prefix.to_owned(),
@@ -486,6 +493,12 @@ impl FakeGithub {
     /// answered GitHub's secondary-rate-limit 403 (with `retry-after`).
     pub fn set_secondary_limit(&self, max_writes: u32, window: Duration) {
         self.state().secondary_limit = Some((max_writes, window));
+    }
+
+    /// Plays a GitHub Enterprise Server of `version`: `GET /meta` says so in `installed_version`
+    /// and every answer carries `X-GitHub-Enterprise-Version`.
+    pub fn set_enterprise_version(&self, version: &str) {
+        self.state().enterprise_version = Some(version.to_owned());
     }
 
     /// Forgets every installation token issued so far, as if they had expired.
@@ -657,6 +670,8 @@ struct FakeState {
     write_count: usize,
     hooks: hooks::HookState,
     oauth: oauth::OAuthState,
+    /// Set when the fake plays a GitHub Enterprise Server of this release.
+    enterprise_version: Option<String>,
 }
 
 impl FakeState {
@@ -679,6 +694,7 @@ impl FakeState {
             write_count: 0,
             hooks: hooks::HookState::default(),
             oauth: oauth::OAuthState::default(),
+            enterprise_version: None,
         }
     }
 
@@ -697,6 +713,7 @@ impl FakeState {
 /// What a request asks for, once its path is understood.
 enum Route {
     App,
+    Meta,
     AccessToken(u64),
     TeamMembership {
         org: String,
@@ -730,6 +747,7 @@ fn parse_route(method: &Method, segments: &[String]) -> Option<Route> {
     let patch = method == Method::PATCH;
     match s.as_slice() {
         ["app"] if get => Some(Route::App),
+        ["meta"] if get => Some(Route::Meta),
         ["app", "hook", "deliveries"] if get => Some(Route::HookDeliveries),
         ["app", "hook", "deliveries", id, "attempts"] if post => {
             id.parse().ok().map(Route::HookRedelivery)
@@ -879,7 +897,7 @@ fn respond(
     };
     let body_value = parsed_body.clone().ok().flatten();
     let web_login = oauth::answer_web_login(&mut state, method, &path, uri.query(), body);
-    let (reply, unexpected) = match (web_login, parsed_body) {
+    let (mut reply, unexpected) = match (web_login, parsed_body) {
         (Some(reply), _) => (reply, false),
         (None, Err(())) => (Reply::message(400, "Problems parsing JSON"), false),
         (None, Ok(body)) => {
@@ -893,6 +911,11 @@ fn respond(
             state.answer(&incoming)
         }
     };
+    if let Some(version) = &state.enterprise_version {
+        reply
+            .headers
+            .push(("x-github-enterprise-version".to_owned(), version.clone()));
+    }
     let recorded = RecordedRequest {
         method: method.to_string(),
         path: path.clone(),
@@ -1023,6 +1046,7 @@ impl FakeState {
         }
         let reply = match route {
             Route::App => self.app(req),
+            Route::Meta => self.meta(),
             Route::AccessToken(installation) => self.access_token(req, installation),
             Route::TeamMembership {
                 org,
@@ -1100,6 +1124,15 @@ impl FakeState {
             return Err("JWT issued in the future".into());
         }
         Ok(())
+    }
+
+    /// `GET /meta`, trimmed to what the app reads: a server's release when it is one.
+    fn meta(&self) -> Reply {
+        let mut body = json!({ "verifiable_password_authentication": false });
+        if let Some(version) = &self.enterprise_version {
+            body["installed_version"] = json!(version);
+        }
+        Reply::json(200, body)
     }
 
     fn app(&mut self, req: &Incoming<'_>) -> Reply {

@@ -1,14 +1,19 @@
 //! A fake Slack: a real HTTP server on 127.0.0.1 that speaks the Web API's wire format for
-//! `chat.postMessage`, `chat.update` and `chat.postEphemeral`, keeps the messages, and refuses
-//! what Slack refuses (bad token, unknown channel or message, malformed Block Kit), so the app's
-//! tests run the real client against it.
+//! `chat.postMessage`, `chat.update`, `chat.postEphemeral` and `views.open` (JSON bodies), and
+//! `conversations.history` and `conversations.replies` (query strings, paged with a cursor),
+//! keeps the messages with their metadata, and refuses what Slack refuses (bad token, unknown
+//! channel or message, malformed Block Kit, a read without its scope), so the app's tests run the
+//! real client against it.
 //!
 //! Like Slack, it answers API errors with HTTP 200 and `{"ok": false, "error": code}`; each such
 //! refusal is kept as a [`Rejection`]. Requests to other paths are answered 404 and kept as
 //! unexpected. [`FakeSlack::assert_clean`] fails a test on either, and on Slack's warnings.
 //! Failures injected with [`FakeSlack::fail_next`] and its siblings are answered but not counted
-//! as refusals.
+//! as refusals. [`FakeSlack::hold`] applies a chosen call and holds its answer, so a test can kill
+//! the app while the call is in flight; [`FakeSlack::lose_answer_next`] applies a call and answers
+//! it with a server error, as when Slack's answer is lost on the way.
 
+use super::fake_github::Hold;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -17,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tollgate::notify::slack::sign_slack_request;
 
 const API_PREFIX: &str = "/api/";
@@ -27,8 +33,11 @@ const MAX_HEADER_TEXT: usize = 150;
 const MAX_BUTTON_TEXT: usize = 75;
 const MAX_BUTTON_VALUE: usize = 2000;
 const MAX_ID: usize = 255;
-/// The first `ts` the fake hands out; later ones grow by 100 µs.
-const FIRST_TS_SECONDS: u64 = 1_700_000_000;
+/// Slack's largest page for `conversations.history` (`conversations.replies` allows 1000).
+const MAX_HISTORY_LIMIT: usize = 999;
+const DEFAULT_HISTORY_LIMIT: usize = 100;
+/// The read scopes a token has unless a test takes them away.
+const READ_SCOPES: [&str; 2] = ["channels:history", "groups:history"];
 
 /// A running fake. Dropping it stops the server.
 pub struct FakeSlack {
@@ -58,6 +67,8 @@ pub struct MessageRecord {
     pub thread_ts: Option<String>,
     pub text: Option<String>,
     pub blocks: Option<Value>,
+    /// The message metadata it was posted with (`event_type`, `event_payload`).
+    pub metadata: Option<Value>,
     /// Earlier contents, oldest first; empty for a message never updated.
     pub history: Vec<MessageContent>,
 }
@@ -106,15 +117,28 @@ struct FailRule {
     remaining: u32,
 }
 
+struct HoldRule {
+    method: String,
+    /// Matching calls still to pass before the held one.
+    skip: u32,
+    hold: Hold,
+}
+
 struct FakeState {
     token: String,
     channels: HashSet<String>,
-    next_ts: u64,
+    /// The token's read scopes.
+    scopes: HashSet<String>,
+    /// The last `ts` handed out, in microseconds since the epoch.
+    last_ts_micros: u64,
     messages: Vec<MessageRecord>,
     ephemerals: Vec<EphemeralRecord>,
     /// Views opened with `views.open`, as sent.
     views: Vec<Value>,
     failures: Vec<FailRule>,
+    /// Calls applied but answered with a server error, per method.
+    lost_answers: Vec<FailRule>,
+    holds: Vec<HoldRule>,
     requests: Vec<RecordedRequest>,
     rejections: Vec<Rejection>,
     unexpected: Vec<RecordedRequest>,
@@ -128,11 +152,14 @@ impl FakeSlack {
         let state = Arc::new(Mutex::new(FakeState {
             token: token.to_owned(),
             channels: channels.iter().map(|c| (*c).to_owned()).collect(),
-            next_ts: 0,
+            scopes: READ_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            last_ts_micros: 0,
             messages: Vec::new(),
             ephemerals: Vec::new(),
             views: Vec::new(),
             failures: Vec::new(),
+            lost_answers: Vec::new(),
+            holds: Vec::new(),
             requests: Vec::new(),
             rejections: Vec::new(),
             unexpected: Vec::new(),
@@ -173,6 +200,51 @@ impl FakeSlack {
     /// Answers the next `times` calls of `method` with HTTP 200 and `{"ok":false,"error":error}`.
     pub fn api_error_next(&self, method: &str, error: &str, times: u32) {
         self.inject(method, Injected::ApiError(error.to_owned()), times);
+    }
+
+    /// Applies the next `times` calls of `method` (the message is posted), then answers them with
+    /// HTTP 500 as if Slack's answer were lost: the caller cannot know that the call worked.
+    pub fn lose_answer_next(&self, method: &str, times: u32) {
+        self.state().lost_answers.push(FailRule {
+            method: method.to_owned(),
+            injected: Injected::Status(500),
+            remaining: times,
+        });
+    }
+
+    /// Holds the answer to the `nth` (from 1) next call of `method`: it is applied, but answered
+    /// only after [`Hold::release`].
+    pub fn hold(&self, method: &str, nth: u32) -> Hold {
+        assert!(nth >= 1, "nth counts from 1");
+        let hold = Hold::default();
+        self.state().holds.push(HoldRule {
+            method: method.to_owned(),
+            skip: nth - 1,
+            hold: hold.clone(),
+        });
+        hold
+    }
+
+    /// Gives the token exactly the read scopes `scopes` (by default `channels:history` and
+    /// `groups:history`); a read without its scope is answered `missing_scope`.
+    pub fn set_read_scopes(&self, scopes: &[&str]) {
+        self.state().scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+    }
+
+    /// Posts a message as someone else would (another app, a person), for a test's set-up.
+    pub fn add_message(&self, channel: &str, text: &str, metadata: Option<Value>) -> String {
+        let mut state = self.state();
+        let ts = state.next_ts();
+        state.messages.push(MessageRecord {
+            channel: channel.to_owned(),
+            ts: ts.clone(),
+            thread_ts: None,
+            text: Some(text.to_owned()),
+            blocks: None,
+            metadata,
+            history: Vec::new(),
+        });
+        ts
     }
 
     fn inject(&self, method: &str, injected: Injected, times: u32) {
@@ -381,6 +453,8 @@ struct Refusal {
     error: &'static str,
     reason: String,
     details: Vec<String>,
+    /// The scope a `missing_scope` refusal names.
+    needed: Option<&'static str>,
 }
 
 fn refuse(error: &'static str, reason: impl Into<String>) -> Refusal {
@@ -388,6 +462,7 @@ fn refuse(error: &'static str, reason: impl Into<String>) -> Refusal {
         error,
         reason: reason.into(),
         details: Vec::new(),
+        needed: None,
     }
 }
 
@@ -398,12 +473,53 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let (reply, hold) = respond(&state, &http_method, &uri, &headers, &body);
+    if let Some(hold) = hold {
+        hold.wait().await;
+    }
+    into_response(reply)
+}
+
+/// How a Web API method takes its arguments.
+#[derive(Clone, Copy, PartialEq)]
+enum MethodKind {
+    /// A JSON body, posted.
+    Write,
+    /// A query string (read methods take no JSON body).
+    Read,
+}
+
+fn method_kind(method: &str) -> Option<MethodKind> {
+    match method {
+        "chat.postMessage" | "chat.update" | "chat.postEphemeral" | "views.open" => {
+            Some(MethodKind::Write)
+        }
+        "conversations.history" | "conversations.replies" => Some(MethodKind::Read),
+        _ => None,
+    }
+}
+
+/// Answers a request, and the hold its answer waits for when the test chose it.
+fn respond(
+    state: &Mutex<FakeState>,
+    http_method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (Reply, Option<Hold>) {
     let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-    let known = uri
-        .path()
-        .strip_prefix(API_PREFIX)
-        .filter(|m| http_method == Method::POST && is_known_method(m));
-    let parsed_body = serde_json::from_slice::<Value>(&body).ok();
+    let known = uri.path().strip_prefix(API_PREFIX).and_then(|m| {
+        let expected = match method_kind(m)? {
+            MethodKind::Write => Method::POST,
+            MethodKind::Read => Method::GET,
+        };
+        (*http_method == expected).then_some(m)
+    });
+    let query = query_arguments(uri);
+    let parsed_body = match http_method {
+        &Method::GET => Some(Value::Object(query.clone())),
+        _ => serde_json::from_slice::<Value>(body).ok(),
+    };
     let Some(method) = known else {
         let reply = Reply::error(404, "unknown_method");
         let recorded = RecordedRequest {
@@ -414,25 +530,35 @@ async fn handle(
         };
         state.unexpected.push(recorded.clone());
         state.requests.push(recorded);
-        return into_response(reply);
+        return (reply, None);
     };
     let reply = match state.injected_failure(method) {
         Some(reply) => reply,
-        None => match state.answer(method, &headers, &body) {
-            Ok(reply) => reply,
-            Err(refusal) => {
-                state.rejections.push(Rejection {
-                    method: method.to_owned(),
-                    error: refusal.error.to_owned(),
-                    reason: refusal.reason,
-                });
-                let mut reply = Reply::error(200, refusal.error);
-                if !refusal.details.is_empty() {
-                    reply.body["response_metadata"] = json!({ "messages": refusal.details });
+        None => {
+            let answered = match method_kind(method) {
+                Some(MethodKind::Read) => state.answer_read(method, headers, &query),
+                _ => state.answer(method, headers, body),
+            };
+            match answered {
+                Ok(reply) => state.lost_answer(method).unwrap_or(reply),
+                Err(refusal) => {
+                    state.rejections.push(Rejection {
+                        method: method.to_owned(),
+                        error: refusal.error.to_owned(),
+                        reason: refusal.reason,
+                    });
+                    let mut reply = Reply::error(200, refusal.error);
+                    if !refusal.details.is_empty() {
+                        reply.body["response_metadata"] = json!({ "messages": refusal.details });
+                    }
+                    if let Some(needed) = refusal.needed {
+                        reply.body["needed"] = json!(needed);
+                        reply.body["provided"] = json!("chat:write");
+                    }
+                    reply
                 }
-                reply
             }
-        },
+        }
     };
     state.requests.push(RecordedRequest {
         method: method.to_owned(),
@@ -440,14 +566,16 @@ async fn handle(
         body: parsed_body,
         error: reply.error_code(),
     });
-    into_response(reply)
+    let hold = state.take_hold(method);
+    (reply, hold)
 }
 
-fn is_known_method(method: &str) -> bool {
-    matches!(
-        method,
-        "chat.postMessage" | "chat.update" | "chat.postEphemeral" | "views.open"
-    )
+/// The query string's arguments, as strings.
+fn query_arguments(uri: &Uri) -> Map<String, Value> {
+    let query = uri.query().unwrap_or_default();
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(name, value)| (name.into_owned(), Value::String(value.into_owned())))
+        .collect()
 }
 
 fn into_response(reply: Reply) -> Response {
@@ -470,18 +598,37 @@ impl FakeState {
         rule.remaining -= 1;
         let injected = rule.injected.clone();
         self.failures.retain(|rule| rule.remaining > 0);
-        Some(match injected {
-            Injected::Status(status) => Reply::error(status, "internal_error"),
-            Injected::RateLimited { retry_after_secs } => Reply {
-                retry_after: Some(retry_after_secs),
-                ..Reply::error(429, "ratelimited")
-            },
-            Injected::ApiError(code) => Reply::error(200, &code),
-        })
+        Some(injected_reply(injected))
     }
 
-    /// Checks what every method needs (token, JSON body, channel), then answers the method.
-    fn answer(&mut self, method: &str, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Refusal> {
+    /// The server error that replaces the answer of a call applied by [`FakeSlack::lose_answer_next`].
+    fn lost_answer(&mut self, method: &str) -> Option<Reply> {
+        let rule = self
+            .lost_answers
+            .iter_mut()
+            .find(|rule| rule.remaining > 0 && rule.method == method)?;
+        rule.remaining -= 1;
+        let injected = rule.injected.clone();
+        self.lost_answers.retain(|rule| rule.remaining > 0);
+        Some(injected_reply(injected))
+    }
+
+    /// The hold this call's answer waits for, if it is the chosen one.
+    fn take_hold(&mut self, method: &str) -> Option<Hold> {
+        let mut chosen = None;
+        for (index, rule) in self.holds.iter_mut().enumerate() {
+            if rule.method != method {
+                continue;
+            }
+            match rule.skip {
+                0 => chosen = chosen.or(Some(index)),
+                _ => rule.skip -= 1,
+            }
+        }
+        chosen.map(|index| self.holds.remove(index).hold)
+    }
+
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), Refusal> {
         let authorization = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -489,6 +636,25 @@ impl FakeState {
         if authorization.strip_prefix("Bearer ") != Some(self.token.as_str()) {
             return Err(refuse("invalid_auth", "not the bot token"));
         }
+        Ok(())
+    }
+
+    fn known_channel<'r>(&self, request: &'r Map<String, Value>) -> Result<&'r str, Refusal> {
+        let channel = string_field(request, "channel")
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| refuse("channel_not_found", "no channel"))?;
+        if !self.channels.contains(channel) {
+            return Err(refuse(
+                "channel_not_found",
+                format!("unknown channel {channel:?}"),
+            ));
+        }
+        Ok(channel)
+    }
+
+    /// Checks what every write method needs (token, JSON body, channel), then answers it.
+    fn answer(&mut self, method: &str, headers: &HeaderMap, body: &[u8]) -> Result<Reply, Refusal> {
+        self.authorize(headers)?;
         let content_type = headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
@@ -511,15 +677,7 @@ impl FakeState {
         if method == "views.open" {
             return self.open_view(&request);
         }
-        let channel = string_field(&request, "channel")
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| refuse("channel_not_found", "no channel"))?;
-        if !self.channels.contains(channel) {
-            return Err(refuse(
-                "channel_not_found",
-                format!("unknown channel {channel:?}"),
-            ));
-        }
+        let channel = self.known_channel(&request)?;
         let content = content(&request)?;
         let mut reply = match method {
             "chat.postMessage" => self.post_message(channel, &request, content)?,
@@ -530,6 +688,96 @@ impl FakeState {
             reply.body["warning"] = json!(warning);
         }
         Ok(reply)
+    }
+
+    /// `conversations.history` (the channel's messages that are not thread replies, newest first)
+    /// or `conversations.replies` (the thread's parent, then its replies, oldest first): those
+    /// after `oldest`, a page of `limit` from `cursor`; metadata only with `include_all_metadata`.
+    fn answer_read(
+        &mut self,
+        method: &str,
+        headers: &HeaderMap,
+        request: &Map<String, Value>,
+    ) -> Result<Reply, Refusal> {
+        self.authorize(headers)?;
+        let channel = self.known_channel(request)?;
+        let needed = if channel.starts_with('G') {
+            "groups:history"
+        } else {
+            "channels:history"
+        };
+        if !self.scopes.contains(needed) {
+            return Err(Refusal {
+                needed: Some(needed),
+                ..refuse("missing_scope", format!("the token lacks {needed}"))
+            });
+        }
+        let oldest = match string_field(request, "oldest") {
+            Some(oldest) => ts_micros(oldest)
+                .ok_or_else(|| refuse("invalid_ts_oldest", format!("oldest {oldest:?}")))?,
+            None => 0,
+        };
+        let listed: Vec<&MessageRecord> = if method == "conversations.history" {
+            let mut parents: Vec<&MessageRecord> = self
+                .messages
+                .iter()
+                .filter(|m| m.channel == channel && m.thread_ts.is_none())
+                .filter(|m| ts_micros(&m.ts).is_some_and(|ts| ts > oldest))
+                .collect();
+            parents.reverse();
+            parents
+        } else {
+            let parent_ts = string_field(request, "ts")
+                .ok_or_else(|| refuse("invalid_arguments", "conversations.replies needs ts"))?;
+            let parent = self.find(channel, parent_ts).ok_or_else(|| {
+                refuse(
+                    "thread_not_found",
+                    format!("no message {parent_ts:?} in {channel}"),
+                )
+            })?;
+            let replies = self.messages.iter().filter(|m| {
+                m.channel == channel
+                    && m.thread_ts.as_deref() == Some(parent_ts)
+                    && ts_micros(&m.ts).is_some_and(|ts| ts > oldest)
+            });
+            std::iter::once(parent).chain(replies).collect()
+        };
+        let limit = match string_field(request, "limit") {
+            Some(limit) => limit
+                .parse::<usize>()
+                .map_err(|_| refuse("invalid_limit", format!("limit {limit:?}")))?
+                .clamp(1, MAX_HISTORY_LIMIT),
+            None => DEFAULT_HISTORY_LIMIT,
+        };
+        let start = match string_field(request, "cursor").filter(|c| !c.is_empty()) {
+            Some(cursor) => cursor
+                .strip_prefix("next:")
+                .and_then(|offset| offset.parse::<usize>().ok())
+                .filter(|offset| *offset <= listed.len())
+                .ok_or_else(|| refuse("invalid_cursor", format!("cursor {cursor:?}")))?,
+            None => 0,
+        };
+        let with_metadata = matches!(
+            string_field(request, "include_all_metadata"),
+            Some("true" | "1")
+        );
+        let end = (start + limit).min(listed.len());
+        let page: Vec<Value> = listed[start..end]
+            .iter()
+            .map(|m| listed_message(m, with_metadata))
+            .collect();
+        let has_more = end < listed.len();
+        let next_cursor = if has_more {
+            format!("next:{end}")
+        } else {
+            String::new()
+        };
+        Ok(Reply::ok(json!({
+            "messages": page,
+            "has_more": has_more,
+            "pin_count": 0,
+            "response_metadata": { "next_cursor": next_cursor },
+        })))
     }
 
     /// `views.open`: needs a trigger id and a modal with a title, a callback id and blocks; a
@@ -582,6 +830,7 @@ impl FakeState {
         content: MessageContent,
     ) -> Result<Reply, Refusal> {
         let thread_ts = self.thread_ts(channel, request)?;
+        let metadata = metadata(request)?;
         let ts = self.next_ts();
         let answer = json!({
             "channel": channel,
@@ -599,6 +848,7 @@ impl FakeState {
             thread_ts,
             text: content.text,
             blocks: content.blocks,
+            metadata,
             history: Vec::new(),
         });
         Ok(Reply::ok(answer))
@@ -680,16 +930,84 @@ impl FakeState {
             .find(|m| m.channel == channel && m.ts == ts)
     }
 
-    /// `1700000000.000100`, `1700000000.000200`, ...: unique and increasing, like Slack's.
+    /// The current time as Slack writes it (`1765150000.123456`), unique and increasing, like
+    /// Slack's.
     fn next_ts(&mut self) -> String {
-        self.next_ts += 1;
-        let micros = self.next_ts * 100;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        self.last_ts_micros = now.max(self.last_ts_micros + 1);
         format!(
             "{}.{:06}",
-            FIRST_TS_SECONDS + micros / 1_000_000,
-            micros % 1_000_000
+            self.last_ts_micros / 1_000_000,
+            self.last_ts_micros % 1_000_000
         )
     }
+}
+
+fn injected_reply(injected: Injected) -> Reply {
+    match injected {
+        Injected::Status(status) => Reply::error(status, "internal_error"),
+        Injected::RateLimited { retry_after_secs } => Reply {
+            retry_after: Some(retry_after_secs),
+            ..Reply::error(429, "ratelimited")
+        },
+        Injected::ApiError(code) => Reply::error(200, &code),
+    }
+}
+
+/// A `ts` (`seconds.micros`) in microseconds.
+fn ts_micros(ts: &str) -> Option<u64> {
+    let (seconds, micros) = ts.split_once('.').unwrap_or((ts, "0"));
+    let micros = format!("{micros:0<6}");
+    let micros: u64 = micros.get(..6)?.parse().ok()?;
+    seconds
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(1_000_000)?
+        .checked_add(micros)
+}
+
+/// A message as the read methods list it.
+fn listed_message(message: &MessageRecord, with_metadata: bool) -> Value {
+    let mut listed = json!({
+        "type": "message",
+        "subtype": "bot_message",
+        "bot_id": "B0TOLLGATE",
+        "ts": message.ts,
+    });
+    if let Some(text) = &message.text {
+        listed["text"] = json!(text);
+    }
+    if let Some(blocks) = &message.blocks {
+        listed["blocks"] = blocks.clone();
+    }
+    if let Some(thread_ts) = &message.thread_ts {
+        listed["thread_ts"] = json!(thread_ts);
+        listed["parent_user_id"] = json!("U0TOLLGATE");
+    }
+    if with_metadata && let Some(metadata) = &message.metadata {
+        listed["metadata"] = metadata.clone();
+    }
+    listed
+}
+
+/// `metadata` of `chat.postMessage`: an `event_type` string and an `event_payload` object.
+fn metadata(request: &Map<String, Value>) -> Result<Option<Value>, Refusal> {
+    let Some(metadata) = request.get("metadata") else {
+        return Ok(None);
+    };
+    let valid = metadata["event_type"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty())
+        && metadata["event_payload"].is_object();
+    if !valid {
+        return Err(refuse(
+            "invalid_metadata_format",
+            format!("metadata {metadata} lacks an event_type or an event_payload object"),
+        ));
+    }
+    Ok(Some(metadata.clone()))
 }
 
 fn string_field<'a>(request: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
@@ -712,6 +1030,7 @@ fn content(request: &Map<String, Value>) -> Result<MessageContent, Refusal> {
                 error: "invalid_blocks",
                 reason: errors.join("; "),
                 details: errors,
+                needed: None,
             });
         }
     }

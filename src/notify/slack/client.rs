@@ -1,13 +1,16 @@
-//! A thin client for the three Slack Web API methods Tollgate calls: `chat.postMessage`,
-//! `chat.update` and `chat.postEphemeral`.
+//! A thin client for the Slack Web API methods Tollgate calls: `chat.postMessage`, `chat.update`,
+//! `chat.postEphemeral` and `views.open`, and `conversations.history` / `conversations.replies`
+//! to find a message an earlier attempt posted.
 //!
 //! Each call is one attempt: the job that makes it retries, with its own back-off, when
 //! [`SlackError::is_retryable`] says so (waiting at least [`SlackError::retry_after`]), and finds
-//! the message it already posted by the `ts` it stored.
+//! the message it already posted by the `ts` it stored or, when an attempt died before storing
+//! it, by the [`MessageKey`] the message carries in its metadata.
 
 use super::message::SlackMessage;
 use crate::config::Secret;
 use crate::outbound::Trust;
+use chrono::{DateTime, Utc};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -30,6 +33,17 @@ const RETRYABLE_API_ERRORS: [&str; 4] = [
 ];
 /// The `ok: false` code of a rate-limited call; Slack usually answers 429 instead.
 const RATE_LIMITED_API_ERROR: &str = "ratelimited";
+/// The `ok: false` code of a call the token has no scope for (Slack says which in `needed`).
+const MISSING_SCOPE_API_ERROR: &str = "missing_scope";
+
+/// The `event_type` of the metadata every posted message carries.
+pub const MESSAGE_METADATA_EVENT_TYPE: &str = "tollgate_message";
+/// Messages asked for per page of a lookup (Slack allows up to 999 for history, 1000 for
+/// replies, and recommends at most 200).
+const LOOKUP_PAGE_SIZE: &str = "200";
+/// Pages read before a lookup gives up: a message posted since the lookup's start time is among
+/// the newest 1,000 of its channel unless the channel is very busy.
+const MAX_LOOKUP_PAGES: usize = 5;
 
 /// An error from a Slack Web API call. Messages never contain the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +106,11 @@ impl SlackError {
         }
     }
 
+    /// Whether Slack refused the call because the token lacks a scope (Slack's `missing_scope`).
+    pub fn is_missing_scope(&self) -> bool {
+        matches!(self, Self::Api { code, .. } if code == MISSING_SCOPE_API_ERROR)
+    }
+
     /// How long Slack asked us to wait, when it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -114,15 +133,43 @@ impl SlackError {
     }
 }
 
+/// The key a posted message carries in its metadata (`event_payload.key`), unique per message
+/// Tollgate sends, so that a retry can find a message an earlier attempt posted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageKey(String);
+
+impl MessageKey {
+    /// The key of the message recorded as row `id` of `slack_messages`.
+    pub fn of_message(id: i64) -> MessageKey {
+        MessageKey(format!("tollgate-slack-message-{id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A message to post: where, optionally as a reply in the thread of the message `thread_ts`, and
-/// what.
+/// what, under which key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutgoingMessage {
-    /// A channel id (`C0123ABC`); a name also works for posting, but `chat.update` needs the id
-    /// that [`PostedMessage::channel`] returns.
+    /// A channel id (`C0123ABC`); a name also works for posting, but `chat.update` and the
+    /// lookups need the id that [`PostedMessage::channel`] returns.
     pub channel: String,
     pub thread_ts: Option<String>,
+    pub key: MessageKey,
     pub message: SlackMessage,
+}
+
+/// Where to look for a message an earlier attempt may have posted: in the channel, or in the
+/// replies of the thread `thread_ts`, among the messages posted after `oldest`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup<'a> {
+    /// A channel id: Slack's read methods do not take names.
+    pub channel: &'a str,
+    pub thread_ts: Option<&'a str>,
+    pub oldest: DateTime<Utc>,
+    pub key: &'a MessageKey,
 }
 
 /// Where a posted message lives: store both to update it or reply in its thread.
@@ -149,6 +196,20 @@ struct PostMessageRequest<'a> {
     blocks: &'a serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     thread_ts: Option<&'a str>,
+    metadata: KeyMetadata<'a>,
+}
+
+/// Slack's message metadata as Tollgate writes it (hidden from people, returned by the read
+/// methods with `include_all_metadata`).
+#[derive(Serialize)]
+struct KeyMetadata<'a> {
+    event_type: &'a str,
+    event_payload: KeyPayload<'a>,
+}
+
+#[derive(Serialize)]
+struct KeyPayload<'a> {
+    key: &'a str,
 }
 
 #[derive(Serialize)]
@@ -175,6 +236,11 @@ struct Answer {
     error: Option<String>,
     channel: Option<String>,
     ts: Option<String>,
+    /// The scope a `missing_scope` call needed.
+    needed: Option<String>,
+    /// The page of a history or replies call.
+    #[serde(default)]
+    messages: Vec<ListedMessage>,
     response_metadata: Option<ResponseMetadata>,
 }
 
@@ -182,6 +248,30 @@ struct Answer {
 struct ResponseMetadata {
     #[serde(default)]
     messages: Vec<String>,
+    /// The cursor of a history or replies call's next page; empty or absent on the last.
+    next_cursor: Option<String>,
+}
+
+/// A message of a history or replies page: its `ts` and metadata.
+#[derive(Deserialize)]
+struct ListedMessage {
+    ts: String,
+    metadata: Option<ListedMetadata>,
+}
+
+#[derive(Deserialize)]
+struct ListedMetadata {
+    event_type: String,
+    event_payload: serde_json::Value,
+}
+
+impl ListedMessage {
+    fn has_key(&self, key: &MessageKey) -> bool {
+        self.metadata.as_ref().is_some_and(|metadata| {
+            metadata.event_type == MESSAGE_METADATA_EVENT_TYPE
+                && metadata.event_payload.get("key").and_then(|k| k.as_str()) == Some(key.as_str())
+        })
+    }
 }
 
 impl SlackClient {
@@ -221,6 +311,12 @@ impl SlackClient {
                     text: &message.message.text,
                     blocks: &message.message.blocks,
                     thread_ts: message.thread_ts.as_deref(),
+                    metadata: KeyMetadata {
+                        event_type: MESSAGE_METADATA_EVENT_TYPE,
+                        event_payload: KeyPayload {
+                            key: message.key.as_str(),
+                        },
+                    },
                 },
             )
             .await?;
@@ -278,16 +374,74 @@ impl SlackClient {
         self.call("views.open", &request).await.map(drop)
     }
 
+    /// The `ts` of the message carrying `lookup.key` among those posted after `lookup.oldest`, in
+    /// the channel's history (`conversations.history`) or the thread's replies
+    /// (`conversations.replies`); `None` when it is not in the newest pages read. Needs the
+    /// `channels:history` scope (`groups:history` for a private channel).
+    pub async fn find_message(&self, lookup: &Lookup<'_>) -> Result<Option<String>, SlackError> {
+        let method = match lookup.thread_ts {
+            Some(_) => "conversations.replies",
+            None => "conversations.history",
+        };
+        let oldest = slack_timestamp(lookup.oldest);
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_LOOKUP_PAGES {
+            let mut query = vec![
+                ("channel", lookup.channel),
+                ("oldest", oldest.as_str()),
+                ("include_all_metadata", "true"),
+                ("limit", LOOKUP_PAGE_SIZE),
+            ];
+            if let Some(thread_ts) = lookup.thread_ts {
+                query.push(("ts", thread_ts));
+            }
+            if let Some(cursor) = &cursor {
+                query.push(("cursor", cursor));
+            }
+            let answer = self.read(method, &query).await?;
+            if let Some(found) = answer.messages.iter().find(|m| m.has_key(lookup.key)) {
+                return Ok(Some(found.ts.clone()));
+            }
+            cursor = answer
+                .response_metadata
+                .and_then(|m| m.next_cursor)
+                .filter(|c| !c.is_empty());
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// A write method, with a JSON body.
     async fn call(&self, method: &str, request: &impl Serialize) -> Result<Answer, SlackError> {
         let body = serde_json::to_vec(request).map_err(|e| SlackError::Config {
             message: format!("cannot encode the {method} request: {e}"),
         })?;
-        let response = self
+        let request = self
             .http
             .post(format!("{}/{method}", self.api_url))
-            .header(AUTHORIZATION, format!("Bearer {}", self.token.expose()))
             .header(CONTENT_TYPE, JSON_UTF8)
-            .body(body)
+            .body(body);
+        self.send(method, request).await
+    }
+
+    /// A read method, with its arguments in the query string (read methods take no JSON body).
+    async fn read(&self, method: &str, query: &[(&str, &str)]) -> Result<Answer, SlackError> {
+        let request = self
+            .http
+            .get(format!("{}/{method}", self.api_url))
+            .query(query);
+        self.send(method, request).await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, SlackError> {
+        let response = request
+            .header(AUTHORIZATION, format!("Bearer {}", self.token.expose()))
             .send()
             .await
             .map_err(|e| SlackError::from_transport(&e))?;
@@ -299,6 +453,11 @@ impl SlackClient {
             .map_err(|e| SlackError::from_transport(&e))?;
         read_answer(method, status, &headers, &body)
     }
+}
+
+/// A time as Slack writes message timestamps: Unix seconds and microseconds.
+fn slack_timestamp(time: DateTime<Utc>) -> String {
+    format!("{}.{:06}", time.timestamp(), time.timestamp_subsec_micros())
 }
 
 /// Classifies Slack's answer to `method`: Slack reports API errors as HTTP 200 with
@@ -345,10 +504,21 @@ fn read_answer(
             retry_after: retry_after(),
         });
     }
-    let detail = answer
+    let explanations = answer
         .response_metadata
-        .map(|m| m.messages.join("; "))
-        .filter(|d| !d.is_empty());
+        .map(|m| m.messages)
+        .unwrap_or_default();
+    let needed = answer
+        .needed
+        .map(|scope| format!("needs the scope {scope}"));
+    let detail = Some(
+        needed
+            .into_iter()
+            .chain(explanations)
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+    .filter(|d| !d.is_empty());
     Err(SlackError::Api {
         method: method.to_owned(),
         code,
@@ -438,6 +608,49 @@ mod tests {
                 .contains("invalid_blocks ([ERROR] must be less than 3001 characters"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_missing_scope_says_which_scope() {
+        let body = r#"{"ok":false,"error":"missing_scope","needed":"channels:history","provided":"chat:write"}"#;
+        let error = classify(200, None, body).unwrap_err();
+        assert!(error.is_missing_scope());
+        assert!(!error.is_retryable());
+        assert!(
+            error
+                .to_string()
+                .contains("needs the scope channels:history"),
+            "{error}"
+        );
+        assert!(!api_error("channel_not_found").is_missing_scope());
+    }
+
+    fn listed(page: &str) -> Vec<ListedMessage> {
+        let answer: Answer = serde_json::from_str(page).unwrap();
+        answer.messages
+    }
+
+    #[test]
+    fn only_tollgate_metadata_with_the_key_matches() {
+        let key = MessageKey::of_message(7);
+        let page = r#"{"ok":true,"has_more":false,"messages":[
+            {"type":"message","ts":"1.1","text":"no metadata"},
+            {"type":"message","ts":"1.2","metadata":{"event_type":"other_app","event_payload":{"key":"tollgate-slack-message-7"}}},
+            {"type":"message","ts":"1.3","metadata":{"event_type":"tollgate_message","event_payload":{"key":"tollgate-slack-message-70"}}},
+            {"type":"message","ts":"1.4","metadata":{"event_type":"tollgate_message","event_payload":{"key":"tollgate-slack-message-7"}}}
+        ],"response_metadata":{"next_cursor":""}}"#;
+        let found: Vec<_> = listed(page)
+            .into_iter()
+            .filter(|m| m.has_key(&key))
+            .map(|m| m.ts)
+            .collect();
+        assert_eq!(found, ["1.4"]);
+    }
+
+    #[test]
+    fn slack_timestamps_have_microseconds() {
+        let time = DateTime::from_timestamp(1_700_000_000, 120_000_000).unwrap();
+        assert_eq!(slack_timestamp(time), "1700000000.120000");
     }
 
     #[test]

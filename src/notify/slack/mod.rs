@@ -2,8 +2,8 @@
 //! the button clicks Slack sends back.
 //!
 //! The client is a thin layer over `reqwest` (rustls on the ring provider with the system's
-//! roots, the TLS stack octocrab already uses) rather than slack-morphism. Tollgate calls four
-//! Web API methods with small JSON bodies; slack-morphism would add its own hyper client set-up
+//! roots, the TLS stack octocrab already uses) rather than slack-morphism. Tollgate calls six
+//! Web API methods with small JSON bodies or query strings; slack-morphism would add its own hyper client set-up
 //! (an `https_or_http()` connector only to reach the local fake) and a large typed API to save a
 //! few dozen lines, while `reqwest` was already in the lock file and adds no crate. The request
 //! signature needs no SDK either: it is the intake's HMAC-SHA256 over Slack's base string.
@@ -16,7 +16,10 @@ mod message;
 mod signature;
 mod templates;
 
-pub use client::{DEFAULT_SLACK_API_URL, OutgoingMessage, PostedMessage, SlackClient, SlackError};
+pub use client::{
+    DEFAULT_SLACK_API_URL, Lookup, MESSAGE_METADATA_EVENT_TYPE, MessageKey, OutgoingMessage,
+    PostedMessage, SlackClient, SlackError,
+};
 pub use interaction::{
     ACTION_ACKNOWLEDGE_ALERT, ACTION_APPROVE_OVERRIDE, ACTION_REJECT_OVERRIDE, BlockAction,
     CALLBACK_REJECT_REASON, Interaction, InteractionError, RejectContext, TollgateAction,

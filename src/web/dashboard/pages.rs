@@ -40,6 +40,10 @@ pub struct Frame {
     health: HealthStripRow,
     slack: bool,
     email: bool,
+    /// `github.com` or `GitHub Enterprise Server 3.14.2`, once known, with the features its
+    /// version lacks.
+    github_server: Option<String>,
+    github_features_off: Vec<String>,
 }
 
 /// A page that could not be shown: the login page for someone not logged in, otherwise an
@@ -140,6 +144,16 @@ async fn open(
         health,
         slack: state.slack_enabled,
         email: state.email_enabled,
+        github_server: crate::github::server::current().map(|server| server.to_string()),
+        github_features_off: crate::github::server::current()
+            .map(|server| {
+                server
+                    .features_off()
+                    .into_iter()
+                    .map(|off| off.reason)
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     Ok((frame, tx))
 }
