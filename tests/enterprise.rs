@@ -89,6 +89,7 @@ async fn the_server_release_is_learnt_shown_and_gates_merge_queues() {
         "{details}"
     );
     assert_eq!(details["enterprise_version"], "3.11.4");
+    assert_eq!(github.meta_requests(), 1, "asked once, at start");
     assert!(
         details["features_off"]["merge_queue"]
             .as_str()

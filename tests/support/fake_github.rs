@@ -501,6 +501,11 @@ impl FakeGithub {
         self.state().enterprise_version = Some(version.to_owned());
     }
 
+    /// How many times the app asked `GET /meta` (not in [`Self::requests`]).
+    pub fn meta_requests(&self) -> usize {
+        self.state().meta_requests
+    }
+
     /// Forgets every installation token issued so far, as if they had expired.
     pub fn revoke_tokens(&self) {
         self.state().tokens.clear();
@@ -672,6 +677,8 @@ struct FakeState {
     oauth: oauth::OAuthState,
     /// Set when the fake plays a GitHub Enterprise Server of this release.
     enterprise_version: Option<String>,
+    /// `GET /meta` requests, which `FakeGithub::requests` leaves out.
+    meta_requests: usize,
 }
 
 impl FakeState {
@@ -695,6 +702,7 @@ impl FakeState {
             hooks: hooks::HookState::default(),
             oauth: oauth::OAuthState::default(),
             enterprise_version: None,
+            meta_requests: 0,
         }
     }
 
@@ -942,7 +950,13 @@ fn respond(
             reason,
         });
     }
-    state.requests.push(recorded);
+    // The app asks `GET /meta` once as it starts, whatever the test does: kept apart, so that
+    // tests count the calls their scenario makes.
+    if *method == Method::GET && path == "/meta" {
+        state.meta_requests += 1;
+    } else {
+        state.requests.push(recorded);
+    }
     let hold = state.take_hold(method, &path);
     (into_response(reply), hold)
 }
