@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::TEST_APP_KEY;
 use support::fake_github::{FakeGithub, PrSpec, file_entry};
-use support::release::ReleaseApp;
-use support::test_app::{self, APP_ID, INSTALLATION_ID, PRIVATE_KEY, WEBHOOK_SECRET};
+use support::release::{ReleaseApp, github_vars};
+use support::test_app::{self, APP_ID, INSTALLATION_ID, WEBHOOK_SECRET};
 use tokio::time::Instant;
 
 const OWNER: &str = "acme";
@@ -70,16 +70,6 @@ fn github_with_prs(github: &FakeGithub) -> support::fake_github::Hold {
     github.hold("GET", &format!("/repos/{OWNER}/{REPO}/pulls/1/files"), 1)
 }
 
-fn vars(github: &FakeGithub) -> Vec<(&'static str, String)> {
-    vec![
-        ("APP_ID", APP_ID.to_string()),
-        ("PRIVATE_KEY", PRIVATE_KEY.to_owned()),
-        ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
-        ("GITHUB_API_URL", github.url()),
-        ("LOG_FORMAT", "json".to_owned()),
-    ]
-}
-
 async fn open_all(app: &ReleaseApp) {
     for n in 1..=PRS {
         let event = test_app::pull_request_event("opened", OWNER, REPO, n, &sha(n));
@@ -113,7 +103,7 @@ async fn restart(binary: &Path) {
     let github = FakeGithub::start(APP_ID, TEST_APP_KEY).await;
     let hold = github_with_prs(&github);
     let database = test_app::fresh_database().await;
-    let mut app = ReleaseApp::start(binary, &database, &vars(&github)).await;
+    let mut app = ReleaseApp::start(binary, &database, &github_vars(&github)).await;
     open_all(&app).await;
     if until(|| hold.reached()).await.is_none() {
         println!("restart: the held request never came");
@@ -140,8 +130,8 @@ async fn failover(binary: &Path) {
     let github = FakeGithub::start(APP_ID, TEST_APP_KEY).await;
     let hold = github_with_prs(&github);
     let database = test_app::fresh_database().await;
-    let mut first = ReleaseApp::start(binary, &database, &vars(&github)).await;
-    let mut second = ReleaseApp::start(binary, &database, &vars(&github)).await;
+    let mut first = ReleaseApp::start(binary, &database, &github_vars(&github)).await;
+    let mut second = ReleaseApp::start(binary, &database, &github_vars(&github)).await;
     open_all(&first).await;
     if until(|| hold.reached()).await.is_none() {
         println!("failover: the held request never came");

@@ -13,11 +13,11 @@ use support::dashboard;
 use support::fake_github::{BOT_LOGIN, CommentRecord, FakeGithub, PrSpec, file_entry};
 use support::fake_slack::FakeSlack;
 use support::patches::{SECRET_PATCH, WORKFLOW_PATCH, base_sha, sha};
-use support::release::{ReleaseApp, release_binary};
+use support::release::{ReleaseApp, github_vars, release_binary};
 use support::smtp::{SmtpSink, smtp_available};
 use support::test_app::{
-    self, APP_ID, INSTALLATION_ID, PRIVATE_KEY, SLACK_CHANNEL, SLACK_ESCALATION_CHANNEL,
-    SLACK_TOKEN, WEBHOOK_SECRET, issue_comment_event, pull_request_event,
+    self, APP_ID, INSTALLATION_ID, SLACK_CHANNEL, SLACK_ESCALATION_CHANNEL, SLACK_TOKEN,
+    WEBHOOK_SECRET, issue_comment_event, pull_request_event,
 };
 use support::{TEST_APP_KEY, wait_until};
 use tollgate::notify::slack::ACTION_ACKNOWLEDGE_ALERT;
@@ -139,17 +139,6 @@ impl World {
         assert_eq!(runs[0].status, "completed");
         assert_eq!(runs[0].conclusion.as_deref(), Some(conclusion));
     }
-}
-
-/// The variables of the app against this fake GitHub.
-fn github_vars(github: &FakeGithub) -> Vec<(&'static str, String)> {
-    vec![
-        ("APP_ID", APP_ID.to_string()),
-        ("PRIVATE_KEY", PRIVATE_KEY.to_owned()),
-        ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
-        ("GITHUB_API_URL", github.url()),
-        ("LOG_FORMAT", "json".to_owned()),
-    ]
 }
 
 fn check_runs_path() -> String {

@@ -3,13 +3,25 @@
 //! and passes its path in `TOLLGATE_BIN`; without it the tests say so and skip, except in CI
 //! (`CI` set), where they fail.
 
+use super::fake_github::FakeGithub;
 use super::smtp::free_port;
-use super::test_app::signed_webhook;
+use super::test_app::{APP_ID, PRIVATE_KEY, WEBHOOK_SECRET, signed_webhook};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+/// The variables of the app against this fake GitHub (structured logs).
+pub fn github_vars(github: &FakeGithub) -> Vec<(&'static str, String)> {
+    vec![
+        ("APP_ID", APP_ID.to_string()),
+        ("PRIVATE_KEY", PRIVATE_KEY.to_owned()),
+        ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        ("GITHUB_API_URL", github.url()),
+        ("LOG_FORMAT", "json".to_owned()),
+    ]
+}
 
 /// The release binary, or `None` (with a message saying why `test` is skipped).
 pub fn release_binary(test: &str) -> Option<PathBuf> {

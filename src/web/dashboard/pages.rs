@@ -131,6 +131,7 @@ async fn open(
     };
     let mut tx = begin_tenant(&state.pool, installation).await?;
     let health = db::health_strip(&mut tx).await?;
+    let server = crate::github::server::current();
     let frame = Frame {
         installation_id: installation,
         account,
@@ -144,8 +145,8 @@ async fn open(
         health,
         slack: state.slack_enabled,
         email: state.email_enabled,
-        github_server: crate::github::server::current().map(|server| server.to_string()),
-        github_features_off: crate::github::server::current()
+        github_server: server.map(|server| server.to_string()),
+        github_features_off: server
             .map(|server| {
                 server
                     .features_off()
